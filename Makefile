@@ -1,0 +1,38 @@
+# mediad: `make run MEDIA=DIR` and `make test` are the whole quick start.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+MEDIA  ?=
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint typecheck check clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[embedded,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run MEDIA=DIR: start mediad on its embedded PostgreSQL, scan DIR, keep extracting.
+run: $(STAMP)
+	@test -n "$(MEDIA)" || { echo "usage: make run MEDIA=DIR" >&2; exit 2; }
+	$(BIN)/mediad run --scan "$(MEDIA)"
+
+## test: the whole suite (unit, integration on real PostgreSQL, slow end-to-end).
+test: $(STAMP)
+	$(BIN)/ruff check mediad tests bench
+	$(BIN)/mypy mediad
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check mediad tests bench
+	$(BIN)/ruff format --check mediad tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy mediad
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,231 @@
+"""The extractor: a path in, metadata or a classified failure out.
+
+Every decision about what may be read is made here, in one gate, whatever put the row in
+the queue (enqueue, scan, plain SQL). The file is opened once, without blocking and
+without following a final symlink, checked through the opened descriptor, and MediaInfo
+is handed that same descriptor (/proc/self/fd/N), so swapping the file between the check
+and the read changes nothing. Never imports the database layer.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import stat
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mediad.errors import FailureClass
+from mediad.models import Extracted, Failure, Fingerprint, Outcome
+from mediad.summary import is_recognised, stream_count, summarise
+
+# Containers whose files always carry streams: recognised but empty means damaged.
+STREAM_CONTAINERS = frozenset(
+    {
+        "MPEG-4",
+        "QuickTime",
+        "Matroska",
+        "WebM",
+        "AVI",
+        "Flash Video",
+        "MPEG-PS",
+        "MPEG-TS",
+        "BDAV",
+        "Ogg",
+        "Wave",
+        "FLAC",
+        "MPEG Audio",
+        "ADTS",
+        "Windows Media",
+        "RealMedia",
+        "MXF",
+        "AIFF",
+    }
+)
+
+OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
+# PostgreSQL's jsonb refuses \u0000; tags in hostile files can contain it.
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    roots: tuple[str, ...] = ()  # resolved; empty means no confinement
+    parse_speed: float = 0.5
+    max_file_bytes: int = 0
+    full_document: bool = False
+
+
+def _errno_failure(exc: OSError, what: str, resolved: str | None = None) -> Failure:
+    code = exc.errno
+    reason = os.strerror(code) if code else str(exc)
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        cls = FailureClass.NOT_FOUND
+    elif code == errno.ELOOP:
+        cls, reason = FailureClass.NOT_FOUND, "too many levels of symbolic links (a loop?)"
+    elif code in (errno.EACCES, errno.EPERM):
+        cls = FailureClass.PERMISSION
+    elif code in (errno.ENXIO, errno.ENODEV, errno.EISDIR):
+        cls = FailureClass.NOT_REGULAR
+    elif code == errno.ENAMETOOLONG:
+        cls = FailureClass.BAD_PATH
+    else:
+        # EIO, ESTALE, ETIMEDOUT...: a flaky mount may recover, so retry.
+        cls = FailureClass.IO_ERROR
+    return Failure(cls, f"{what}: {reason}", resolved_path=resolved)
+
+
+def _file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISLNK, "a symbolic link"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def under_roots(resolved: str, roots: tuple[str, ...]) -> bool:
+    if not roots:
+        return True
+    return any(resolved == root or resolved.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def check_path(path: str) -> Failure | None:
+    if "\x00" in path:
+        return Failure(FailureClass.BAD_PATH, "path contains a NUL byte")
+    if not os.path.isabs(path):
+        return Failure(FailureClass.BAD_PATH, f"path is not absolute: {path!r}")
+    return None
+
+
+def fingerprint_of(st: os.stat_result) -> Fingerprint:
+    return Fingerprint(size_bytes=st.st_size, mtime_us=st.st_mtime_ns // 1000, inode=st.st_ino)
+
+
+def open_checked(path: str, options: ExtractOptions) -> tuple[int, str, os.stat_result] | Failure:
+    """The gate: resolve, confine, refuse what is not a regular file, open without blocking."""
+    bad = check_path(path)
+    if bad is not None:
+        return bad
+    try:
+        resolved = os.path.realpath(path, strict=True)
+    except OSError as exc:
+        return _errno_failure(exc, "cannot resolve path")
+    if not under_roots(resolved, options.roots):
+        return Failure(
+            FailureClass.OUTSIDE_ROOTS,
+            f"resolves to {resolved}, outside the configured roots",
+            resolved_path=resolved,
+        )
+    try:
+        before = os.stat(resolved, follow_symlinks=False)
+    except OSError as exc:
+        return _errno_failure(exc, "cannot stat", resolved)
+    if not stat.S_ISREG(before.st_mode):
+        # Refused before opening: opening a FIFO or a device can block or have side effects.
+        return Failure(
+            FailureClass.NOT_REGULAR, f"is {_file_type(before.st_mode)}", resolved_path=resolved
+        )
+    try:
+        fd = os.open(resolved, OPEN_FLAGS)
+    except OSError as exc:
+        return _errno_failure(exc, "cannot open", resolved)
+    try:
+        opened = os.fstat(fd)
+        actual = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError as exc:
+        os.close(fd)
+        return _errno_failure(exc, "cannot stat the opened file", resolved)
+    swapped = (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino)
+    if not stat.S_ISREG(opened.st_mode) or swapped or not under_roots(actual, options.roots):
+        os.close(fd)
+        return Failure(
+            FailureClass.NOT_REGULAR,
+            "the file changed between the check and the open (swapped?)",
+            resolved_path=resolved,
+        )
+    return fd, resolved, opened
+
+
+def run_mediainfo(fd: int, options: ExtractOptions) -> str:
+    # Imported here so that importing the module (and the gate) needs no libmediainfo.
+    from pymediainfo import MediaInfo
+
+    text: str = MediaInfo.parse(
+        f"/proc/self/fd/{fd}",
+        output="JSON",
+        full=options.full_document,
+        parse_speed=options.parse_speed,
+    )
+    return text
+
+
+def _interpret(text: str, path: str, fd: int) -> tuple[str, dict[str, Any]] | Failure:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return Failure(FailureClass.CORRUPT, "MediaInfo returned a document that is not JSON")
+    if not isinstance(document, dict) or not is_recognised(document):
+        return Failure(
+            FailureClass.UNSUPPORTED,
+            "MediaInfo recognises no media format in this file (not media, or only noise)",
+        )
+    summary = summarise(document)
+    if stream_count(document) == 0 and summary["container"] in STREAM_CONTAINERS:
+        return Failure(
+            FailureClass.CORRUPT,
+            f"recognised as {summary['container']} but no stream could be read",
+        )
+    # The document names the descriptor it was read through; give it the row's path back.
+    text = text.replace(json.dumps(f"/proc/self/fd/{fd}"), json.dumps(path), 1)
+    return _JSON_NUL.sub(r"\1", text), summary
+
+
+def extract(path: str, options: ExtractOptions) -> Outcome:
+    started = time.monotonic()
+    gate = open_checked(path, options)
+    if isinstance(gate, Failure):
+        outcome: Outcome = gate
+    else:
+        fd, resolved, st = gate
+        try:
+            outcome = _read_opened(fd, path, fingerprint_of(st), resolved, options)
+        finally:
+            os.close(fd)
+    return replace(outcome, seconds=time.monotonic() - started)
+
+
+def _read_opened(
+    fd: int, path: str, fingerprint: Fingerprint, resolved: str, options: ExtractOptions
+) -> Outcome:
+    size = fingerprint.size_bytes
+    if size == 0:
+        return Failure(FailureClass.UNSUPPORTED, "empty file (0 bytes)", fingerprint, resolved)
+    if options.max_file_bytes and size > options.max_file_bytes:
+        return Failure(
+            FailureClass.TOO_LARGE,
+            f"{size} bytes, over extract.max_file_bytes ({options.max_file_bytes})",
+            fingerprint,
+            resolved,
+        )
+    try:
+        text = run_mediainfo(fd, options)
+    except OSError as exc:
+        failure = _errno_failure(exc, "MediaInfo could not read")
+        return replace(failure, fingerprint=fingerprint, resolved_path=resolved)
+    except RuntimeError as exc:
+        message = f"MediaInfo could not open the file: {exc}"
+        return Failure(FailureClass.UNSUPPORTED, message, fingerprint, resolved)
+    result = _interpret(text, path, fd)
+    if isinstance(result, Failure):
+        return replace(result, fingerprint=fingerprint, resolved_path=resolved)
+    document, summary = result
+    return Extracted(document, summary, fingerprint, resolved)

@@ -1,0 +1,90 @@
+"""Prometheus metrics, defined once at import and owned by the supervisor.
+
+Workers report timings in their results, so no multiprocess mode is needed. Labels are
+bounded sets (outcome, failure class, reason): never a path or a row id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    start_http_server,
+)
+
+from mediad import __version__
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+FILES = Counter(
+    "mediad_files",
+    "Files finished, by outcome (done, failed, retry) and failure class.",
+    ["outcome", "error_class"],
+    registry=REGISTRY,
+)
+BYTES = Counter("mediad_read_bytes", "Size of the files extracted.", registry=REGISTRY)
+EXTRACT_SECONDS = Histogram(
+    "mediad_extract_duration_seconds",
+    "Time a worker spent on one file.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+DB_SECONDS = Histogram(
+    "mediad_db_duration_seconds",
+    "Latency of database statements on the hot path.",
+    ["operation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+BATCH_ROWS = Histogram(
+    "mediad_db_batch_rows",
+    "Rows per claim or write-back statement.",
+    ["operation"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+    registry=REGISTRY,
+)
+QUEUE_ROWS = Gauge("mediad_queue_rows", "Rows in the queue by state.", ["state"], registry=REGISTRY)
+OLDEST_PENDING = Gauge(
+    "mediad_oldest_pending_age_seconds",
+    "Age of the oldest row that is due and waiting to be claimed.",
+    registry=REGISTRY,
+)
+WORKERS = Gauge("mediad_workers", "Worker processes by activity.", ["activity"], registry=REGISTRY)
+WORKER_RESTARTS = Counter(
+    "mediad_worker_restarts", "Workers replaced, by reason.", ["reason"], registry=REGISTRY
+)
+BUFFERED = Gauge("mediad_buffered_rows", "Claimed rows waiting for a worker.", registry=REGISTRY)
+LEASES_RENEWED = Counter("mediad_leases_renewed", "Leases renewed.", registry=REGISTRY)
+LEASES_LOST = Counter(
+    "mediad_leases_lost", "Rows this daemon held whose lease was gone at renewal.",
+    registry=REGISTRY,
+)
+RECLAIMED = Counter(
+    "mediad_rows_reclaimed", "Expired leases of other (dead) daemons taken back.",
+    registry=REGISTRY,
+)
+RELEASED = Counter("mediad_rows_released", "Claimed rows given back unstarted.", registry=REGISTRY)
+STALE = Counter(
+    "mediad_stale_completions",
+    "Results refused by the fence because the lease had moved on.",
+    registry=REGISTRY,
+)
+DB_ERRORS = Counter(
+    "mediad_db_errors", "Database operations that failed (connection lost...).", ["operation"],
+    registry=REGISTRY,
+)
+RELOADS = Counter("mediad_config_reloads", "Configuration reloads.", ["result"], registry=REGISTRY)
+BUILD = Info("mediad_build", "mediad version.", registry=REGISTRY)
+BUILD.info({"version": __version__})
+
+
+def serve(address: str) -> object | None:
+    """Start the /metrics endpoint; returns the server so it can be shut down."""
+    if not address:
+        return None
+    host, _, port = address.rpartition(":")
+    server, _thread = start_http_server(int(port), addr=host.strip("[]"), registry=REGISTRY)
+    return server

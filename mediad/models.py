@@ -1,0 +1,70 @@
+"""Values that flow between the database, the supervisor and the workers.
+
+Frozen and picklable: they cross process boundaries as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mediad.errors import FailureClass
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed row: what a worker needs, plus the fencing token the write-back needs."""
+
+    id: int
+    path: str
+    attempts: int
+    lease_token: int
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    size_bytes: int
+    mtime_us: int  # microseconds since the epoch, as stored
+    inode: int
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """A successful extraction."""
+
+    document: str  # MediaInfo's JSON, as text: passed to PostgreSQL without re-encoding
+    summary: dict[str, Any]
+    fingerprint: Fingerprint
+    resolved_path: str
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    failure_class: FailureClass
+    message: str
+    fingerprint: Fingerprint | None = None
+    resolved_path: str | None = None
+    seconds: float = 0.0
+
+
+Outcome = Extracted | Failure
+
+
+@dataclass(frozen=True)
+class Completion:
+    """An outcome tied to the claim it answers, ready for write-back."""
+
+    job: Job
+    outcome: Outcome
+    worker_pid: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScanEntry:
+    """A file found by a scan, with the fingerprint that decides whether it changed."""
+
+    path: str
+    size_bytes: int
+    mtime_us: int

@@ -1,0 +1,47 @@
+"""Retry policy: which failures are worth another attempt, and when.
+
+Pure functions, so the policy is tested without processes or a database.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from mediad.errors import FailureClass
+
+# Failures that another attempt cannot fix: the file is missing, refused by the gate, or
+# not media. A rescan re-queues the file if it changes on disk.
+PERMANENT: frozenset[FailureClass] = frozenset(
+    {
+        FailureClass.NOT_FOUND,
+        FailureClass.PERMISSION,
+        FailureClass.NOT_REGULAR,
+        FailureClass.OUTSIDE_ROOTS,
+        FailureClass.BAD_PATH,
+        FailureClass.TOO_LARGE,
+        FailureClass.UNSUPPORTED,
+        FailureClass.CORRUPT,
+    }
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+
+    def is_final(self, failure: FailureClass, attempts: int) -> bool:
+        """Whether a row that failed on its `attempts`-th attempt ends `failed`."""
+        return failure in PERMANENT or attempts >= self.max_attempts
+
+    def delay_seconds(self, attempts: int, rng: random.Random | None = None) -> float:
+        """Exponential back-off with full jitter after the `attempts`-th failed attempt.
+
+        Full jitter (uniform between half and the whole step) spreads the retries of a
+        batch that failed together, e.g. when a mount came back.
+        """
+        rng = rng or random.Random()
+        step = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** max(0, attempts - 1))
+        return rng.uniform(step / 2, step)

@@ -1,0 +1,72 @@
+"""Putting the pieces together for a command: the database (embedded or configured), the
+password, the store, and the schema check."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mediad import embedded
+from mediad.config import Config
+from mediad.errors import ConfigError
+from mediad.store import Store
+
+CREDENTIAL_NAME = "database-password"
+
+
+def read_password(config: Config) -> str | None:
+    """The database password from a file or a systemd credential, never from argv."""
+    path = config.database.password_file
+    if not path:
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        candidate = Path(credentials) / CREDENTIAL_NAME if credentials else None
+        if candidate is None or not candidate.is_file():
+            return None
+        path = str(candidate)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError("database.password_file", f"{path}: {exc.strerror}") from None
+
+
+@contextlib.contextmanager
+def database(config: Config) -> Iterator[tuple[str, str | None]]:
+    """The DSN to use and its password; starts the embedded server when none is set."""
+    if config.database.dsn:
+        yield config.database.dsn, read_password(config)
+        return
+    dsn, handle = embedded.start(config.state_path())
+    keep: list[Any] = [handle]  # the server stays up while this command runs
+    try:
+        yield dsn, None
+    finally:
+        keep.clear()
+
+
+@contextlib.contextmanager
+def open_store(
+    config: Config, *, owner: str = "", migrate: bool | None = None, check: bool = True
+) -> Iterator[Store]:
+    """An open store on a schema of the right version (migrated first where configured)."""
+    with database(config) as (dsn, password):
+        store = Store(
+            dsn,
+            config.database.schema,
+            password=password,
+            owner=owner,
+            timeout=config.database.connect_timeout_seconds,
+        )
+        store.open()
+        try:
+            should_migrate = config.database.auto_migrate if migrate is None else migrate
+            if should_migrate:
+                store.migrate()
+            if check:
+                store.check_schema()
+            yield store
+        finally:
+            store.close()

@@ -1,0 +1,218 @@
+-- Every statement mediad runs, by name. {schema} is the quoted schema identifier;
+-- values are always bound parameters (%(name)s). Loaded once by mediad.queries.
+
+-- name: schema_exists
+SELECT to_regclass(format('%%I.schema_version', %(schema)s::text)) IS NOT NULL AS present;
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) AS version FROM {schema}.schema_version;
+
+-- name: migration_lock
+SELECT pg_advisory_xact_lock(hashtextextended('mediad migrate ' || %(schema)s::text, 0));
+
+-- name: record_migration
+INSERT INTO {schema}.schema_version (version) VALUES (%(version)s);
+
+-- name: claim
+-- One committed statement: lock a batch of due pending rows (skipping rows other daemons
+-- hold), mark them running under a new fencing token and a lease, return them. Served by
+-- files_claim_idx. The attempt is charged here, so a file that kills its daemon still
+-- runs out of attempts.
+WITH picked AS (
+    SELECT id FROM {schema}.files
+    WHERE state = 'pending' AND run_after <= now()
+      AND (NOT %(skip_existing)s OR metadata IS NULL)
+    ORDER BY priority DESC, run_after, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), token AS (
+    SELECT nextval('{schema}.lease_token_seq') AS value
+)
+UPDATE {schema}.files AS f
+SET state = 'running',
+    attempts = f.attempts + 1,
+    lease_token = token.value,
+    lease_owner = %(owner)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM picked, token
+WHERE f.id = picked.id
+RETURNING f.id, f.path, f.attempts, f.lease_token;
+
+-- name: renew_leases
+UPDATE {schema}.files AS f
+SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS r(id, token)
+WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
+RETURNING f.id;
+
+-- name: complete
+-- Fenced: only rows still running under the token of this claim are written.
+UPDATE {schema}.files AS f
+SET state = 'done',
+    error_class = NULL,
+    error = NULL,
+    lease_token = NULL,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    finished_at = now(),
+    resolved_path = r.resolved_path,
+    size_bytes = r.size_bytes,
+    mtime = 'epoch'::timestamptz + r.mtime_us * interval '1 microsecond',
+    inode = r.inode,
+    container = r.container,
+    duration_s = r.duration_s,
+    bit_rate = r.bit_rate,
+    width = r.width,
+    height = r.height,
+    frame_rate = r.frame_rate,
+    video_codec = r.video_codec,
+    audio_codec = r.audio_codec,
+    audio_channels = r.audio_channels,
+    sample_rate = r.sample_rate,
+    video_tracks = r.video_tracks,
+    audio_tracks = r.audio_tracks,
+    text_tracks = r.text_tracks,
+    truncated = r.truncated,
+    summary = r.summary::jsonb,
+    metadata = r.metadata::jsonb
+FROM unnest(
+    %(ids)s::bigint[], %(tokens)s::bigint[], %(resolved_paths)s::text[],
+    %(sizes)s::bigint[], %(mtimes_us)s::bigint[], %(inodes)s::bigint[],
+    %(containers)s::text[], %(durations)s::float8[], %(bit_rates)s::bigint[],
+    %(widths)s::int[], %(heights)s::int[], %(frame_rates)s::float8[],
+    %(video_codecs)s::text[], %(audio_codecs)s::text[], %(audio_channels)s::int[],
+    %(sample_rates)s::int[], %(video_tracks)s::int[], %(audio_tracks)s::int[],
+    %(text_tracks)s::int[], %(truncated)s::bool[], %(summaries)s::text[],
+    %(documents)s::text[]
+) AS r(id, token, resolved_path, size_bytes, mtime_us, inode, container, duration_s,
+       bit_rate, width, height, frame_rate, video_codec, audio_codec, audio_channels,
+       sample_rate, video_tracks, audio_tracks, text_tracks, truncated, summary, metadata)
+WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
+RETURNING f.id;
+
+-- name: fail
+-- Fenced like complete. The retry decision (state and delay) is made by the caller's
+-- policy; the previous metadata, if any, is kept.
+UPDATE {schema}.files AS f
+SET state = r.state,
+    run_after = now() + make_interval(secs => r.delay_s),
+    error_class = r.error_class,
+    error = r.error,
+    lease_token = NULL,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    finished_at = now(),
+    resolved_path = r.resolved_path,
+    size_bytes = r.size_bytes,
+    mtime = 'epoch'::timestamptz + r.mtime_us * interval '1 microsecond',
+    inode = r.inode
+FROM unnest(
+    %(ids)s::bigint[], %(tokens)s::bigint[], %(states)s::text[], %(delays)s::float8[],
+    %(classes)s::text[], %(messages)s::text[], %(resolved_paths)s::text[],
+    %(sizes)s::bigint[], %(mtimes_us)s::bigint[], %(inodes)s::bigint[]
+) AS r(id, token, state, delay_s, error_class, error, resolved_path, size_bytes, mtime_us,
+       inode)
+WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
+RETURNING f.id;
+
+-- name: release
+-- Give back claimed rows that no worker finished (drain), without charging the attempt.
+UPDATE {schema}.files AS f
+SET state = 'pending',
+    attempts = greatest(f.attempts - 1, 0),
+    run_after = now(),
+    lease_token = NULL,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS r(id, token)
+WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
+RETURNING f.id;
+
+-- name: rescue_expired
+-- Rows whose daemon died or lost the database: back to pending (the attempt stays
+-- charged), or failed when that was the last one.
+WITH expired AS (
+    SELECT id FROM {schema}.files
+    WHERE state = 'running' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.files AS f
+SET state = CASE WHEN f.attempts >= %(max_attempts)s THEN 'failed' ELSE 'pending' END,
+    run_after = now(),
+    error_class = 'lease_expired',
+    error = format('the lease of %%s expired before it reported a result', f.lease_owner),
+    lease_token = NULL,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    finished_at = now()
+FROM expired
+WHERE f.id = expired.id
+RETURNING f.id, f.state;
+
+-- name: enqueue
+-- New paths are inserted; done or failed ones are queued again; pending or running ones
+-- are left as they are.
+INSERT INTO {schema}.files AS f (path, priority)
+SELECT * FROM unnest(%(paths)s::text[], %(priorities)s::int[])
+ON CONFLICT (path) DO UPDATE
+SET state = 'pending', priority = EXCLUDED.priority, attempts = 0, run_after = now(),
+    enqueued_at = now(), error_class = NULL, error = NULL
+WHERE f.state IN ('done', 'failed')
+RETURNING (xmax = 0) AS inserted;
+
+-- name: scan_upsert
+-- Like enqueue, but a known file is queued again only when its size or mtime changed.
+INSERT INTO {schema}.files AS f (path, priority, size_bytes, mtime)
+SELECT p, pr, s, 'epoch'::timestamptz + m * interval '1 microsecond'
+FROM unnest(%(paths)s::text[], %(priorities)s::int[], %(sizes)s::bigint[],
+            %(mtimes_us)s::bigint[]) AS r(p, pr, s, m)
+ON CONFLICT (path) DO UPDATE
+SET state = 'pending', priority = EXCLUDED.priority, attempts = 0, run_after = now(),
+    enqueued_at = now(), error_class = NULL, error = NULL
+WHERE f.state IN ('done', 'failed')
+  AND (f.size_bytes, f.mtime) IS DISTINCT FROM (EXCLUDED.size_bytes, EXCLUDED.mtime)
+RETURNING (xmax = 0) AS inserted;
+
+-- name: counts_by_state
+SELECT state, count(*) AS n FROM {schema}.files GROUP BY state;
+
+-- name: failures_by_class
+SELECT error_class, count(*) AS n FROM {schema}.files
+WHERE state = 'failed' GROUP BY error_class ORDER BY n DESC;
+
+-- name: oldest_pending_seconds
+SELECT extract(epoch FROM now() - min(run_after))::float8 AS seconds
+FROM {schema}.files WHERE state = 'pending' AND run_after <= now();
+
+-- name: finished_since
+SELECT count(*) FILTER (WHERE state = 'done') AS done,
+       count(*) FILTER (WHERE state <> 'done') AS failed
+FROM {schema}.files WHERE finished_at > now() - make_interval(secs => %(seconds)s);
+
+-- name: show
+SELECT path, state, attempts, error_class, error, priority, resolved_path, size_bytes,
+       mtime, finished_at, summary, container, duration_s, bit_rate, width, height,
+       frame_rate, video_codec, audio_codec, audio_channels, sample_rate, video_tracks,
+       audio_tracks, text_tracks, truncated
+FROM {schema}.files WHERE path = ANY(%(paths)s::text[]);
+
+-- name: retry_failed
+UPDATE {schema}.files
+SET state = 'pending', attempts = 0, run_after = now(), error_class = NULL, error = NULL
+WHERE state = 'failed' AND (%(error_class)s::text IS NULL OR error_class = %(error_class)s::text)
+RETURNING id;
+
+-- name: requeue_finished
+-- extract --all: queue again every row that already finished.
+UPDATE {schema}.files
+SET state = 'pending', attempts = 0, run_after = now(), error_class = NULL, error = NULL
+WHERE state IN ('done', 'failed')
+RETURNING id;
+
+-- name: count_pending_with_metadata
+SELECT count(*) AS n FROM {schema}.files WHERE state = 'pending' AND metadata IS NOT NULL;
+
+-- name: listen
+LISTEN {channel};

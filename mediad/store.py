@@ -1,0 +1,419 @@
+"""The database boundary: the only module that imports psycopg.
+
+Runs the named queries of `sql/queries.sql` against mediad's schema, turns rows into
+models and driver errors into mediad's own (DatabaseUnavailable, SchemaError).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, LiteralString, cast
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from mediad.errors import DatabaseUnavailable, FailureClass, SchemaError
+from mediad.models import Extracted, Failure, Job, ScanEntry
+from mediad.queries import latest_version, migrations, named_queries
+
+
+@dataclass(frozen=True)
+class FailureWrite:
+    """A failure with the retry decision already taken by the policy."""
+
+    job: Job
+    failure: Failure
+    final: bool
+    delay_seconds: float
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    written: int
+    stale: int  # refused by the fence: the row was no longer ours
+
+
+def compose(text: str, schema: str) -> sql.Composed:
+    return sql.SQL(cast(LiteralString, text)).format(  # type: ignore[redundant-cast]
+        schema=sql.Identifier(schema), channel=sql.Identifier(notify_channel(schema))
+    )
+
+
+def notify_channel(schema: str) -> str:
+    return f"{schema}.work"
+
+
+def _unavailable(exc: Exception) -> DatabaseUnavailable:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DatabaseUnavailable(f"database unavailable: {text}")
+
+
+class Store:
+    """Named queries over a small connection pool (one daemon needs at most two)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        *,
+        password: str | None = None,
+        owner: str = "",
+        max_connections: int = 2,
+        timeout: float = 5.0,
+    ) -> None:
+        self.schema = schema
+        self.owner = owner
+        self.timeout = timeout
+        self._dsn = dsn
+        self._password = password
+        self._queries = {name: compose(text, schema) for name, text in named_queries().items()}
+        self._pool = ConnectionPool(
+            dsn,
+            kwargs=self.connect_kwargs(),
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            timeout=timeout,
+            reconnect_timeout=0,  # never give up: the daemon outlives database restarts
+            name="mediad",
+        )
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(self.timeout))}
+        if self._password is not None:
+            kwargs["password"] = self._password
+        return kwargs
+
+    def open(self, wait: bool = True) -> None:
+        try:
+            self._pool.open(wait=wait, timeout=self.timeout)
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise _unavailable(exc) from None
+
+    def close(self) -> None:
+        self._pool.close(timeout=2.0)
+
+    def __enter__(self) -> Store:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._pool.connection(timeout=self.timeout) as conn:
+                yield conn
+        except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise _unavailable(exc) from None
+
+    def _fetch(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self._queries[name], params)
+            return cur.fetchall() if cur.description else []
+
+    # --- schema ---------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        present = self._fetch("schema_exists", {"schema": self.schema})[0]["present"]
+        if not present:
+            return 0
+        return int(self._fetch("schema_version")[0]["version"])
+
+    def check_schema(self) -> int:
+        """The schema's version, or SchemaError saying what to run."""
+        version = self.schema_version()
+        latest = latest_version()
+        if version == 0:
+            raise SchemaError(
+                f'schema "{self.schema}" is not set up: run `mediad migrate` '
+                "(or set database.auto_migrate = true)"
+            )
+        if version < latest:
+            raise SchemaError(
+                f'schema "{self.schema}" is at version {version}, this mediad needs {latest}: '
+                "run `mediad migrate`"
+            )
+        if version > latest:
+            raise SchemaError(
+                f'schema "{self.schema}" is at version {version}, newer than this mediad '
+                f"knows ({latest}): upgrade mediad"
+            )
+        return version
+
+    def migrate(self) -> list[str]:
+        """Apply missing migrations under an advisory lock; idempotent and safe to race."""
+        applied: list[str] = []
+        with self._connection() as conn, conn.transaction():
+            conn.execute(self._queries["migration_lock"], {"schema": self.schema})
+            current = self.schema_version_on(conn)
+            if current > latest_version():
+                raise SchemaError(
+                    f'schema "{self.schema}" is at version {current}, newer than this '
+                    f"mediad knows ({latest_version()}): upgrade mediad"
+                )
+            for migration in migrations():
+                if migration.version <= current:
+                    continue
+                conn.execute(compose(migration.text, self.schema))
+                conn.execute(self._queries["record_migration"], {"version": migration.version})
+                applied.append(migration.name)
+        return applied
+
+    def schema_version_on(self, conn: psycopg.Connection[Any]) -> int:
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self._queries["schema_exists"], {"schema": self.schema})
+            row = cur.fetchone()
+            if not row or not row["present"]:
+                return 0
+            cur.execute(self._queries["schema_version"])
+            row = cur.fetchone()
+            return int(row["version"]) if row else 0
+
+    # --- the hot path ---------------------------------------------------------------
+
+    def claim(self, limit: int, lease_seconds: float, skip_existing: bool = False) -> list[Job]:
+        rows = self._fetch(
+            "claim",
+            {
+                "limit": limit,
+                "owner": self.owner,
+                "lease_seconds": lease_seconds,
+                "skip_existing": skip_existing,
+            },
+        )
+        jobs = [Job(r["id"], r["path"], r["attempts"], r["lease_token"]) for r in rows]
+        jobs.sort(key=lambda j: j.id)
+        return jobs
+
+    def renew(self, held: Sequence[Job], lease_seconds: float) -> set[int]:
+        if not held:
+            return set()
+        rows = self._fetch(
+            "renew_leases",
+            {
+                "ids": [j.id for j in held],
+                "tokens": [j.lease_token for j in held],
+                "lease_seconds": lease_seconds,
+            },
+        )
+        return {r["id"] for r in rows}
+
+    def complete(self, results: Sequence[tuple[Job, Extracted]]) -> WriteResult:
+        if not results:
+            return WriteResult(0, 0)
+        try:
+            written = len(self._fetch("complete", _completion_params(results)))
+        except psycopg.DataError:
+            # One document PostgreSQL refuses must not sink the batch: write one by one,
+            # and record the row that cannot be stored as a failure.
+            return self._complete_one_by_one(results)
+        return WriteResult(written, len(results) - written)
+
+    def _complete_one_by_one(self, results: Sequence[tuple[Job, Extracted]]) -> WriteResult:
+        written = stale = 0
+        for job, extracted in results:
+            try:
+                ok = len(self._fetch("complete", _completion_params([(job, extracted)])))
+            except psycopg.DataError as exc:
+                failure = Failure(
+                    FailureClass.INTERNAL,
+                    f"the database refused the result: {str(exc).splitlines()[0]}",
+                    extracted.fingerprint,
+                    extracted.resolved_path,
+                )
+                ok = self.fail([FailureWrite(job, failure, True, 0.0)]).written
+            written += ok
+            stale += 1 - ok
+        return WriteResult(written, stale)
+
+    def fail(self, failures: Sequence[FailureWrite]) -> WriteResult:
+        if not failures:
+            return WriteResult(0, 0)
+        fps = [f.failure.fingerprint for f in failures]
+        params = {
+            "ids": [f.job.id for f in failures],
+            "tokens": [f.job.lease_token for f in failures],
+            "states": ["failed" if f.final else "pending" for f in failures],
+            "delays": [0.0 if f.final else f.delay_seconds for f in failures],
+            "classes": [str(f.failure.failure_class) for f in failures],
+            "messages": [_clean_text(f.failure.message) for f in failures],
+            "resolved_paths": [_clean_text(f.failure.resolved_path) for f in failures],
+            "sizes": [fp.size_bytes if fp else None for fp in fps],
+            "mtimes_us": [fp.mtime_us if fp else None for fp in fps],
+            "inodes": [fp.inode if fp else None for fp in fps],
+        }
+        written = len(self._fetch("fail", params))
+        return WriteResult(written, len(failures) - written)
+
+    def release(self, jobs: Sequence[Job]) -> int:
+        if not jobs:
+            return 0
+        rows = self._fetch(
+            "release", {"ids": [j.id for j in jobs], "tokens": [j.lease_token for j in jobs]}
+        )
+        return len(rows)
+
+    def rescue_expired(self, max_attempts: int, limit: int = 1000) -> tuple[int, int]:
+        """Expired leases back to pending (or failed); returns (requeued, failed)."""
+        rows = self._fetch("rescue_expired", {"max_attempts": max_attempts, "limit": limit})
+        failed = sum(1 for r in rows if r["state"] == "failed")
+        return len(rows) - failed, failed
+
+    # --- adding work ----------------------------------------------------------------
+
+    def enqueue(self, paths: Sequence[str], priority: int = 0) -> tuple[int, int]:
+        """Returns (inserted, queued again)."""
+        if not paths:
+            return 0, 0
+        rows = self._fetch(
+            "enqueue", {"paths": list(paths), "priorities": [priority] * len(paths)}
+        )
+        inserted = sum(1 for r in rows if r["inserted"])
+        return inserted, len(rows) - inserted
+
+    def scan_upsert(self, entries: Sequence[ScanEntry], priority: int = 0) -> tuple[int, int]:
+        if not entries:
+            return 0, 0
+        rows = self._fetch(
+            "scan_upsert",
+            {
+                "paths": [e.path for e in entries],
+                "priorities": [priority] * len(entries),
+                "sizes": [e.size_bytes for e in entries],
+                "mtimes_us": [e.mtime_us for e in entries],
+            },
+        )
+        inserted = sum(1 for r in rows if r["inserted"])
+        return inserted, len(rows) - inserted
+
+    # --- reading --------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        counts = {"pending": 0, "running": 0, "done": 0, "failed": 0}
+        for row in self._fetch("counts_by_state"):
+            counts[row["state"]] = int(row["n"])
+        return counts
+
+    def failures_by_class(self) -> dict[str, int]:
+        return {str(r["error_class"]): int(r["n"]) for r in self._fetch("failures_by_class")}
+
+    def oldest_pending_seconds(self) -> float | None:
+        value = self._fetch("oldest_pending_seconds")[0]["seconds"]
+        return None if value is None else float(value)
+
+    def finished_since(self, seconds: float) -> tuple[int, int]:
+        row = self._fetch("finished_since", {"seconds": seconds})[0]
+        return int(row["done"]), int(row["failed"])
+
+    def show(self, paths: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = self._fetch("show", {"paths": list(paths)})
+        return {r["path"]: {k: _jsonable(v) for k, v in r.items()} for r in rows}
+
+    def retry_failed(self, error_class: str | None) -> int:
+        return len(self._fetch("retry_failed", {"error_class": error_class}))
+
+    def requeue_finished(self) -> int:
+        return len(self._fetch("requeue_finished"))
+
+    def count_pending_with_metadata(self) -> int:
+        return int(self._fetch("count_pending_with_metadata")[0]["n"])
+
+    def listener(self, on_notify: Callable[[], None]) -> Listener:
+        return Listener(self._dsn, self.connect_kwargs(), self._queries["listen"], on_notify)
+
+
+def _clean_text(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL; MediaInfo messages and paths from hostile files might.
+    return None if value is None else value.replace("\x00", "\\0")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _completion_params(results: Sequence[tuple[Job, Extracted]]) -> dict[str, Any]:
+    summaries = [e.summary for _, e in results]
+
+    def column(key: str) -> list[Any]:
+        return [s.get(key) for s in summaries]
+
+    return {
+        "ids": [j.id for j, _ in results],
+        "tokens": [j.lease_token for j, _ in results],
+        "resolved_paths": [_clean_text(e.resolved_path) for _, e in results],
+        "sizes": [e.fingerprint.size_bytes for _, e in results],
+        "mtimes_us": [e.fingerprint.mtime_us for _, e in results],
+        "inodes": [e.fingerprint.inode for _, e in results],
+        "containers": column("container"),
+        "durations": column("duration_s"),
+        "bit_rates": column("bit_rate"),
+        "widths": column("width"),
+        "heights": column("height"),
+        "frame_rates": column("frame_rate"),
+        "video_codecs": column("video_codec"),
+        "audio_codecs": column("audio_codec"),
+        "audio_channels": column("audio_channels"),
+        "sample_rates": column("sample_rate"),
+        "video_tracks": column("video_tracks"),
+        "audio_tracks": column("audio_tracks"),
+        "text_tracks": column("text_tracks"),
+        "truncated": column("truncated"),
+        "summaries": [json.dumps(s) for s in summaries],
+        "documents": [e.document for _, e in results],
+    }
+
+
+class Listener:
+    """A dedicated connection that LISTENs for new work and calls `on_notify`.
+
+    Runs in its own thread, reconnecting after errors; the supervisor's loop only sees a
+    wake-up, so losing notifications costs latency (polling still runs), never rows.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        kwargs: dict[str, Any],
+        listen_statement: sql.Composed,
+        on_notify: Callable[[], None],
+    ) -> None:
+        self._dsn = dsn
+        self._kwargs = kwargs
+        self._listen = listen_statement
+        self._on_notify = on_notify
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mediad-listen", daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=3.0)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._dsn, **self._kwargs) as conn:
+                    conn.execute(self._listen)
+                    self.connected.set()
+                    # A notification may have been missed while (re)connecting.
+                    self._on_notify()
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            self._on_notify()
+            except psycopg.Error:
+                self.connected.clear()
+                self._stop.wait(1.0)

@@ -1,0 +1,549 @@
+"""The supervisor: claims rows, feeds workers, writes results back, handles signals.
+
+One thread runs the loop below; it owns the store and the pool. Data flows one way:
+database -> buffer -> workers -> results -> database. Signal handlers only record the
+signal and wake the loop; the loop acts on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from queue import Empty, SimpleQueue
+from typing import Any
+
+import structlog
+
+from mediad import metrics
+from mediad.config import Config
+from mediad.errors import DatabaseUnavailable
+from mediad.extractor import ExtractOptions
+from mediad.models import Completion, Extracted, Failure, Job
+from mediad.pool import WorkerPool
+from mediad.retry import RetryPolicy
+from mediad.store import FailureWrite, Listener, Store
+from mediad.worker import WorkerSettings
+
+log = structlog.get_logger("mediad")
+
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+DB_BACKOFF_MAX = 10.0
+SUMMARY_EVERY = 30.0
+
+
+@dataclass
+class Tally:
+    """What this run did, for the extract summary and the periodic log line."""
+
+    done: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    retried: int = 0
+    stale: int = 0
+    claimed: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def finished(self) -> int:
+        return self.done + sum(self.failed.values())
+
+
+@dataclass(frozen=True)
+class RunMode:
+    """`run` keeps going; `extract` stops when nothing is left (or after `limit` files)."""
+
+    one_shot: bool = False
+    limit: int = 0
+    skip_existing: bool = False
+
+
+def owner_name(instance: str) -> str:
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    return f"{name}:{instance}" if instance else name
+
+
+def extract_options(config: Config) -> ExtractOptions:
+    return ExtractOptions(
+        roots=config.extract.roots,
+        parse_speed=config.extract.parse_speed,
+        max_file_bytes=config.extract.max_file_bytes,
+        full_document=config.extract.full_document,
+    )
+
+
+def retry_policy(config: Config) -> RetryPolicy:
+    return RetryPolicy(
+        config.retry.max_attempts,
+        config.retry.backoff_base_seconds,
+        config.retry.backoff_max_seconds,
+    )
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        mode: RunMode | None = None,
+        *,
+        reload_config: Callable[[], Config] | None = None,
+        on_progress: Callable[[Tally], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.mode = mode or RunMode()
+        self.policy = retry_policy(config)
+        self.tally = Tally()
+        self._reload_config = reload_config
+        self._on_progress = on_progress
+        self._buffer: deque[Job] = deque()
+        self._results: list[Completion] = []
+        self._held: dict[int, Job] = {}  # every row we hold a lease on
+        self._signals: SimpleQueue[int] = SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._stopping: str | None = None  # None, "drain" or "now"
+        self._drain_deadline = 0.0
+        self._more_work = True  # the last claim was full, or a notification came
+        self._exhausted = False  # one-shot: a claim found nothing due
+        self._next_poll = 0.0
+        self._first_result_at = 0.0
+        self._next_renew = 0.0
+        self._next_rescue = 0.0
+        self._next_summary = time.monotonic() + SUMMARY_EVERY
+        self._db_retry_at = 0.0
+        self._db_failures = 0
+        self._listener: Listener | None = None
+        self._metrics_server: Any = None
+        self.pool = WorkerPool(
+            WorkerSettings(extract_options(config), config.daemon.memory_limit_mb, os.getpid()),
+            config.effective_workers(),
+            timeout_seconds=config.extract.timeout_seconds,
+            max_files_per_worker=config.daemon.max_files_per_worker,
+            on_event=self._pool_event,
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install_signals()
+        if not self.mode.one_shot and self.config.metrics.listen:
+            self._metrics_server = metrics.serve(self.config.metrics.listen)
+        if self.config.database.listen and not self.mode.one_shot:
+            self._listener = self.store.listener(self._wake)
+            self._listener.start()
+        self.pool.maintain()
+        log.info(
+            "started",
+            workers=self.pool.target_size,
+            batch_size=self.config.daemon.batch_size,
+            owner=self.store.owner,
+            listen=self.config.database.listen,
+            metrics=self.config.metrics.listen or None,
+        )
+        try:
+            while not self._finished():
+                self._step()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _finished(self) -> bool:
+        if self._stopping is not None:
+            return not self.pool.in_flight() and not self._results_left()
+        if self.mode.one_shot:
+            idle = not self._buffer and not self.pool.in_flight() and not self._results
+            limit_hit = bool(self.mode.limit) and self.tally.claimed >= self.mode.limit
+            return idle and (self._exhausted or limit_hit)
+        return False
+
+    def _results_left(self) -> bool:
+        # While draining, unwritten results keep the loop alive until the grace runs out.
+        return bool(self._results) and time.monotonic() < self._drain_deadline
+
+    def _step(self) -> None:
+        self._handle_signals()
+        now = time.monotonic()
+        if self._stopping is None:
+            self._maybe_claim(now)
+        self._dispatch()
+        timeout = self._wait_timeout(now)
+        ready = wait([*self.pool.wait_objects(), self._wake_r], timeout)
+        if self._wake_r in ready:
+            self._drain_wake_pipe()
+        completions = self.pool.collect(ready) + self.pool.enforce_timeouts()
+        self._record(completions)
+        if self._stopping is None:
+            self.pool.maintain()
+        now = time.monotonic()
+        self._maybe_flush(now)
+        self._maybe_renew(now)
+        self._maybe_rescue(now)
+        self._maybe_summarise(now)
+        self._update_gauges()
+        if self._stopping == "drain" and now >= self._drain_deadline:
+            log.warning("grace period over: stopping workers", in_flight=len(self.pool.in_flight()))
+            self._stop_now()
+
+    def _wait_timeout(self, now: float) -> float:
+        candidates = [
+            self.config.daemon.poll_seconds if not self._stopping else 0.5,
+            max(0.0, self._next_renew - now),
+            1.0,  # rescue, summaries and signals are checked at least once a second
+        ]
+        if self._results:
+            flush_at = self._first_result_at + self.config.daemon.flush_seconds
+            candidates.append(max(0.0, flush_at - now))
+        if self._more_work and self._stopping is None and self._can_claim_more():
+            candidates.append(max(0.0, self._db_retry_at - now))
+        if self._stopping is None and not self._more_work:
+            candidates.append(max(0.0, self._next_poll - now))
+        for value in (self.pool.next_deadline_in(), self.pool.next_start_in()):
+            if value is not None:
+                candidates.append(value)
+        if self._stopping == "drain":
+            candidates.append(max(0.0, self._drain_deadline - now))
+        return max(0.0, min(candidates))
+
+    # --- signals ----------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self._signals.put(signum)
+        self._wake()
+
+    def _wake(self) -> None:
+        # A full pipe means the loop is awake anyway.
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"\0")
+
+    def _drain_wake_pipe(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        if self._stopping is None:
+            self._more_work = True  # a notification (or a signal) came: look for work
+
+    def _handle_signals(self) -> None:
+        while True:
+            try:
+                signum = self._signals.get_nowait()
+            except Empty:
+                return
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                if self._stopping is None:
+                    self._start_drain(signal.Signals(signum).name)
+                else:
+                    log.warning("second signal: stopping now", signal=signal.Signals(signum).name)
+                    self._stop_now()
+            elif signum == signal.SIGHUP:
+                self._reload()
+            elif signum == signal.SIGTTIN and self._stopping is None:
+                self._resize(self.pool.target_size + 1)
+            elif signum == signal.SIGTTOU and self._stopping is None:
+                self._resize(max(1, self.pool.target_size - 1))
+
+    def _resize(self, size: int) -> None:
+        log.info("workers resized", workers=size, was=self.pool.target_size)
+        self.pool.resize(size)
+        self.pool.maintain()
+
+    def _reload(self) -> None:
+        if self._reload_config is None:
+            return
+        try:
+            new = self._reload_config()
+        except Exception as exc:  # an invalid file never kills the daemon
+            metrics.RELOADS.labels("failed").inc()
+            log.error("reload refused: keeping the running configuration", error=str(exc))
+            return
+        self.apply_config(new)
+        metrics.RELOADS.labels("applied").inc()
+        log.info("configuration reloaded", source=new.source or None)
+
+    def apply_config(self, new: Config) -> None:
+        """Apply what can change live; the worker settings reach new workers."""
+        self.config = new
+        self.policy = retry_policy(new)
+        self.pool.timeout_seconds = new.extract.timeout_seconds
+        self.pool.max_files_per_worker = new.daemon.max_files_per_worker
+        self.pool.settings = WorkerSettings(
+            extract_options(new), new.daemon.memory_limit_mb, os.getpid()
+        )
+        if self._stopping is None:
+            self._resize(new.effective_workers())
+
+    # --- claiming and dispatching -----------------------------------------------------
+
+    def _can_claim_more(self) -> bool:
+        if self.mode.limit and self.tally.claimed >= self.mode.limit:
+            return False
+        return len(self._buffer) < max(self.pool.target_size, self.config.daemon.batch_size // 2)
+
+    def _maybe_claim(self, now: float) -> None:
+        if now >= self._next_poll:
+            self._more_work = True
+        if not self._more_work or not self._can_claim_more() or now < self._db_retry_at:
+            return
+        want = self.config.daemon.batch_size
+        if self.mode.limit:
+            want = min(want, self.mode.limit - self.tally.claimed)
+        started = time.perf_counter()
+        try:
+            jobs = self.store.claim(want, self.config.daemon.lease_seconds, self.mode.skip_existing)
+        except DatabaseUnavailable as exc:
+            self._db_error("claim", exc)
+            return
+        self._db_ok()
+        metrics.DB_SECONDS.labels("claim").observe(time.perf_counter() - started)
+        metrics.BATCH_ROWS.labels("claim").observe(len(jobs))
+        self._next_poll = now + self.config.daemon.poll_seconds
+        self._more_work = len(jobs) == want
+        if self.mode.one_shot and len(jobs) < want:
+            self._exhausted = True
+        self.tally.claimed += len(jobs)
+        for job in jobs:
+            self._held[job.id] = job
+            self._buffer.append(job)
+
+    def _dispatch(self) -> None:
+        for slot in self.pool.idle():
+            if not self._buffer:
+                return
+            job = self._buffer.popleft()
+            if job.id not in self._held:
+                continue  # its lease was lost at renewal
+            if not self.pool.dispatch(slot, job):
+                self._buffer.appendleft(job)
+
+    # --- results ----------------------------------------------------------------------
+
+    def _record(self, completions: list[Completion]) -> None:
+        if not completions:
+            return
+        if not self._results:
+            self._first_result_at = time.monotonic()
+        for completion in completions:
+            outcome = completion.outcome
+            metrics.EXTRACT_SECONDS.observe(outcome.seconds)
+            if isinstance(outcome, Failure):
+                log.warning(
+                    "file failed",
+                    path=completion.job.path,
+                    row_id=completion.job.id,
+                    error_class=str(outcome.failure_class),
+                    error=outcome.message,
+                    attempt=completion.job.attempts,
+                    worker_pid=completion.worker_pid,
+                )
+            else:
+                metrics.BYTES.inc(outcome.fingerprint.size_bytes)
+        self._results.extend(completions)
+
+    def _maybe_flush(self, now: float, force: bool = False) -> None:
+        if not self._results or now < self._db_retry_at:
+            return
+        due = now - self._first_result_at >= self.config.daemon.flush_seconds
+        full = len(self._results) >= self.config.daemon.batch_size
+        if not (force or due or full or self._stopping):
+            return
+        batch = self._results
+        try:
+            self._write(batch)
+        except DatabaseUnavailable as exc:
+            self._db_error("write", exc)
+            return
+        self._db_ok()
+        self._results = []
+        for completion in batch:
+            self._held.pop(completion.job.id, None)
+        if self._on_progress:
+            self._on_progress(self.tally)
+
+    def _write(self, batch: list[Completion]) -> None:
+        done = [(c.job, c.outcome) for c in batch if isinstance(c.outcome, Extracted)]
+        failures = [self._decide(c.job, c.outcome) for c in batch if isinstance(c.outcome, Failure)]
+        started = time.perf_counter()
+        written_done = self.store.complete(done)
+        written_failed = self.store.fail(failures)
+        metrics.DB_SECONDS.labels("write").observe(time.perf_counter() - started)
+        metrics.BATCH_ROWS.labels("write").observe(len(batch))
+        stale = written_done.stale + written_failed.stale
+        if stale:
+            metrics.STALE.inc(stale)
+            self.tally.stale += stale
+            log.warning("results refused by the fence: another daemon owns these rows now",
+                        stale=stale)
+        self.tally.done += written_done.written
+        metrics.FILES.labels("done", "").inc(written_done.written)
+        for write in failures:
+            cls = str(write.failure.failure_class)
+            if write.final:
+                self.tally.failed[cls] = self.tally.failed.get(cls, 0) + 1
+                metrics.FILES.labels("failed", cls).inc()
+            else:
+                self.tally.retried += 1
+                metrics.FILES.labels("retry", cls).inc()
+                self._exhausted = False  # the retry is due at once in a one-shot run
+                self._more_work = True
+
+    def _decide(self, job: Job, failure: Failure) -> FailureWrite:
+        final = self.policy.is_final(failure.failure_class, job.attempts)
+        # A one-shot run retries at once: it ends when nothing due is left.
+        delay = 0.0 if self.mode.one_shot else self.policy.delay_seconds(job.attempts)
+        return FailureWrite(job, failure, final, delay)
+
+    # --- leases ---------------------------------------------------------------------------
+
+    def _maybe_renew(self, now: float) -> None:
+        if now < self._next_renew or now < self._db_retry_at:
+            return
+        self._next_renew = now + self.config.daemon.lease_seconds / 3
+        if not self._held:
+            return
+        held = list(self._held.values())
+        try:
+            renewed = self.store.renew(held, self.config.daemon.lease_seconds)
+        except DatabaseUnavailable as exc:
+            self._db_error("renew", exc)
+            return
+        self._db_ok()
+        metrics.LEASES_RENEWED.inc(len(renewed))
+        written = {c.job.id for c in self._results}
+        lost = [j for j in held if j.id not in renewed and j.id not in written]
+        if lost:
+            metrics.LEASES_LOST.inc(len(lost))
+            log.warning("leases lost: another daemon may have taken these rows", rows=len(lost))
+            in_flight = {j.id for j in self.pool.in_flight()}
+            for job in lost:
+                if job.id not in in_flight:
+                    self._held.pop(job.id, None)
+
+    def _maybe_rescue(self, now: float) -> None:
+        if now < self._next_rescue or now < self._db_retry_at or self._stopping:
+            return
+        self._next_rescue = now + max(1.0, self.config.daemon.lease_seconds / 4)
+        try:
+            requeued, failed = self.store.rescue_expired(self.config.retry.max_attempts)
+        except DatabaseUnavailable as exc:
+            self._db_error("rescue", exc)
+            return
+        if requeued or failed:
+            metrics.RECLAIMED.inc(requeued + failed)
+            log.warning("took back rows whose lease expired", requeued=requeued, failed=failed)
+            self._more_work = True
+
+    # --- database trouble -------------------------------------------------------------
+
+    def _db_error(self, operation: str, exc: DatabaseUnavailable) -> None:
+        metrics.DB_ERRORS.labels(operation).inc()
+        self._db_failures += 1
+        delay = min(DB_BACKOFF_MAX, 0.25 * 2 ** min(self._db_failures, 8))
+        self._db_retry_at = time.monotonic() + delay
+        log.warning("database unavailable: will retry", operation=operation,
+                    error=str(exc), retry_in_s=round(delay, 2))
+
+    def _db_ok(self) -> None:
+        if self._db_failures:
+            log.info("database reachable again")
+        self._db_failures = 0
+        self._db_retry_at = 0.0
+
+    # --- stopping ---------------------------------------------------------------------
+
+    def _start_drain(self, why: str) -> None:
+        self._stopping = "drain"
+        self._drain_deadline = time.monotonic() + self.config.daemon.shutdown_grace_seconds
+        log.info("draining", signal=why, in_flight=len(self.pool.in_flight()),
+                 buffered=len(self._buffer))
+        self._release_buffer()
+        self.pool.retire_idle()
+
+    def _stop_now(self) -> None:
+        self._stopping = "now"
+        self._release_buffer()
+        interrupted = self.pool.kill_all()
+        self._release(interrupted)
+
+    def _release_buffer(self) -> None:
+        jobs = [j for j in self._buffer if j.id in self._held]
+        self._buffer.clear()
+        self._release(jobs)
+
+    def _release(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        try:
+            released = self.store.release(jobs)
+        except DatabaseUnavailable as exc:
+            # The leases expire and another daemon takes the rows: late, never lost.
+            log.warning("could not release rows; their leases will expire", rows=len(jobs),
+                        error=str(exc))
+            return
+        for job in jobs:
+            self._held.pop(job.id, None)
+        metrics.RELEASED.inc(released)
+
+    def _shutdown(self) -> None:
+        if self._stopping is None:
+            self._stopping = "drain"
+        self._release_buffer()
+        self._release(self.pool.kill_all())
+        self._flush_before_exit()
+        if self._listener is not None:
+            self._listener.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        log.info("stopped", done=self.tally.done, failed=sum(self.tally.failed.values()),
+                 retried=self.tally.retried, stale=self.tally.stale)
+
+    def _flush_before_exit(self) -> None:
+        deadline = time.monotonic() + max(5.0, self.config.daemon.shutdown_grace_seconds)
+        while self._results and time.monotonic() < deadline:
+            self._db_retry_at = 0.0
+            self._maybe_flush(time.monotonic(), force=True)
+            if self._results:
+                time.sleep(0.5)
+        if self._results:
+            log.error("could not write results before exiting; those rows will run again "
+                      "when their leases expire", rows=len(self._results))
+
+    # --- reporting --------------------------------------------------------------------
+
+    def _pool_event(self, name: str, fields: dict[str, Any]) -> None:
+        if name == "worker_died":
+            metrics.WORKER_RESTARTS.labels("crash").inc()
+            log.warning("worker died", **fields)
+        elif name == "worker_timeout":
+            metrics.WORKER_RESTARTS.labels("timeout").inc()
+            log.warning("worker killed: file ran past the timeout", **fields)
+        elif name == "worker_recycled":
+            metrics.WORKER_RESTARTS.labels("recycled").inc()
+            log.debug("worker recycled", **fields)
+
+    def _maybe_summarise(self, now: float) -> None:
+        if now < self._next_summary:
+            return
+        self._next_summary = now + SUMMARY_EVERY
+        elapsed = max(1e-9, now - self.tally.started_at)
+        log.info("progress", done=self.tally.done, failed=sum(self.tally.failed.values()),
+                 retried=self.tally.retried, files_per_s=round(self.tally.finished / elapsed, 1),
+                 busy=self.pool.busy_count(), buffered=len(self._buffer))
+
+    def _update_gauges(self) -> None:
+        busy = self.pool.busy_count()
+        metrics.WORKERS.labels("busy").set(busy)
+        metrics.WORKERS.labels("idle").set(max(0, len(self.pool.slots) - busy))
+        metrics.BUFFERED.set(len(self._buffer))

@@ -1,0 +1,113 @@
+"""A worker process: receives one job at a time on its pipe, extracts, sends the outcome.
+
+Never touches the database. Started by the pool with a `spawn` context, so it inherits
+no threads, connections or locks from the supervisor.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+from mediad.errors import FailureClass
+from mediad.extractor import ExtractOptions, extract
+from mediad.models import Failure, Job
+
+# Exit code of a worker that cannot start at all (libmediainfo missing): the pool stops
+# instead of restarting it forever (gunicorn's WORKER_BOOT_ERROR).
+BOOT_ERROR_EXIT = 3
+_PR_SET_PDEATHSIG = 1
+
+# Message tags on the pipe, worker to supervisor.
+READY = "ready"
+RESULT = "result"
+BOOT_ERROR = "boot_error"
+
+# Test hooks: only active when MEDIAD_TEST_HOOKS=1 is in the worker's environment, so the
+# fault-injection tests can make a file hang in "native" code or crash its worker.
+HANG_MARKER = "__mediad_hang__"
+CRASH_MARKER = "__mediad_crash__"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    options: ExtractOptions
+    memory_limit_mb: int
+    supervisor_pid: int
+
+
+def _die_with_parent(supervisor_pid: int) -> None:
+    """Ask the kernel to SIGKILL this worker when the supervisor dies, even by kill -9."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the pipe's EOF still ends the worker
+    if os.getppid() != supervisor_pid:
+        os._exit(0)  # the supervisor died before prctl took effect
+
+
+def _limit_memory(megabytes: int) -> None:
+    if megabytes <= 0:
+        return
+    limit = megabytes * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _init_signals() -> None:
+    # Ctrl-C reaches the whole process group: the supervisor decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for name in ("SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
+def _test_hook(path: str) -> None:
+    if HANG_MARKER in path:
+        while True:
+            time.sleep(3600)
+    if CRASH_MARKER in path:
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def main(conn: Connection, settings: WorkerSettings) -> None:
+    _die_with_parent(settings.supervisor_pid)
+    _init_signals()
+    try:
+        from pymediainfo import MediaInfo
+
+        if not MediaInfo.can_parse():
+            raise OSError("libmediainfo could not be loaded")
+    except (ImportError, OSError) as exc:
+        conn.send((BOOT_ERROR, f"cannot load MediaInfo: {exc}"))
+        sys.exit(BOOT_ERROR_EXIT)
+    # After loading the library: the limit is for files, not for the import.
+    _limit_memory(settings.memory_limit_mb)
+    hooks = os.environ.get("MEDIAD_TEST_HOOKS") == "1"
+    conn.send((READY, os.getpid()))
+    while True:
+        try:
+            job: Job | None = conn.recv()
+        except (EOFError, OSError):
+            return  # the supervisor is gone
+        if job is None:
+            return  # asked to retire
+        if hooks:
+            _test_hook(job.path)
+        try:
+            outcome = extract(job.path, settings.options)
+        except MemoryError:
+            outcome = Failure(
+                FailureClass.OUT_OF_MEMORY, "ran out of memory (daemon.memory_limit_mb)"
+            )
+        conn.send((RESULT, job.id, outcome))
