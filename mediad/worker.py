@@ -32,6 +32,7 @@ BOOT_ERROR = "boot_error"
 # Test hooks: only active when MEDIAD_TEST_HOOKS=1 is in the worker's environment, so the
 # fault-injection tests can make a file hang in "native" code or crash its worker.
 HANG_MARKER = "__mediad_hang__"
+HANG_ONCE_MARKER = "__mediad_hang_once__"  # hangs on the first attempt only
 CRASH_MARKER = "__mediad_crash__"
 
 
@@ -72,8 +73,9 @@ def _init_signals() -> None:
         signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
-def _test_hook(path: str) -> None:
-    if HANG_MARKER in path:
+def _test_hook(job: Job) -> None:
+    path = job.path
+    if HANG_MARKER in path or (HANG_ONCE_MARKER in path and job.attempts == 1):
         while True:
             time.sleep(3600)
     if CRASH_MARKER in path:
@@ -103,7 +105,7 @@ def main(conn: Connection, settings: WorkerSettings) -> None:
         if job is None:
             return  # asked to retire
         if hooks:
-            _test_hook(job.path)
+            _test_hook(job)
         try:
             outcome = extract(job.path, settings.options)
         except MemoryError:

@@ -1,0 +1,238 @@
+"""Shared fixtures: a real PostgreSQL (MEDIAD_TEST_DSN or a throwaway server), one database
+per run (dropped at the end), one schema per test, and helpers to run `mediad` for real."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from mediad.store import Store
+
+
+@dataclass(frozen=True)
+class Server:
+    """A PostgreSQL server the tests may use; `owned` when the tests started it."""
+
+    admin_dsn: str
+    pgdata: Path | None = None
+    owned: bool = False
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    external = os.environ.get("MEDIAD_TEST_DSN")
+    if external:
+        yield Server(admin_dsn=external)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        # Not under pytest's 0700 tmp: when run as root, pgserver runs postgres as its
+        # own unprivileged user, who must reach the data directory.
+        pgdata = Path(tempfile.mkdtemp(prefix="mediad-test-pg-"))
+        server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    try:
+        yield Server(admin_dsn=server.get_uri("postgres"), pgdata=pgdata, owned=True)
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
+        shutil.rmtree(pgdata, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def test_dsn(pg_server: Server) -> Iterator[str]:
+    """A database of this run's own, dropped at the end."""
+    name = f"mediad_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_conninfo(pg_server.admin_dsn, dbname=name)
+    finally:
+        with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def schema(request: pytest.FixtureRequest, test_dsn: str) -> Iterator[str]:
+    """A schema name unique to this test; dropped afterwards."""
+    base = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40]
+    name = f"t_{base}_{uuid.uuid4().hex[:6]}"
+    yield name
+    with psycopg.connect(test_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture
+def store(test_dsn: str, schema: str) -> Iterator[Store]:
+    s = Store(test_dsn, schema, owner="test-host:1")
+    s.open()
+    s.migrate()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def sql(test_dsn: str) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
+    """Run plain SQL as an application would; returns the rows."""
+    conn = psycopg.connect(test_dsn, autocommit=True)
+
+    def run(query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with conn.cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+    try:
+        yield run
+    finally:
+        conn.close()
+
+
+# --- running mediad as a user would -----------------------------------------------------
+
+
+@pytest.fixture
+def mediad_env(test_dsn: str, schema: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
+    env.update(
+        MEDIAD_DATABASE_DSN=test_dsn,
+        MEDIAD_DATABASE_SCHEMA=schema,
+        MEDIAD_DATABASE_AUTO_MIGRATE="true",
+        MEDIAD_LOG_FORMAT="json",
+        MEDIAD_METRICS_LISTEN="",
+        MEDIAD_DAEMON_STATE_DIR=str(tmp_path / "state"),
+        MEDIAD_DAEMON_WORKERS="2",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def mediad(
+    *args: str, env: dict[str, str], timeout: float = 120, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mediad", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+    )
+
+
+class Daemon:
+    """A `mediad run` subprocess with its log in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mediad", "run", *args],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_started(self, timeout: float = 60) -> None:
+        wait_until(lambda: '"started"' in self.log() or self.process.poll() is not None,
+                   timeout, "the daemon to start")
+        assert self.process.poll() is None, f"mediad run exited early:\n{self.log()}"
+
+    def worker_pids(self) -> list[int]:
+        return children_of(self.pid, "spawn_main")
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            self._log.close()
+        return code
+
+
+def children_of(pid: int, marker: str = "") -> list[int]:
+    """Child pids of `pid` whose command line contains `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and marker in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def daemons(mediad_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    started: list[Daemon] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Daemon:
+        daemon = Daemon(env or mediad_env, tmp_path / f"daemon-{len(started)}.log", *args)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop(timeout=30)
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
+    """Poll a condition a user would check, up to a bound; fail saying what never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def counts(sql: Callable[..., list[tuple[Any, ...]]], schema: str) -> dict[str, int]:
+    rows = sql(f'SELECT state, count(*) FROM "{schema}".files GROUP BY state')
+    result = {"pending": 0, "running": 0, "done": 0, "failed": 0}
+    result.update({state: n for state, n in rows})
+    return result

@@ -1,0 +1,194 @@
+"""The store against a real PostgreSQL: claim, fence, release, rescue, enqueue, scan."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from mediad.errors import FailureClass, SchemaError
+from mediad.models import Extracted, Failure, Fingerprint, Job, ScanEntry
+from mediad.queries import latest_version
+from mediad.store import FailureWrite, Store
+
+SQL = Callable[..., list[tuple[Any, ...]]]
+
+
+def extracted(path: str = "/m/a.mp4") -> Extracted:
+    summary = {"container": "MPEG-4", "duration_s": 2.0, "width": 320, "height": 240,
+               "video_codec": "AVC", "audio_codec": "AAC", "audio_channels": 2,
+               "sample_rate": 48000, "video_tracks": 1, "audio_tracks": 1, "text_tracks": 0,
+               "truncated": False}
+    document = json.dumps({"media": {"@ref": path, "track": [{"@type": "General"}]}})
+    return Extracted(document, summary, Fingerprint(1234, 1_700_000_000_123_456, 42), path)
+
+
+def test_migrate_is_idempotent_and_versioned(store: Store) -> None:
+    assert store.migrate() == []
+    assert store.check_schema() == latest_version()
+
+
+def test_unmigrated_schema_is_refused_with_what_to_run(test_dsn: str, schema: str) -> None:
+    with Store(test_dsn, schema) as bare, pytest.raises(SchemaError, match="mediad migrate"):
+        bare.check_schema()
+
+
+def test_newer_schema_is_refused(store: Store, sql: SQL, schema: str) -> None:
+    sql(f'INSERT INTO "{schema}".schema_version (version) VALUES (%s)', [latest_version() + 1])
+    with pytest.raises(SchemaError, match="newer than this mediad"):
+        store.check_schema()
+
+
+def test_claim_takes_priority_first_and_charges_an_attempt(store: Store) -> None:
+    store.enqueue(["/m/low.mp4"], priority=0)
+    store.enqueue(["/m/high.mp4"], priority=10)
+    jobs = store.claim(1, lease_seconds=30)
+    assert [j.path for j in jobs] == ["/m/high.mp4"]
+    assert jobs[0].attempts == 1
+    assert store.counts() == {"pending": 1, "running": 1, "done": 0, "failed": 0}
+
+
+def test_concurrent_claims_never_share_a_row(store: Store, test_dsn: str, schema: str) -> None:
+    store.enqueue([f"/m/{i}.mp4" for i in range(100)])
+    with Store(test_dsn, schema, owner="other:2") as other:
+        first = store.claim(60, 30)
+        second = other.claim(60, 30)
+    assert len(first) == 60 and len(second) == 40
+    assert not {j.id for j in first} & {j.id for j in second}
+
+
+def test_claim_uses_the_partial_index(store: Store, sql: SQL, schema: str) -> None:
+    sql(f'INSERT INTO "{schema}".files (path, state) '
+        f"SELECT '/done/' || g, 'done' FROM generate_series(1, 20000) g")
+    store.enqueue(["/m/a.mp4"])
+    sql(f'ANALYZE "{schema}".files')
+    plan = "\n".join(r[0] for r in sql(
+        f'EXPLAIN SELECT id FROM "{schema}".files WHERE state = \'pending\' AND run_after <= now() '
+        f"ORDER BY priority DESC, run_after, id LIMIT 50 FOR UPDATE SKIP LOCKED"))
+    assert "files_claim_idx" in plan
+
+
+def test_complete_writes_summary_and_document(store: Store, sql: SQL, schema: str) -> None:
+    store.enqueue(["/m/a.mp4"])
+    [job] = store.claim(10, 30)
+    result = store.complete([(job, extracted())])
+    assert (result.written, result.stale) == (1, 0)
+    row = sql(f'SELECT state, container, width, metadata->\'media\'->>\'@ref\', size_bytes, '
+              f'lease_token, attempts FROM "{schema}".files')[0]
+    assert row == ("done", "MPEG-4", 320, "/m/a.mp4", 1234, None, 1)
+
+
+def test_a_stale_claim_cannot_overwrite_a_newer_one(store: Store, sql: SQL, schema: str) -> None:
+    store.enqueue(["/m/a.mp4"])
+    [old] = store.claim(10, 30)
+    # The lease expires (the daemon was paused) and another claim takes the row.
+    sql(f'UPDATE "{schema}".files SET lease_expires_at = now() - interval \'1 s\'')
+    assert store.rescue_expired(max_attempts=5) == (1, 0)
+    [new] = store.claim(10, 30)
+    assert new.lease_token != old.lease_token
+    assert store.complete([(old, extracted())]).stale == 1
+    failure = FailureWrite(old, Failure(FailureClass.TIMEOUT, "late"), True, 0)
+    assert store.fail([failure]).stale == 1
+    assert store.counts()["running"] == 1
+    assert store.complete([(new, extracted())]).written == 1
+    assert sql(f'SELECT state, attempts FROM "{schema}".files') == [("done", 2)]
+
+
+def test_failure_is_retried_then_final(store: Store, sql: SQL, schema: str) -> None:
+    store.enqueue(["/m/a.mp4"])
+    [job] = store.claim(10, 30)
+    failure = Failure(FailureClass.IO_ERROR, "EIO")
+    store.fail([FailureWrite(job, failure, final=False, delay_seconds=3600)])
+    assert store.claim(10, 30) == []  # backing off
+    row = sql(f'SELECT state, error_class, run_after > now() + interval \'59 min\' '
+              f'FROM "{schema}".files')
+    assert row == [("pending", "io_error", True)]
+    sql(f'UPDATE "{schema}".files SET run_after = now()')
+    [again] = store.claim(10, 30)
+    store.fail([FailureWrite(again, failure, final=True, delay_seconds=0)])
+    assert sql(f'SELECT state, attempts, error FROM "{schema}".files') == [("failed", 2, "EIO")]
+
+
+def test_release_gives_rows_back_without_charging(store: Store, sql: SQL, schema: str) -> None:
+    store.enqueue(["/m/a.mp4", "/m/b.mp4"])
+    jobs = store.claim(10, 30)
+    assert store.release(jobs) == 2
+    assert sql(f'SELECT state, attempts, lease_owner FROM "{schema}".files') == [
+        ("pending", 0, None), ("pending", 0, None)]
+
+
+def test_renew_extends_only_our_leases(store: Store, sql: SQL, schema: str) -> None:
+    store.enqueue(["/m/a.mp4", "/m/b.mp4"])
+    a, b = store.claim(10, 5)
+    forged = Job(b.id, b.path, b.attempts, b.lease_token + 1000)
+    assert store.renew([a, forged], 600) == {a.id}
+    rows = sql(f'SELECT path, lease_expires_at > now() + interval \'5 min\' '
+               f'FROM "{schema}".files ORDER BY path')
+    assert rows == [("/m/a.mp4", True), ("/m/b.mp4", False)]
+
+
+def test_rescue_fails_rows_out_of_attempts(store: Store, sql: SQL, schema: str) -> None:
+    store.enqueue(["/m/a.mp4"])
+    store.claim(10, 30)
+    sql(f'UPDATE "{schema}".files SET lease_expires_at = now() - interval \'1 s\'')
+    assert store.rescue_expired(max_attempts=1) == (0, 1)
+    assert sql(f'SELECT state, error_class FROM "{schema}".files') == [
+        ("failed", "lease_expired")]
+
+
+def test_enqueue_requeues_finished_rows_only(store: Store) -> None:
+    assert store.enqueue(["/m/a.mp4", "/m/b.mp4"]) == (2, 0)
+    [a, _b] = store.claim(10, 30)
+    store.complete([(a, extracted())])
+    # a is done: queued again; b is running: left alone.
+    assert store.enqueue(["/m/a.mp4", "/m/b.mp4"]) == (0, 1)
+    assert store.counts() == {"pending": 1, "running": 1, "done": 0, "failed": 0}
+
+
+def test_scan_skips_unchanged_and_requeues_changed(store: Store) -> None:
+    entry = ScanEntry("/m/a.mp4", 1234, 1_700_000_000_123_456)
+    assert store.scan_upsert([entry]) == (1, 0)
+    [job] = store.claim(10, 30)
+    store.complete([(job, extracted())])
+    assert store.scan_upsert([entry]) == (0, 0)
+    changed = ScanEntry("/m/a.mp4", 1234, 1_700_000_000_999_999)
+    assert store.scan_upsert([changed]) == (0, 1)
+
+
+def test_plain_sql_enqueue_function(store: Store, sql: SQL, schema: str) -> None:
+    [(row_id,)] = sql(f'SELECT "{schema}".enqueue(%s, 5)', ["/m/app.mp4"])
+    assert row_id is not None
+    sql(f'INSERT INTO "{schema}".files (path) VALUES (%s) ON CONFLICT (path) DO NOTHING',
+        ["/m/app2.mp4"])
+    assert [j.path for j in store.claim(10, 30)] == ["/m/app.mp4", "/m/app2.mp4"]
+
+
+def test_a_document_postgres_refuses_fails_only_its_row(store: Store, sql: SQL,
+                                                        schema: str) -> None:
+    store.enqueue(["/m/good.mp4", "/m/bad.mp4"])
+    good, bad = store.claim(10, 30)
+    broken = Extracted("{not json", extracted().summary, extracted().fingerprint, "/m/bad.mp4")
+    result = store.complete([(good, extracted("/m/good.mp4")), (bad, broken)])
+    assert result.written == 2  # one done, one recorded as failed
+    rows = sql(f'SELECT path, state, error_class FROM "{schema}".files ORDER BY path')
+    assert rows == [("/m/bad.mp4", "failed", "internal"), ("/m/good.mp4", "done", None)]
+
+
+def test_notify_on_new_pending_work(store: Store, test_dsn: str, schema: str) -> None:
+    with psycopg.connect(test_dsn, autocommit=True) as listener:
+        listener.execute(f'LISTEN "{schema}.work"')
+        store.enqueue(["/m/a.mp4"])
+        notes = list(listener.notifies(timeout=2.0, stop_after=1))
+    assert [n.channel for n in notes] == [f"{schema}.work"]
+
+
+def test_unreachable_database_is_reported_as_unavailable() -> None:
+    from mediad.errors import DatabaseUnavailable
+
+    unreachable = Store("postgresql://nobody@127.0.0.1:1/none", "mediad", timeout=1)
+    with pytest.raises(DatabaseUnavailable):
+        unreachable.open()
+    unreachable.close()
