@@ -30,6 +30,13 @@ COLUMNS: tuple[str, ...] = (
     "truncated",
 )
 
+# The integer columns are PostgreSQL integer (bit_rate: bigint). A hostile header can claim
+# any number (a WAV's 32-bit sample rate, say), and one value the column cannot hold makes
+# the database refuse the whole row: such values are no value in the columns (the document
+# keeps what MediaInfo said).
+INT4_MAX = 2**31 - 1
+INT8_MAX = 2**63 - 1
+
 # Stream kinds that make a recognised container more than an empty shell.
 STREAM_KINDS = ("Video", "Audio", "Text", "Image", "Other")
 
@@ -68,10 +75,17 @@ def to_int(value: Any) -> int | None:
     return None if number is None else round(number)
 
 
+def _column_int(value: Any, maximum: int = INT4_MAX) -> int | None:
+    """A count or size for an integer column: None unless 0 <= value <= maximum."""
+    number = to_int(value)
+    return number if number is not None and 0 <= number <= maximum else None
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    # PostgreSQL refuses NUL in text and jsonb; hostile tags may carry it.
+    text = str(value).replace("\x00", "").strip()
     return text or None
 
 
@@ -156,14 +170,14 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
     return {
         "container": _text(_field(general, "Format")),
         "duration_s": duration,
-        "bit_rate": to_int(_field(general, "OverallBitRate")),
-        "width": to_int(_field(picture, "Width")),
-        "height": to_int(_field(picture, "Height")),
+        "bit_rate": _column_int(_field(general, "OverallBitRate"), INT8_MAX),
+        "width": _column_int(_field(picture, "Width")),
+        "height": _column_int(_field(picture, "Height")),
         "frame_rate": to_float(_field(videos[0], "FrameRate")) if videos else None,
         "video_codec": _text(_field(videos[0], "Format")) if videos else None,
         "audio_codec": _text(_field(audio, "Format")) if audios else None,
-        "audio_channels": to_int(_field(audio, "Channels")) if audios else None,
-        "sample_rate": to_int(_field(audio, "SamplingRate")) if audios else None,
+        "audio_channels": _column_int(_field(audio, "Channels")) if audios else None,
+        "sample_rate": _column_int(_field(audio, "SamplingRate")) if audios else None,
         "video_tracks": len(videos),
         "audio_tracks": len(audios),
         "text_tracks": len(texts),

@@ -1,0 +1,456 @@
+"""The extractor on real files made by tests/media.py, and the gate on hostile paths.
+
+No database: extract() is called in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mediad.errors import FailureClass
+from mediad.extractor import ExtractOptions, extract
+from mediad.models import Extracted, Failure, Outcome
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from media import Expected, make_bad_files, make_corpus
+
+OPTIONS = ExtractOptions()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Expected]]:
+    directory = tmp_path_factory.mktemp("corpus")
+    return directory, make_corpus(directory)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    directory = tmp_path_factory.mktemp("bad")
+    return directory, make_bad_files(directory)
+
+
+def _extracted(outcome: Outcome) -> Extracted:
+    assert isinstance(outcome, Extracted), outcome
+    return outcome
+
+
+def _failed(outcome: Outcome, expected: FailureClass) -> Failure:
+    assert isinstance(outcome, Failure), outcome
+    assert outcome.failure_class is expected, outcome
+    return outcome
+
+
+# --- good files -------------------------------------------------------------------------
+
+CORPUS_NAMES = (
+    "h264_aac.mp4",
+    "h264_two_audio_subs.mkv",
+    "vp9_opus.webm",
+    "tone.mp3",
+    "tone.flac",
+    "tone.wav",
+    "picture.jpg",
+    "picture.png",
+)
+
+
+def test_corpus_is_small_and_complete(corpus: tuple[Path, dict[str, Expected]]) -> None:
+    directory, expected = corpus
+    assert set(expected) == set(CORPUS_NAMES)
+    files = {p.name: p.stat().st_size for p in directory.iterdir()}
+    assert set(files) == set(CORPUS_NAMES)  # no leftovers (the temporary .srt)
+    assert all(size > 0 for size in files.values())
+    assert sum(files.values()) < 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_good_file_summary(name: str, corpus: tuple[Path, dict[str, Expected]]) -> None:
+    directory, expected = corpus
+    want = expected[name]
+    path = directory / name
+    result = _extracted(extract(str(path), OPTIONS))
+    summary = result.summary
+
+    assert summary["container"] == want.container
+    if want.duration_s is None:
+        assert summary["duration_s"] is None
+    else:
+        assert summary["duration_s"] == pytest.approx(want.duration_s, rel=0.02)
+    assert summary["width"] == want.width
+    assert summary["height"] == want.height
+    assert summary["video_codec"] == want.video_codec
+    assert summary["audio_codec"] == want.audio_codec
+    assert summary["audio_channels"] == want.audio_channels
+    assert summary["sample_rate"] == want.sample_rate
+    assert summary["video_tracks"] == want.video_tracks
+    assert summary["audio_tracks"] == want.audio_tracks
+    assert summary["text_tracks"] == want.text_tracks
+    assert summary["image_tracks"] == want.image_tracks
+    assert summary["languages"] == sorted(want.languages)
+    assert summary["truncated"] is False
+    assert len(summary["streams"]) == (
+        want.video_tracks + want.audio_tracks + want.text_tracks + want.image_tracks
+    )
+
+    st_ = path.stat()
+    assert result.fingerprint.size_bytes == st_.st_size
+    assert result.fingerprint.inode == st_.st_ino
+    assert result.resolved_path == os.path.realpath(path)
+    assert result.seconds >= 0
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_document_is_json_naming_the_original_path(
+    name: str, corpus: tuple[Path, dict[str, Expected]]
+) -> None:
+    directory, _ = corpus
+    path = str(directory / name)
+    result = _extracted(extract(path, OPTIONS))
+    document = json.loads(result.document)
+    assert document["media"]["@ref"] == path
+    assert "/proc/self/fd/" not in result.document
+    assert "\\u0000" not in result.document
+
+
+def test_mkv_tracks_and_languages(corpus: tuple[Path, dict[str, Expected]]) -> None:
+    directory, _ = corpus
+    summary = _extracted(extract(str(directory / "h264_two_audio_subs.mkv"), OPTIONS)).summary
+    assert summary["audio_tracks"] == 2
+    assert summary["text_tracks"] == 1
+    assert {"en", "fr"} <= set(summary["languages"])
+    audio = [s for s in summary["streams"] if s["kind"] == "audio"]
+    assert [(s["codec"], s["language"], s["channels"]) for s in audio] == [
+        ("AAC", "en", 2),
+        ("Opus", "fr", 1),
+    ]
+    (text,) = [s for s in summary["streams"] if s["kind"] == "text"]
+    assert text["codec"] == "UTF-8"  # SubRip in Matroska (S_TEXT/UTF8)
+    assert text["language"] == "en"
+
+
+def test_mp4_video_stream_details(corpus: tuple[Path, dict[str, Expected]]) -> None:
+    directory, _ = corpus
+    summary = _extracted(extract(str(directory / "h264_aac.mp4"), OPTIONS)).summary
+    assert summary["frame_rate"] == pytest.approx(25.0)
+    (video,) = [s for s in summary["streams"] if s["kind"] == "video"]
+    assert video["bit_depth"] == 8
+    assert summary["bit_rate"] > 0
+
+
+def test_symlink_inside_roots_keeps_the_row_path(
+    corpus: tuple[Path, dict[str, Expected]], tmp_path: Path
+) -> None:
+    directory, _ = corpus
+    link = tmp_path / "link.mp4"
+    link.symlink_to(directory / "h264_aac.mp4")
+    roots = (os.path.realpath(directory), os.path.realpath(tmp_path))
+    result = _extracted(extract(str(link), ExtractOptions(roots=roots)))
+    assert result.resolved_path == os.path.realpath(directory / "h264_aac.mp4")
+    assert json.loads(result.document)["media"]["@ref"] == str(link)
+
+
+def test_max_file_bytes_not_exceeded(corpus: tuple[Path, dict[str, Expected]]) -> None:
+    directory, _ = corpus
+    path = directory / "tone.mp3"
+    options = ExtractOptions(max_file_bytes=path.stat().st_size)
+    _extracted(extract(str(path), options))
+
+
+# --- bad files --------------------------------------------------------------------------
+
+BAD_NAMES = (
+    "empty.mp4",
+    "random.mkv",
+    "text.mp4",
+    "truncated.mp4",
+    "truncated_faststart.mp4",
+    "truncated.mkv",
+    "truncated.mp3",
+)
+
+
+def test_bad_files_are_all_described(bad_files: tuple[Path, dict[str, str]]) -> None:
+    directory, expected = bad_files
+    assert set(expected) == set(BAD_NAMES)
+    assert {p.name for p in directory.iterdir()} == set(BAD_NAMES)
+    valid = {c.value for c in FailureClass} | {"done"}
+    assert set(expected.values()) <= valid
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_file(name: str, bad_files: tuple[Path, dict[str, str]]) -> None:
+    directory, expected = bad_files
+    outcome = extract(str(directory / name), OPTIONS)
+    if expected[name] == "done":
+        result = _extracted(outcome)
+        assert result.summary["truncated"] is True
+        assert result.summary["container"] is not None
+        json.loads(result.document)
+    else:
+        failure = _failed(outcome, FailureClass(expected[name]))
+        assert failure.fingerprint is not None  # the file was opened: fingerprint kept
+        assert failure.resolved_path == os.path.realpath(directory / name)
+
+
+def test_truncated_files_keep_their_streams(bad_files: tuple[Path, dict[str, str]]) -> None:
+    directory, _ = bad_files
+    mkv = _extracted(extract(str(directory / "truncated.mkv"), OPTIONS)).summary
+    assert (mkv["container"], mkv["video_codec"], mkv["width"]) == ("Matroska", "AVC", 320)
+    mp4 = _extracted(extract(str(directory / "truncated_faststart.mp4"), OPTIONS)).summary
+    assert (mp4["container"], mp4["video_codec"], mp4["audio_codec"]) == ("MPEG-4", "AVC", "AAC")
+    mp3 = _extracted(extract(str(directory / "truncated.mp3"), OPTIONS)).summary
+    assert (mp3["container"], mp3["audio_channels"]) == ("MPEG Audio", 1)
+
+
+# --- the gate ---------------------------------------------------------------------------
+
+
+def test_directory(tmp_path: Path) -> None:
+    _failed(extract(str(tmp_path), OPTIONS), FailureClass.NOT_REGULAR)
+
+
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    failure = _failed(extract(str(fifo), OPTIONS), FailureClass.NOT_REGULAR)
+    assert time.monotonic() - started < 2.0
+    assert "FIFO" in failure.message
+    assert failure.fingerprint is None  # refused before opening
+
+
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/zero"])
+def test_character_device(device: str) -> None:
+    if not os.path.exists(device):
+        pytest.skip(f"{device} is missing")
+    failure = _failed(extract(device, OPTIONS), FailureClass.NOT_REGULAR)
+    assert "character device" in failure.message
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short directory: AF_UNIX paths are limited to about 107 bytes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mediad-") as name:
+        yield Path(name)
+
+
+def test_socket(short_tmp: Path) -> None:
+    path = short_tmp / "s.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        failure = _failed(extract(str(path), OPTIONS), FailureClass.NOT_REGULAR)
+    assert "socket" in failure.message
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    _failed(extract(str(tmp_path / "nope.mp4"), OPTIONS), FailureClass.NOT_FOUND)
+
+
+def test_missing_parent(tmp_path: Path) -> None:
+    _failed(extract(str(tmp_path / "no" / "such" / "f.mp4"), OPTIONS), FailureClass.NOT_FOUND)
+
+
+def test_file_used_as_directory(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"x")
+    _failed(extract(str(tmp_path / "file" / "f.mp4"), OPTIONS), FailureClass.NOT_FOUND)
+
+
+def test_broken_symlink(tmp_path: Path) -> None:
+    link = tmp_path / "broken.mp4"
+    link.symlink_to(tmp_path / "target-that-does-not-exist.mp4")
+    _failed(extract(str(link), OPTIONS), FailureClass.NOT_FOUND)
+
+
+def test_symlink_loop(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    failure = _failed(extract(str(a), OPTIONS), FailureClass.NOT_FOUND)
+    assert "loop" in failure.message
+
+
+def test_self_symlink(tmp_path: Path) -> None:
+    link = tmp_path / "self.mp4"
+    link.symlink_to(link)
+    _failed(extract(str(link), OPTIONS), FailureClass.NOT_FOUND)
+
+
+@pytest.mark.parametrize("path", ["relative/file.mp4", "file.mp4", "./file.mp4", ""])
+def test_relative_path(path: str) -> None:
+    _failed(extract(path, OPTIONS), FailureClass.BAD_PATH)
+
+
+def test_nul_byte(tmp_path: Path) -> None:
+    _failed(extract(str(tmp_path / "a\x00b.mp4"), OPTIONS), FailureClass.BAD_PATH)
+
+
+def test_name_too_long(tmp_path: Path) -> None:
+    _failed(extract(str(tmp_path / ("x" * 300)), OPTIONS), FailureClass.BAD_PATH)
+
+
+def test_outside_roots(corpus: tuple[Path, dict[str, Expected]], tmp_path: Path) -> None:
+    directory, _ = corpus
+    root = tmp_path / "root"
+    root.mkdir()
+    options = ExtractOptions(roots=(os.path.realpath(root),))
+    failure = _failed(extract(str(directory / "h264_aac.mp4"), options), FailureClass.OUTSIDE_ROOTS)
+    assert failure.resolved_path == os.path.realpath(directory / "h264_aac.mp4")
+
+
+def test_root_prefix_is_not_a_parent(tmp_path: Path) -> None:
+    """/x/root must not admit /x/root-other/file."""
+    root, sibling = tmp_path / "root", tmp_path / "root-other"
+    root.mkdir()
+    sibling.mkdir()
+    (sibling / "f.mp3").write_bytes(b"x" * 10)
+    options = ExtractOptions(roots=(os.path.realpath(root),))
+    _failed(extract(str(sibling / "f.mp3"), options), FailureClass.OUTSIDE_ROOTS)
+
+
+def test_symlink_inside_roots_pointing_outside(
+    corpus: tuple[Path, dict[str, Expected]], tmp_path: Path
+) -> None:
+    directory, _ = corpus
+    root = tmp_path / "root"
+    root.mkdir()
+    link = root / "escape.mp4"
+    link.symlink_to(directory / "h264_aac.mp4")
+    options = ExtractOptions(roots=(os.path.realpath(root),))
+    _failed(extract(str(link), options), FailureClass.OUTSIDE_ROOTS)
+
+
+def test_dotdot_out_of_roots(corpus: tuple[Path, dict[str, Expected]], tmp_path: Path) -> None:
+    directory, _ = corpus
+    root = tmp_path / "root"
+    root.mkdir()
+    options = ExtractOptions(roots=(os.path.realpath(root),))
+    sneaky = os.path.join(str(root), os.path.relpath(directory / "h264_aac.mp4", root))
+    assert ".." in sneaky
+    _failed(extract(sneaky, options), FailureClass.OUTSIDE_ROOTS)
+
+
+def test_too_large(corpus: tuple[Path, dict[str, Expected]]) -> None:
+    directory, _ = corpus
+    path = directory / "tone.wav"
+    options = ExtractOptions(max_file_bytes=path.stat().st_size - 1)
+    failure = _failed(extract(str(path), options), FailureClass.TOO_LARGE)
+    assert failure.fingerprint is not None
+    assert failure.fingerprint.size_bytes == path.stat().st_size
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "secret.mp3"
+    path.write_bytes(b"x" * 10)
+    path.chmod(0)
+    _failed(extract(str(path), OPTIONS), FailureClass.PERMISSION)
+
+
+# --- hostile bytes ----------------------------------------------------------------------
+
+
+def _extract_bytes(directory: Path, name: str, data: bytes) -> Outcome:
+    path = directory / name
+    path.write_bytes(data)
+    try:
+        return extract(str(path), OPTIONS)
+    finally:
+        path.unlink()
+
+
+def _assert_classified(outcome: Outcome) -> None:
+    if isinstance(outcome, Extracted):
+        json.loads(outcome.document)
+        assert "\\u0000" not in outcome.document
+        assert isinstance(outcome.summary["streams"], list)
+    else:
+        assert isinstance(outcome, Failure)
+        assert isinstance(outcome.failure_class, FailureClass)
+
+
+_FUZZ = settings(
+    max_examples=50,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+_SUFFIXES = st.sampled_from([".mp4", ".mkv", ".mp3", ".bin", ""])
+
+
+@_FUZZ
+@given(data=st.binary(min_size=0, max_size=4096), suffix=_SUFFIXES)
+def test_random_bytes_never_raise(tmp_path: Path, data: bytes, suffix: str) -> None:
+    _assert_classified(_extract_bytes(tmp_path, f"fuzz{suffix}", data))
+
+
+@pytest.fixture(scope="module")
+def small_mp3(corpus: tuple[Path, dict[str, Expected]]) -> bytes:
+    return (corpus[0] / "tone.mp3").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def small_png(corpus: tuple[Path, dict[str, Expected]]) -> bytes:
+    return (corpus[0] / "picture.png").read_bytes()
+
+
+_MUTATIONS = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=2**31), st.integers(0, 255)),
+    min_size=1,
+    max_size=20,
+)
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int]], cut: float) -> bytes:
+    buffer = bytearray(data)
+    for position, value in edits:
+        buffer[position % len(buffer)] = value
+    return bytes(buffer[: max(1, int(len(buffer) * cut))])
+
+
+@_FUZZ
+@given(
+    edits=_MUTATIONS,
+    cut=st.floats(min_value=0.0, max_value=1.0),
+    which=st.sampled_from(["tone.mp3", "picture.png"]),
+)
+def test_mutated_media_never_raises(
+    tmp_path: Path,
+    small_mp3: bytes,
+    small_png: bytes,
+    edits: list[tuple[int, int]],
+    cut: float,
+    which: str,
+) -> None:
+    source = small_mp3 if which == "tone.mp3" else small_png
+    _assert_classified(_extract_bytes(tmp_path, which, _mutate(source, edits, cut)))
+
+
+def test_hostile_header_numbers_stay_out_of_the_columns(
+    corpus: tuple[Path, dict[str, Expected]], tmp_path: Path
+) -> None:
+    """A WAV claiming a 4 294 967 280 Hz sample rate: MediaInfo says so, and an integer
+    column cannot hold it, so the column value is None while the document keeps it."""
+    data = bytearray((corpus[0] / "tone.wav").read_bytes())
+    assert data[12:16] == b"fmt "
+    data[24:28] = (0xFFFFFFF0).to_bytes(4, "little")
+    path = tmp_path / "huge.wav"
+    path.write_bytes(bytes(data))
+    result = _extracted(extract(str(path), OPTIONS))
+    assert result.summary["container"] == "Wave"
+    assert result.summary["sample_rate"] is None
+    assert result.summary["audio_channels"] == 2
+    (audio,) = [t for t in json.loads(result.document)["media"]["track"] if t["@type"] == "Audio"]
+    assert audio["SamplingRate"] == str(0xFFFFFFF0)
