@@ -16,6 +16,7 @@ from prometheus_client import (
 )
 
 from mediad import __version__
+from mediad.errors import MediadError
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -86,5 +87,8 @@ def serve(address: str) -> object | None:
     if not address:
         return None
     host, _, port = address.rpartition(":")
-    server, _thread = start_http_server(int(port), addr=host.strip("[]"), registry=REGISTRY)
+    try:
+        server, _thread = start_http_server(int(port), addr=host.strip("[]"), registry=REGISTRY)
+    except OSError as exc:
+        raise MediadError(f"metrics.listen {address}: {exc.strerror or exc}") from None
     return server
