@@ -298,6 +298,8 @@ def from_environment(environ: Mapping[str, str], base: Config) -> Config:
     for name, value in sorted(environ.items()):
         if not name.startswith("MEDIAD_") or name in NON_SETTING_VARIABLES:
             continue
+        if name.startswith("MEDIAD_TEST_"):
+            continue  # reserved for the test suite (MEDIAD_TEST_DSN, MEDIAD_TEST_HOOKS...)
         rest = name[len("MEDIAD_") :].lower()
         section, _, key = rest.partition("_")
         if section not in SECTIONS or not key:
@@ -307,7 +309,7 @@ def from_environment(environ: Mapping[str, str], base: Config) -> Config:
 
 
 # Variables that share the prefix but are not settings.
-NON_SETTING_VARIABLES = frozenset({"MEDIAD_CONFIG", "MEDIAD_TEST_DSN", "MEDIAD_TEST_HOOKS"})
+NON_SETTING_VARIABLES = frozenset({"MEDIAD_CONFIG"})
 
 
 def load(

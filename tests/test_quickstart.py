@@ -36,7 +36,7 @@ def test_readme_quick_start_is_exactly_two_commands() -> None:
 
 @pytest.fixture
 def clone() -> Iterator[Path]:
-    if os.environ.get("MEDIAD_IN_QUICKSTART_TEST"):
+    if os.environ.get("MEDIAD_TEST_IN_QUICKSTART"):
         pytest.skip("already inside the quick-start test's own `make test`")
     # Outside pytest's 0700 tmp: the embedded server runs as its own user when we are root.
     base = Path(tempfile.mkdtemp(prefix="mediad-quickstart-"))
@@ -54,13 +54,15 @@ def test_make_run_then_make_test_from_a_clean_clone(clone: Path) -> None:
     expected = make_corpus(media)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDIAD_", "VIRTUAL_ENV"))}
     env.update(XDG_STATE_HOME=str(clone.parent / "state"), MEDIAD_METRICS_LISTEN="127.0.0.1:0",
-               MEDIAD_IN_QUICKSTART_TEST="1")
+               MEDIAD_TEST_IN_QUICKSTART="1")
     log_path = clone.parent / "run.log"
     with open(log_path, "w") as log:
         run = subprocess.Popen(["make", "run", f"MEDIA={media}"], cwd=clone, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         def status() -> dict[str, int] | None:
+            if not (clone / ".venv/.installed").exists():
+                return None  # make is still installing
             result = subprocess.run([str(clone / ".venv/bin/mediad"), "status", "--json"],
                                     cwd=clone, env=env, capture_output=True, text=True)
             return json.loads(result.stdout)["counts"] if result.returncode == 0 else None
