@@ -23,13 +23,13 @@ run: $(STAMP)
 
 ## test: the whole suite (unit, integration on real PostgreSQL, slow end-to-end).
 test: $(STAMP)
-	$(BIN)/ruff check mediad tests bench
+	$(BIN)/ruff check mediad tests $(wildcard bench)
 	$(BIN)/mypy mediad
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check mediad tests bench
-	$(BIN)/ruff format --check mediad tests bench
+	$(BIN)/ruff check mediad tests $(wildcard bench)
+	$(BIN)/ruff format --check mediad tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy mediad
