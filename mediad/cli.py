@@ -26,6 +26,8 @@ from mediad.supervisor import RunMode, Supervisor, Tally, owner_name
 log = structlog.get_logger("mediad")
 
 SHOW_SUMMARY_KEYS = (*COLUMNS, "image_tracks", "hdr_format", "languages", "streams")
+SHOW_FIELDS = ("path", "state", "attempts", "error_class", "error", "priority",
+               "resolved_path", "size_bytes", "mtime", "finished_at", "summary")
 
 
 # --- parser ---------------------------------------------------------------------------
@@ -134,23 +136,25 @@ def load_config(args: argparse.Namespace) -> Config:
 # --- commands ---------------------------------------------------------------------------
 
 
-def cmd_run(args: argparse.Namespace, config: Config) -> int:
+def _run_config(args: argparse.Namespace) -> Config:
+    """The daemon's config; the embedded quick start confines itself to the scanned trees."""
+    config = load_config(args)
     if config.embedded and not config.extract.roots and args.scan:
-        log.info("extract.roots is empty: confining the embedded quick start to the scanned "
-                 "trees", roots=args.scan)
-        config = load(args.config, overrides={**_overrides(args),
-                                              ("extract", "roots"): [os.path.abspath(d)
-                                                                     for d in args.scan]})
+        roots = [os.path.abspath(d) for d in args.scan]
+        config = load(args.config, overrides={**_overrides(args), ("extract", "roots"): roots})
+    return config
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    config = _run_config(args)
     with open_store(config, owner=owner_name(config.daemon.instance)) as store:
         if args.scan:
             _scan(store, args.scan, 0)
         if not config.extract.roots:
             log.warning("extract.roots is empty: any file this user can read may be extracted")
-
-        def reload() -> Config:
-            return load_config(args)
-
-        return Supervisor(config, store, reload_config=reload).run()
+        else:
+            log.info("reading only files under extract.roots", roots=list(config.extract.roots))
+        return Supervisor(config, store, reload_config=lambda: _run_config(args)).run()
 
 
 def cmd_extract(args: argparse.Namespace, config: Config) -> int:
@@ -297,8 +301,7 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
 
 def _show_record(path: str, row: dict[str, Any] | None) -> dict[str, Any]:
     if row is None:
-        return {"path": path, "state": None, "attempts": None, "error_class": None,
-                "error": None, "summary": None}
+        return dict.fromkeys(SHOW_FIELDS) | {"path": path}
     stored = row.get("summary") or {}
     summary = {key: stored.get(key, row.get(key)) for key in SHOW_SUMMARY_KEYS}
     return {

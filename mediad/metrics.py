@@ -64,7 +64,8 @@ LEASES_LOST = Counter(
     registry=REGISTRY,
 )
 RECLAIMED = Counter(
-    "mediad_rows_reclaimed", "Expired leases of other (dead) daemons taken back.",
+    "mediad_rows_reclaimed",
+    "Rows whose lease expired (their daemon died or stalled) put back in the queue.",
     registry=REGISTRY,
 )
 RELEASED = Counter("mediad_rows_released", "Claimed rows given back unstarted.", registry=REGISTRY)

@@ -217,7 +217,8 @@ class WorkerPool:
         if slot.retire_after and slot.files_done >= slot.retire_after and not slot.retiring:
             slot.retiring = True
             self._on_event("worker_recycled", {"pid": slot.pid, "files": slot.files_done})
-            self._send(slot, None)
+        if slot.retiring:
+            self._send(slot, None)  # retired while busy (shrink, drain, recycle): leave now
         return Completion(job, outcome, slot.pid)
 
     def _bury(self, sentinel: int, slot: Slot) -> Completion | None:

@@ -37,10 +37,11 @@ class RetryPolicy:
         return failure in PERMANENT or attempts >= self.max_attempts
 
     def delay_seconds(self, attempts: int, rng: random.Random | None = None) -> float:
-        """Exponential back-off with full jitter after the `attempts`-th failed attempt.
+        """Exponential back-off with jitter after the `attempts`-th failed attempt.
 
-        Full jitter (uniform between half and the whole step) spreads the retries of a
-        batch that failed together, e.g. when a mount came back.
+        "Equal jitter" (uniform between half and the whole step) spreads the retries of a
+        batch that failed together, e.g. when a mount came back, yet never retries sooner
+        than half the step.
         """
         rng = rng or random.Random()
         step = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** max(0, attempts - 1))

@@ -36,8 +36,12 @@ class FailureWrite:
 
 @dataclass(frozen=True)
 class WriteResult:
-    written: int
+    written_ids: frozenset[int]
     stale: int  # refused by the fence: the row was no longer ours
+
+    @property
+    def written(self) -> int:
+        return len(self.written_ids)
 
 
 def compose(text: str, schema: str) -> sql.Composed:
@@ -190,9 +194,9 @@ class Store:
                 "skip_existing": skip_existing,
             },
         )
-        jobs = [Job(r["id"], r["path"], r["attempts"], r["lease_token"]) for r in rows]
-        jobs.sort(key=lambda j: j.id)
-        return jobs
+        # RETURNING has no order: hand files to workers in claim order.
+        rows.sort(key=lambda r: (-r["priority"], r["id"]))
+        return [Job(r["id"], r["path"], r["attempts"], r["lease_token"]) for r in rows]
 
     def renew(self, held: Sequence[Job], lease_seconds: float) -> set[int]:
         if not held:
@@ -209,20 +213,21 @@ class Store:
 
     def complete(self, results: Sequence[tuple[Job, Extracted]]) -> WriteResult:
         if not results:
-            return WriteResult(0, 0)
+            return WriteResult(frozenset(), 0)
         try:
-            written = len(self._fetch("complete", _completion_params(results)))
+            rows = self._fetch("complete", _completion_params(results))
         except psycopg.DataError:
             # One document PostgreSQL refuses must not sink the batch: write one by one,
             # and record the row that cannot be stored as a failure.
             return self._complete_one_by_one(results)
-        return WriteResult(written, len(results) - written)
+        written = frozenset(r["id"] for r in rows)
+        return WriteResult(written, len(results) - len(written))
 
     def _complete_one_by_one(self, results: Sequence[tuple[Job, Extracted]]) -> WriteResult:
-        written = stale = 0
+        written: set[int] = set()
         for job, extracted in results:
             try:
-                ok = len(self._fetch("complete", _completion_params([(job, extracted)])))
+                rows = self._fetch("complete", _completion_params([(job, extracted)]))
             except psycopg.DataError as exc:
                 failure = Failure(
                     FailureClass.INTERNAL,
@@ -230,14 +235,15 @@ class Store:
                     extracted.fingerprint,
                     extracted.resolved_path,
                 )
-                ok = self.fail([FailureWrite(job, failure, True, 0.0)]).written
-            written += ok
-            stale += 1 - ok
-        return WriteResult(written, stale)
+                # Counted as written: the row holds our (failed) outcome.
+                rows = [{"id": i} for i in self.fail([FailureWrite(job, failure, True, 0.0)])
+                        .written_ids]
+            written.update(r["id"] for r in rows)
+        return WriteResult(frozenset(written), len(results) - len(written))
 
     def fail(self, failures: Sequence[FailureWrite]) -> WriteResult:
         if not failures:
-            return WriteResult(0, 0)
+            return WriteResult(frozenset(), 0)
         fps = [f.failure.fingerprint for f in failures]
         params = {
             "ids": [f.job.id for f in failures],
@@ -250,9 +256,15 @@ class Store:
             "sizes": [fp.size_bytes if fp else None for fp in fps],
             "mtimes_us": [fp.mtime_us if fp else None for fp in fps],
             "inodes": [fp.inode if fp else None for fp in fps],
+            # A worker that died or hung never reported a fingerprint: keep the one we had,
+            # so an unchanged file is not queued again by the next scan.
+            "keep_fingerprints": [
+                fp is None and f.failure.failure_class in UNOBSERVED for f, fp in
+                zip(failures, fps, strict=True)
+            ],
         }
-        written = len(self._fetch("fail", params))
-        return WriteResult(written, len(failures) - written)
+        written = frozenset(r["id"] for r in self._fetch("fail", params))
+        return WriteResult(written, len(failures) - len(written))
 
     def release(self, jobs: Sequence[Job]) -> int:
         if not jobs:
@@ -329,6 +341,14 @@ class Store:
 
     def listener(self, on_notify: Callable[[], None]) -> Listener:
         return Listener(self._dsn, self.connect_kwargs(), self._queries["listen"], on_notify)
+
+
+# Failures that happen without the file being looked at (the worker died, hung, or the
+# lease ran out): they say nothing about the file's fingerprint.
+UNOBSERVED = frozenset(
+    {FailureClass.WORKER_CRASH, FailureClass.TIMEOUT, FailureClass.OUT_OF_MEMORY,
+     FailureClass.LEASE_EXPIRED, FailureClass.INTERNAL}
+)
 
 
 def _clean_text(value: str | None) -> str | None:

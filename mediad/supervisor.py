@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from mediad import metrics
+from mediad import logs, metrics
 from mediad.config import Config
 from mediad.errors import DatabaseUnavailable
 from mediad.extractor import ExtractOptions
@@ -36,6 +36,7 @@ log = structlog.get_logger("mediad")
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
 DB_BACKOFF_MAX = 10.0
 SUMMARY_EVERY = 30.0
+QUEUE_MEASURE_EVERY = 15.0
 
 
 @dataclass
@@ -116,6 +117,7 @@ class Supervisor:
         self._next_renew = 0.0
         self._next_rescue = 0.0
         self._next_summary = time.monotonic() + SUMMARY_EVERY
+        self._next_queue_measure = 0.0
         self._db_retry_at = 0.0
         self._db_failures = 0
         self._listener: Listener | None = None
@@ -185,6 +187,7 @@ class Supervisor:
         self._maybe_renew(now)
         self._maybe_rescue(now)
         self._maybe_summarise(now)
+        self._maybe_measure_queue(now)
         self._update_gauges()
         if self._stopping == "drain" and now >= self._drain_deadline:
             log.warning("grace period over: stopping workers", in_flight=len(self.pool.in_flight()))
@@ -273,6 +276,7 @@ class Supervisor:
 
     def apply_config(self, new: Config) -> None:
         """Apply what can change live; the worker settings reach new workers."""
+        logs.configure(new.log.level, new.log.format)
         self.config = new
         self.policy = retry_policy(new)
         self.pool.timeout_seconds = new.extract.timeout_seconds
@@ -387,6 +391,8 @@ class Supervisor:
         self.tally.done += written_done.written
         metrics.FILES.labels("done", "").inc(written_done.written)
         for write in failures:
+            if write.job.id not in written_failed.written_ids:
+                continue  # fenced off: not ours to count
             cls = str(write.failure.failure_class)
             if write.final:
                 self.tally.failed[cls] = self.tally.failed.get(cls, 0) + 1
@@ -541,6 +547,21 @@ class Supervisor:
         log.info("progress", done=self.tally.done, failed=sum(self.tally.failed.values()),
                  retried=self.tally.retried, files_per_s=round(self.tally.finished / elapsed, 1),
                  busy=self.pool.busy_count(), buffered=len(self._buffer))
+
+    def _maybe_measure_queue(self, now: float) -> None:
+        """Queue depth and the oldest due row, for the gauges; not on every loop turn."""
+        if self.mode.one_shot or now < self._next_queue_measure or now < self._db_retry_at:
+            return
+        self._next_queue_measure = now + QUEUE_MEASURE_EVERY
+        try:
+            counts = self.store.counts()
+            oldest = self.store.oldest_pending_seconds()
+        except DatabaseUnavailable as exc:
+            self._db_error("measure", exc)
+            return
+        for state, value in counts.items():
+            metrics.QUEUE_ROWS.labels(state).set(value)
+        metrics.OLDEST_PENDING.set(oldest or 0.0)
 
     def _update_gauges(self) -> None:
         busy = self.pool.busy_count()

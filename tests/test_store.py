@@ -192,3 +192,25 @@ def test_unreachable_database_is_reported_as_unavailable() -> None:
     with pytest.raises(DatabaseUnavailable):
         unreachable.open()
     unreachable.close()
+
+
+def test_a_crash_keeps_the_fingerprint_so_rescans_skip_unchanged_files(store: Store) -> None:
+    entry = ScanEntry("/m/a.mp4", 1234, 1_700_000_000_123_456)
+    store.scan_upsert([entry])
+    [job] = store.claim(10, 30)
+    crash = Failure(FailureClass.WORKER_CRASH, "killed by SIGSEGV")
+    store.fail([FailureWrite(job, crash, final=True, delay_seconds=0)])
+    assert store.scan_upsert([entry]) == (0, 0)
+    # A file that was missing has no fingerprint: when it appears, the scan queues it.
+    store.scan_upsert([ScanEntry("/m/b.mp4", 1, 1)])
+    [job_b] = store.claim(10, 30)
+    missing = Failure(FailureClass.NOT_FOUND, "cannot resolve path: No such file or directory")
+    store.fail([FailureWrite(job_b, missing, final=True, delay_seconds=0)])
+    assert store.scan_upsert([ScanEntry("/m/b.mp4", 1, 1)]) == (0, 1)
+
+
+def test_a_batch_comes_back_in_priority_order(store: Store) -> None:
+    for i, priority in enumerate([0, 5, 1, 9, 5]):
+        store.enqueue([f"/m/{i}.mp4"], priority=priority)
+    assert [j.path for j in store.claim(10, 30)] == [
+        "/m/3.mp4", "/m/1.mp4", "/m/4.mp4", "/m/2.mp4", "/m/0.mp4"]

@@ -36,7 +36,7 @@ SET state = 'running',
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 FROM picked, token
 WHERE f.id = picked.id
-RETURNING f.id, f.path, f.attempts, f.lease_token;
+RETURNING f.id, f.path, f.attempts, f.lease_token, f.priority;
 
 -- name: renew_leases
 UPDATE {schema}.files AS f
@@ -92,7 +92,8 @@ RETURNING f.id;
 
 -- name: fail
 -- Fenced like complete. The retry decision (state and delay) is made by the caller's
--- policy; the previous metadata, if any, is kept.
+-- policy; the previous metadata, if any, is kept. `keep` keeps the recorded fingerprint
+-- when the failure did not look at the file (worker crash, timeout).
 UPDATE {schema}.files AS f
 SET state = r.state,
     run_after = now() + make_interval(secs => r.delay_s),
@@ -102,16 +103,18 @@ SET state = r.state,
     lease_owner = NULL,
     lease_expires_at = NULL,
     finished_at = now(),
-    resolved_path = r.resolved_path,
-    size_bytes = r.size_bytes,
-    mtime = 'epoch'::timestamptz + r.mtime_us * interval '1 microsecond',
-    inode = r.inode
+    resolved_path = CASE WHEN r.keep THEN f.resolved_path ELSE r.resolved_path END,
+    size_bytes = CASE WHEN r.keep THEN f.size_bytes ELSE r.size_bytes END,
+    mtime = CASE WHEN r.keep THEN f.mtime
+                 ELSE 'epoch'::timestamptz + r.mtime_us * interval '1 microsecond' END,
+    inode = CASE WHEN r.keep THEN f.inode ELSE r.inode END
 FROM unnest(
     %(ids)s::bigint[], %(tokens)s::bigint[], %(states)s::text[], %(delays)s::float8[],
     %(classes)s::text[], %(messages)s::text[], %(resolved_paths)s::text[],
-    %(sizes)s::bigint[], %(mtimes_us)s::bigint[], %(inodes)s::bigint[]
+    %(sizes)s::bigint[], %(mtimes_us)s::bigint[], %(inodes)s::bigint[],
+    %(keep_fingerprints)s::bool[]
 ) AS r(id, token, state, delay_s, error_class, error, resolved_path, size_bytes, mtime_us,
-       inode)
+       inode, keep)
 WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
 RETURNING f.id;
 
