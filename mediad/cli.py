@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from mediad import __version__, logs
+from mediad import __version__, logs, notify
 from mediad.config import Config, as_display_dict, load, mask_dsn
 from mediad.errors import MediadError, UsageError
 from mediad.pool import WorkerBootError
@@ -147,6 +147,7 @@ def _run_config(args: argparse.Namespace) -> Config:
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     config = _run_config(args)
+    notifier = notify.from_environment()  # before anything slow: a missing extra fails now
     with open_store(config, owner=owner_name(config.daemon.instance)) as store:
         if args.scan:
             _scan(store, args.scan, 0)
@@ -154,7 +155,9 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
             log.warning("extract.roots is empty: any file this user can read may be extracted")
         else:
             log.info("reading only files under extract.roots", roots=list(config.extract.roots))
-        return Supervisor(config, store, reload_config=lambda: _run_config(args)).run()
+        supervisor = Supervisor(config, store, reload_config=lambda: _run_config(args),
+                                notifier=notifier)
+        return supervisor.run()
 
 
 def cmd_extract(args: argparse.Namespace, config: Config) -> int:

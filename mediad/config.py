@@ -54,6 +54,7 @@ class ExtractConfig:
     parse_speed: float = 0.5
     max_file_bytes: int = 0  # 0 means no limit
     full_document: bool = False
+    engine: str = "mediainfo"  # "noop": skip MediaInfo, to measure the pipeline alone
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ VALIDATORS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("extract", "timeout_seconds"): _positive,
     ("extract", "parse_speed"): _parse_speed,
     ("extract", "max_file_bytes"): _non_negative,
+    ("extract", "engine"): _one_of("mediainfo", "noop"),
     ("retry", "max_attempts"): _positive,
     ("retry", "backoff_base_seconds"): _non_negative,
     ("retry", "backoff_max_seconds"): _non_negative,

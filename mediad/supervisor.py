@@ -26,6 +26,7 @@ from mediad.config import Config
 from mediad.errors import DatabaseUnavailable
 from mediad.extractor import ExtractOptions
 from mediad.models import Completion, Extracted, Failure, Job
+from mediad.notify import Notifier
 from mediad.pool import WorkerPool
 from mediad.retry import RetryPolicy
 from mediad.store import FailureWrite, Listener, Store
@@ -34,6 +35,7 @@ from mediad.worker import WorkerSettings
 log = structlog.get_logger("mediad")
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+STATUS_EVERY = 5.0
 DB_BACKOFF_MAX = 10.0
 SUMMARY_EVERY = 30.0
 QUEUE_MEASURE_EVERY = 15.0
@@ -75,6 +77,7 @@ def extract_options(config: Config) -> ExtractOptions:
         parse_speed=config.extract.parse_speed,
         max_file_bytes=config.extract.max_file_bytes,
         full_document=config.extract.full_document,
+        engine=config.extract.engine,
     )
 
 
@@ -95,8 +98,14 @@ class Supervisor:
         *,
         reload_config: Callable[[], Config] | None = None,
         on_progress: Callable[[Tally], None] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        self.notifier = notifier or Notifier(None)
+        self._announced_ready = False
+        self._next_status = 0.0
+        self._backlog: int | None = None
+        self._wedge_for_tests = False
         self.store = store
         self.mode = mode or RunMode()
         self.policy = retry_policy(config)
@@ -170,7 +179,12 @@ class Supervisor:
 
     def _step(self) -> None:
         self._handle_signals()
+        if self._wedge_for_tests:
+            self._wedge()
         now = time.monotonic()
+        # Only a loop that comes round pings the watchdog: a wedged one gets restarted.
+        self.notifier.watchdog()
+        self._maybe_announce(now)
         if self._stopping is None:
             self._maybe_claim(now)
         self._dispatch()
@@ -199,6 +213,8 @@ class Supervisor:
             max(0.0, self._next_renew - now),
             1.0,  # rescue, summaries and signals are checked at least once a second
         ]
+        if self.notifier.watchdog_interval:
+            candidates.append(self.notifier.watchdog_interval / 2)
         if self._results:
             flush_at = self._first_result_at + self.config.daemon.flush_seconds
             candidates.append(max(0.0, flush_at - now))
@@ -218,6 +234,9 @@ class Supervisor:
     def _install_signals(self) -> None:
         for signum in HANDLED_SIGNALS:
             signal.signal(signum, self._on_signal)
+        if os.environ.get("MEDIAD_TEST_HOOKS") == "1":
+            # Fault injection: SIGUSR2 wedges the main loop, as a deadlock would.
+            signal.signal(signal.SIGUSR2, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self._signals.put(signum)
@@ -255,6 +274,8 @@ class Supervisor:
                 self._resize(self.pool.target_size + 1)
             elif signum == signal.SIGTTOU and self._stopping is None:
                 self._resize(max(1, self.pool.target_size - 1))
+            elif signum == signal.SIGUSR2:
+                self._wedge_for_tests = True
 
     def _resize(self, size: int) -> None:
         log.info("workers resized", workers=size, was=self.pool.target_size)
@@ -264,15 +285,17 @@ class Supervisor:
     def _reload(self) -> None:
         if self._reload_config is None:
             return
+        self.notifier.reloading()
         try:
             new = self._reload_config()
         except Exception as exc:  # an invalid file never kills the daemon
             metrics.RELOADS.labels("failed").inc()
             log.error("reload refused: keeping the running configuration", error=str(exc))
-            return
-        self.apply_config(new)
-        metrics.RELOADS.labels("applied").inc()
-        log.info("configuration reloaded", source=new.source or None)
+        else:
+            self.apply_config(new)
+            metrics.RELOADS.labels("applied").inc()
+            log.info("configuration reloaded", source=new.source or None)
+        self.notifier.ready(self._status_text())
 
     def apply_config(self, new: Config) -> None:
         """Apply what can change live; the worker settings reach new workers."""
@@ -470,6 +493,9 @@ class Supervisor:
     def _start_drain(self, why: str) -> None:
         self._stopping = "drain"
         self._drain_deadline = time.monotonic() + self.config.daemon.shutdown_grace_seconds
+        self.notifier.stopping()
+        # Ask systemd for the grace period plus time to flush, beyond its own stop timeout.
+        self.notifier.extend_timeout(self.config.daemon.shutdown_grace_seconds + 15)
         log.info("draining", signal=why, in_flight=len(self.pool.in_flight()),
                  buffered=len(self._buffer))
         self._release_buffer()
@@ -528,6 +554,31 @@ class Supervisor:
 
     # --- reporting --------------------------------------------------------------------
 
+    def _maybe_announce(self, now: float) -> None:
+        """READY once the workers are up; then a STATUS line every few seconds."""
+        if not self._announced_ready:
+            slots = self.pool.slots
+            if slots and all(slot.ready for slot in slots):
+                self._announced_ready = True
+                self.notifier.ready(self._status_text())
+                log.info("ready", workers=len(slots))
+            return
+        if now >= self._next_status and self._stopping is None:
+            self._next_status = now + STATUS_EVERY
+            self.notifier.status(self._status_text())
+
+    def _status_text(self) -> str:
+        elapsed = max(1e-9, time.monotonic() - self.tally.started_at)
+        backlog = "?" if self._backlog is None else str(self._backlog)
+        return (f"{self.tally.finished / elapsed:.1f} files/s, backlog {backlog}, "
+                f"{self.pool.busy_count()}/{len(self.pool.slots)} workers busy, "
+                f"{self.tally.done} done, {sum(self.tally.failed.values())} failed")
+
+    def _wedge(self) -> None:
+        log.warning("test hook: wedging the main loop")
+        while True:
+            time.sleep(3600)
+
     def _pool_event(self, name: str, fields: dict[str, Any]) -> None:
         if name == "worker_died":
             metrics.WORKER_RESTARTS.labels("crash").inc()
@@ -561,6 +612,7 @@ class Supervisor:
             return
         for state, value in counts.items():
             metrics.QUEUE_ROWS.labels(state).set(value)
+        self._backlog = counts["pending"]
         metrics.OLDEST_PENDING.set(oldest or 0.0)
 
     def _update_gauges(self) -> None:
