@@ -6,13 +6,19 @@ STAMP  := $(VENV)/.installed
 MEDIA  ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck check clean
+.PHONY: install run test lint typecheck check clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[embedded,test]'
+	@# systemd-python compiles against libsystemd: only where its headers are.
+	if pkg-config --exists libsystemd 2>/dev/null; then $(BIN)/pip install --quiet -e '.[systemd]'; fi
 	touch $(STAMP)
+
+## System packages for the whole suite (installed when missing, where root can).
+system-deps:
+	bash .ci/system-deps
 
 install: $(STAMP)
 
@@ -22,7 +28,7 @@ run: $(STAMP)
 	$(BIN)/mediad run --scan "$(MEDIA)"
 
 ## test: the whole suite (unit, integration on real PostgreSQL, slow end-to-end).
-test: $(STAMP)
+test: system-deps $(STAMP)
 	$(BIN)/ruff check mediad tests $(wildcard bench)
 	$(BIN)/mypy mediad
 	$(BIN)/pytest $(PYTEST_ARGS)
