@@ -55,6 +55,7 @@ class ExtractConfig:
     max_file_bytes: int = 0  # 0 means no limit
     full_document: bool = False
     engine: str = "mediainfo"  # "noop": skip MediaInfo, to measure the pipeline alone
+    library_file: str = ""  # a libmediainfo to load instead of pymediainfo's own
 
 
 @dataclass(frozen=True)

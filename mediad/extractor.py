@@ -58,6 +58,7 @@ class ExtractOptions:
     max_file_bytes: int = 0
     full_document: bool = False
     engine: str = "mediainfo"
+    library_file: str | None = None
 
 
 def _errno_failure(exc: OSError, what: str, resolved: str | None = None) -> Failure:
@@ -165,6 +166,7 @@ def run_mediainfo(fd: int, options: ExtractOptions) -> str:
         output="JSON",
         full=options.full_document,
         parse_speed=options.parse_speed,
+        library_file=options.library_file,
     )
     return text
 

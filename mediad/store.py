@@ -85,7 +85,10 @@ class Store:
             max_size=max_connections,
             open=False,
             timeout=timeout,
-            reconnect_timeout=0,  # never give up: the daemon outlives database restarts
+            # Keep trying for a day: the daemon outlives database restarts and failovers.
+            reconnect_timeout=86400,
+            # A connection broken by a restart is found and replaced before use.
+            check=ConnectionPool.check_connection,
             name="mediad",
         )
 

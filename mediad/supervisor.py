@@ -78,6 +78,7 @@ def extract_options(config: Config) -> ExtractOptions:
         max_file_bytes=config.extract.max_file_bytes,
         full_document=config.extract.full_document,
         engine=config.extract.engine,
+        library_file=config.extract.library_file or None,
     )
 
 
@@ -185,6 +186,9 @@ class Supervisor:
         # Only a loop that comes round pings the watchdog: a wedged one gets restarted.
         self.notifier.watchdog()
         self._maybe_announce(now)
+        # Renew before dispatching: after a pause (SIGSTOP, a stalled VM) the buffered rows
+        # may belong to another daemon by now, and must not be read again for nothing.
+        self._maybe_renew(now)
         if self._stopping is None:
             self._maybe_claim(now)
         self._dispatch()
@@ -198,7 +202,6 @@ class Supervisor:
             self.pool.maintain()
         now = time.monotonic()
         self._maybe_flush(now)
-        self._maybe_renew(now)
         self._maybe_rescue(now)
         self._maybe_summarise(now)
         self._maybe_measure_queue(now)

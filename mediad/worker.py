@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import resource
 import signal
 import sys
@@ -34,6 +35,7 @@ BOOT_ERROR = "boot_error"
 HANG_MARKER = "__mediad_hang__"
 HANG_ONCE_MARKER = "__mediad_hang_once__"  # hangs on the first attempt only
 CRASH_MARKER = "__mediad_crash__"
+SLEEP_MARKER = re.compile(r"__mediad_sleep_(\d+)ms__")  # a slow file, e.g. __mediad_sleep_20ms__
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ def _init_signals() -> None:
 
 def _test_hook(job: Job) -> None:
     path = job.path
+    slow = SLEEP_MARKER.search(path)
+    if slow:
+        time.sleep(int(slow.group(1)) / 1000)
     if HANG_MARKER in path or (HANG_ONCE_MARKER in path and job.attempts == 1):
         while True:
             time.sleep(3600)
@@ -88,8 +93,9 @@ def main(conn: Connection, settings: WorkerSettings) -> None:
     try:
         from pymediainfo import MediaInfo
 
-        if not MediaInfo.can_parse():
-            raise OSError("libmediainfo could not be loaded")
+        library = settings.options.library_file
+        if not MediaInfo.can_parse(library_file=library):
+            raise OSError(f"libmediainfo could not be loaded from {library or 'pymediainfo'}")
     except (ImportError, OSError) as exc:
         conn.send((BOOT_ERROR, f"cannot load MediaInfo: {exc}"))
         sys.exit(BOOT_ERROR_EXIT)

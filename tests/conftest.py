@@ -34,6 +34,15 @@ class Server:
     pgdata: Path | None = None
     owned: bool = False
 
+    def restart(self) -> None:
+        """Restart the server the tests own (fast mode: connections are cut)."""
+        assert self.owned and self.pgdata is not None
+        from pgserver._commands import pg_ctl
+
+        user = "pgserver" if os.geteuid() == 0 else None
+        pg_ctl(["-w", "-m", "fast", "-l", str(self.pgdata / "log"), "restart"],
+               pgdata=self.pgdata, user=user, timeout=60)
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Server]:
@@ -95,17 +104,28 @@ def store(test_dsn: str, schema: str) -> Iterator[Store]:
 @pytest.fixture
 def sql(test_dsn: str) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
     """Run plain SQL as an application would; returns the rows."""
-    conn = psycopg.connect(test_dsn, autocommit=True)
+    holder = [psycopg.connect(test_dsn, autocommit=True)]
 
     def run(query: str, params: Any = None) -> list[tuple[Any, ...]]:
-        with conn.cursor() as cur:
-            cur.execute(query, params)
-            return cur.fetchall() if cur.description else []
+        for attempt in range(30):
+            try:
+                with holder[0].cursor() as cur:
+                    cur.execute(query, params)
+                    return cur.fetchall() if cur.description else []
+            except psycopg.OperationalError:
+                # The fault tests restart the server: reconnect, as an application would.
+                if attempt == 29:
+                    raise
+                time.sleep(0.5)
+                with contextlib.suppress(psycopg.OperationalError):
+                    holder[0].close()
+                    holder[0] = psycopg.connect(test_dsn, autocommit=True)
+        raise AssertionError("unreachable")
 
     try:
         yield run
     finally:
-        conn.close()
+        holder[0].close()
 
 
 # --- running mediad as a user would -----------------------------------------------------

@@ -1,0 +1,918 @@
+"""mediad's benchmark: one command, one corpus, one database, every figure side by side.
+
+    .venv/bin/python -m bench.run --files 10000 [--workers W] [--out FILE] [--dsn DSN] [--big]
+
+Measures, on the same hard-linked corpus and the same (own, dropped) database:
+mediad end to end, the ideal multiprocessing.Pool, the mediainfo CLI (batched and once
+per file), the no-op engine through the whole pipeline, claim-statement latency at
+several table sizes (with its plan), insert -> done latency on an idle daemon, the
+supervisor's RSS with 1M pending rows, and database connections per daemon.
+See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import platform
+import random
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import ideal
+from bench.db import Sql, bench_database, server
+from bench.procstat import TreeSampler, cpu_seconds, machine_ticks, memory_kib
+from mediad.config import load as load_config
+from mediad.queries import named_queries
+from mediad.store import Store, compose
+from mediad.supervisor import extract_options
+
+CORES = os.cpu_count() or 1
+CLI_BATCH = 1000
+CLAIM_BATCH = 50
+CLAIM_PENDING = 10_000
+CLAIM_ITERATIONS = 150
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def latency_summary(seconds: list[float]) -> dict[str, Any]:
+    ms = [s * 1000 for s in seconds]
+    return {
+        "samples": len(ms),
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p90_ms": round(percentile(ms, 90), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "max_ms": round(max(ms), 3) if ms else None,
+        "mean_ms": round(statistics.fmean(ms), 3) if ms else None,
+    }
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds > 0 else 0.0
+
+
+def mib(kib: int) -> float:
+    return round(kib / 1024, 1)
+
+
+# --- the corpus ---------------------------------------------------------------------------
+
+
+def build_corpus(root: Path, count: int, source: Path | None) -> tuple[list[str], list[str]]:
+    """Real media files (tests/media.py, or --source), hard-linked to `count` paths."""
+    originals = root / "originals"
+    if source is None:
+        from tests.media import make_corpus  # PyAV: only needed here
+
+        make_corpus(originals)
+        files = sorted(originals.iterdir())
+    else:
+        files = sorted(p for p in source.rglob("*") if p.is_file() and not p.is_symlink())
+    if not files:
+        raise SystemExit(f"no source files found in {source}")
+    linked = root / "files"
+    paths: list[str] = []
+    for n in range(count):
+        original = files[n % len(files)]
+        folder = linked / f"{n // 1000:04d}"
+        if n % 1000 == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{n:07d}_{original.name}"
+        try:
+            os.link(original, target)
+        except OSError:
+            shutil.copyfile(original, target)  # another file system: a copy still works
+        paths.append(str(target))
+    return paths, [p.name for p in files]
+
+
+# --- running mediad -----------------------------------------------------------------------
+
+
+@dataclass
+class DaemonSpec:
+    dsn: str
+    schema: str
+    workers: int
+    engine: str
+    roots: str
+    state_dir: Path
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
+        env.update(
+            MEDIAD_DATABASE_DSN=self.dsn,
+            MEDIAD_DATABASE_SCHEMA=self.schema,
+            MEDIAD_DATABASE_AUTO_MIGRATE="true",
+            MEDIAD_DAEMON_WORKERS=str(self.workers),
+            MEDIAD_DAEMON_STATE_DIR=str(self.state_dir),
+            MEDIAD_EXTRACT_ENGINE=self.engine,
+            MEDIAD_EXTRACT_ROOTS=self.roots,
+            MEDIAD_METRICS_LISTEN="",
+            MEDIAD_LOG_FORMAT="json",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra)
+        return env
+
+
+@contextlib.contextmanager
+def daemon(spec: DaemonSpec, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`mediad run` as a subprocess in its own session; stopped (drained) on the way out."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mediad", "run"],
+            env=spec.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class Watch:
+    """What the benchmark sees of one daemon while it works."""
+
+    sampler: TreeSampler
+    backend_cpu: dict[int, float] = field(default_factory=dict)
+    max_connections: int = 0
+    distinct_backends: set[int] = field(default_factory=set)
+
+    def sample(self, sql: Sql, exclude: set[int]) -> None:
+        self.sampler.sample()
+        backends = sql.daemon_backends(exclude)
+        self.max_connections = max(self.max_connections, len(backends))
+        self.distinct_backends.update(backends)
+        for pid in backends:
+            cpu = cpu_seconds(pid)
+            if cpu is not None:
+                self.backend_cpu[pid] = cpu
+
+
+def remaining(sql: Sql, schema: str) -> int:
+    # Two counts that each match a partial index: cheap while the daemon works.
+    row = sql.one(
+        f"SELECT (SELECT count(*) FROM \"{schema}\".files WHERE state = 'pending') "
+        f"+ (SELECT count(*) FROM \"{schema}\".files WHERE state = 'running')"
+    )
+    return int(row[0])
+
+
+def wait_all_finished(
+    sql: Sql,
+    schema: str,
+    process: subprocess.Popen[bytes],
+    watch: Watch,
+    timeout: float,
+    log_path: Path,
+) -> None:
+    deadline = time.monotonic() + timeout
+    exclude: set[int] = set()
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"mediad run exited with {process.returncode}:\n{log_tail(log_path)}"
+            )
+        watch.sample(sql, exclude)
+        if remaining(sql, schema) == 0:
+            watch.sample(sql, exclude)
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"mediad did not finish within {timeout:.0f} s")
+        time.sleep(0.25)
+
+
+def outcome_counts(sql: Sql, schema: str) -> dict[str, Any]:
+    row = sql.one(
+        "SELECT count(*) FILTER (WHERE state = 'done'), "
+        "count(*) FILTER (WHERE state = 'failed'), "
+        "extract(epoch FROM min(finished_at))::float8, "
+        "extract(epoch FROM max(finished_at))::float8, "
+        f'max(attempts) FROM "{schema}".files'
+    )
+    return {
+        "done": row[0],
+        "failed": row[1],
+        "first_at": row[2],
+        "last_at": row[3],
+        "max_attempts": row[4],
+    }
+
+
+def enqueue_paths(dsn: str, schema: str, paths: list[str]) -> float:
+    """Migrate, then queue every path with mediad's own enqueue (batches of 10,000)."""
+    store = Store(dsn, schema)
+    store.open()
+    try:
+        store.migrate()
+        started = time.perf_counter()
+        for start in range(0, len(paths), 10_000):
+            store.enqueue(paths[start : start + 10_000])
+        return time.perf_counter() - started
+    finally:
+        store.close()
+
+
+def fill_noop_rows(dsn: str, sql: Sql, schema: str, count: int) -> None:
+    store = Store(dsn, schema)
+    store.open()
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    sql.rows(
+        f'INSERT INTO "{schema}".files (path) '
+        "SELECT '/noop/' || lpad(g::text, 9, '0') FROM generate_series(1, %s) AS g",
+        (count,),
+    )
+
+
+def daemon_result(
+    sql: Sql, schema: str, watch: Watch, started_wall: float, workers: int, files: int
+) -> dict[str, Any]:
+    counts = outcome_counts(sql, schema)
+    elapsed = max(1e-9, (counts["last_at"] or started_wall) - started_wall)
+    steady = max(1e-9, (counts["last_at"] or 0) - (counts["first_at"] or 0))
+    sampler = watch.sampler
+    cpu = sampler.supervisor_cpu + sampler.worker_cpu_total()
+    return {
+        "files": files,
+        "workers": workers,
+        "done": counts["done"],
+        "failed": counts["failed"],
+        "max_attempts": counts["max_attempts"],
+        "seconds": round(elapsed, 3),
+        "files_per_s": rate(counts["done"] + counts["failed"], elapsed),
+        "steady_files_per_s": rate(counts["done"] + counts["failed"] - 1, steady),
+        "cpu_seconds_supervisor": round(sampler.supervisor_cpu, 2),
+        "cpu_seconds_workers": round(sampler.worker_cpu_total(), 2),
+        "cpu_seconds_db_backends": round(sum(watch.backend_cpu.values()), 2),
+        "cpu_utilisation": round(cpu / (elapsed * CORES), 3),
+        "machine_busy_fraction": round(sampler.machine_busy_fraction(), 3),
+        "supervisor_rss_peak_mib": mib(sampler.supervisor_peak_kib()),
+        "worker_rss_peak_mib": mib(sampler.worker_rss_max_kib),
+        "worker_processes_seen": len(sampler.worker_pids),
+        "db_connections_max": watch.max_connections,
+        "db_backends_distinct": len(watch.distinct_backends),
+    }
+
+
+def run_mediad(
+    sql: Sql,
+    spec: DaemonSpec,
+    files: int,
+    log_path: Path,
+    latency_samples: int = 0,
+    latency_paths: list[str] | None = None,
+) -> dict[str, Any]:
+    """Start `mediad run` on queued rows, time it until every row is finished."""
+    timeout = max(120.0, files / 20)
+    started_wall = time.time()
+    with daemon(spec, log_path) as process:
+        watch = Watch(TreeSampler(process.pid))
+        wait_all_finished(sql, spec.schema, process, watch, timeout, log_path)
+        result = daemon_result(sql, spec.schema, watch, started_wall, spec.workers, files)
+        if latency_samples and latency_paths:
+            result["insert_to_done"] = insert_to_done(
+                sql, spec.schema, latency_paths[:latency_samples], process, log_path
+            )
+            watch.sample(sql, set())
+            result["db_connections_max"] = watch.max_connections
+            result["db_backends_distinct"] = len(watch.distinct_backends)
+    return result
+
+
+def insert_to_done(
+    sql: Sql, schema: str, paths: list[str], process: subprocess.Popen[bytes], log_path: Path
+) -> dict[str, Any]:
+    """One plain-SQL insert at a time into an idle daemon's queue; time until `done`."""
+    seconds: list[float] = []
+    states: dict[str, int] = {}
+    time.sleep(1.0)  # let the daemon go idle (its last flush, its wait)
+    for path in paths:
+        time.sleep(random.uniform(0.05, 0.15))
+        started = time.perf_counter()
+        row_id = sql.one(f'INSERT INTO "{schema}".files (path) VALUES (%s) RETURNING id', (path,))
+        deadline = started + 10.0
+        state = "pending"
+        while time.perf_counter() < deadline:
+            state = str(sql.one(f'SELECT state FROM "{schema}".files WHERE id = %s', row_id)[0])
+            if state in ("done", "failed"):
+                break
+            time.sleep(0.002)
+        seconds.append(time.perf_counter() - started)
+        states[state] = states.get(state, 0) + 1
+        if process.poll() is not None:
+            raise RuntimeError(f"mediad run exited:\n{log_tail(log_path)}")
+    return {**latency_summary(seconds), "outcomes": states}
+
+
+# --- the ideal pool and the mediainfo CLI -------------------------------------------------
+
+
+def run_ideal(paths: list[str], workers: int, options: Any) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    cpu_before = children_cpu()
+    busy0, total0 = machine_ticks()
+    started = time.perf_counter()
+    done = 0
+    with ctx.Pool(workers, initializer=ideal.init, initargs=(options,)) as pool:
+        for outcome in pool.imap_unordered(ideal.extract_one, paths, chunksize=16):
+            done += ideal.is_done(outcome)
+        pool.close()
+        pool.join()
+    elapsed = time.perf_counter() - started
+    busy1, total1 = machine_ticks()
+    cpu = children_cpu() - cpu_before
+    return {
+        "files": len(paths),
+        "workers": workers,
+        "done": done,
+        "failed": len(paths) - done,
+        "seconds": round(elapsed, 3),
+        "files_per_s": rate(len(paths), elapsed),
+        "cpu_seconds_workers": round(cpu, 2),
+        "cpu_utilisation": round(cpu / (elapsed * CORES), 3),
+        "machine_busy_fraction": round((busy1 - busy0) / max(1, total1 - total0), 3),
+        "chunksize": 16,
+    }
+
+
+def mediainfo_version(binary: str) -> str:
+    result = subprocess.run([binary, "--Version"], capture_output=True, text=True, timeout=30)
+    return " ".join(result.stdout.split()[-1:]) or "unknown"
+
+
+def _cli_call(binary: str, chunk: list[str]) -> int:
+    """Run mediainfo on a chunk of files; returns how many documents name a media format."""
+    result = subprocess.run(
+        [binary, "--Output=JSON", *chunk], capture_output=True, timeout=600, check=False
+    )
+    try:
+        document = json.loads(result.stdout)
+    except ValueError:
+        return 0
+    documents = document if isinstance(document, list) else [document]
+    return sum(1 for d in documents if isinstance(d, dict) and d.get("media"))
+
+
+def run_cli(binary: str, paths: list[str], workers: int, per_call: int) -> dict[str, Any]:
+    chunks = [paths[i : i + per_call] for i in range(0, len(paths), per_call)]
+    cpu_before = children_cpu()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as executor:
+        recognised = sum(executor.map(lambda c: _cli_call(binary, c), chunks))
+    elapsed = time.perf_counter() - started
+    cpu = children_cpu() - cpu_before
+    return {
+        "files": len(paths),
+        "workers": workers,
+        "files_per_call": per_call,
+        "recognised": recognised,
+        "seconds": round(elapsed, 3),
+        "files_per_s": rate(len(paths), elapsed),
+        "cpu_seconds": round(cpu, 2),
+        "cpu_utilisation": round(cpu / (elapsed * CORES), 3),
+    }
+
+
+# --- the claim statement at several table sizes -------------------------------------------
+
+
+def fill_claim_table(dsn: str, sql: Sql, schema: str, rows: int, pending: int) -> float:
+    """`rows` rows, the last `pending` of them pending, the rest done; returns seconds."""
+    store = Store(dsn, schema)
+    store.open()
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    table = f'"{schema}".files'
+    started = time.perf_counter()
+    sql.rows(f"ALTER TABLE {table} DISABLE TRIGGER USER")  # no NOTIFY for a bulk load
+    step = 1_000_000
+    for first in range(1, rows + 1, step):
+        last = min(rows, first + step - 1)
+        sql.rows(
+            f"INSERT INTO {table} (path, state, finished_at, container, size_bytes, "
+            "enqueued_at, run_after) "
+            "SELECT '/library/' || lpad(g::text, 9, '0') || '.mkv', "
+            "CASE WHEN g > %(done)s::bigint THEN 'pending' ELSE 'done' END, "
+            "CASE WHEN g > %(done)s::bigint THEN NULL ELSE now() END, "
+            "CASE WHEN g > %(done)s::bigint THEN NULL ELSE 'Matroska' END, "
+            "CASE WHEN g > %(done)s::bigint THEN NULL ELSE 1000000 + g END, "
+            "now() - interval '1 hour', now() - interval '1 hour' "
+            "FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g",
+            {"done": rows - pending, "first": first, "last": last},
+        )
+        if rows > step:
+            say(f"  {schema}: {last:,} / {rows:,} rows")
+    sql.rows(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+    sql.rows(f"VACUUM (ANALYZE) {table}")
+    return time.perf_counter() - started
+
+
+def claim_params(owner: str) -> dict[str, Any]:
+    return {"limit": CLAIM_BATCH, "owner": owner, "lease_seconds": 30.0, "skip_existing": False}
+
+
+def measure_claims(sql: Sql, schema: str, iterations: int) -> tuple[list[float], str]:
+    """Run mediad's own claim statement as the daemon does (prepared after 5 runs), then
+    finish the claimed rows as a write-back would, so the partial index churns."""
+    claim = compose(named_queries()["claim"], schema)
+    finish = (
+        f"UPDATE \"{schema}\".files SET state = 'done', lease_token = NULL, lease_owner = NULL, "
+        "lease_expires_at = NULL, finished_at = now() WHERE id = ANY(%s)"
+    )
+    params = claim_params("bench:claim")
+    seconds: list[float] = []
+    for n in range(iterations + 5):
+        started = time.perf_counter()
+        with sql.conn.cursor() as cur:
+            cur.execute(claim, params)
+            ids = [r[0] for r in cur.fetchall()]
+        if n >= 5:  # the first five warm up (and psycopg prepares on the fifth)
+            seconds.append(time.perf_counter() - started)
+        sql.rows(finish, (ids,))
+    plan = explain_claim(sql, schema)
+    return seconds, plan
+
+
+def explain_claim(sql: Sql, schema: str) -> str:
+    claim = compose(named_queries()["claim"], schema)
+    from psycopg import sql as pgsql
+
+    statement = pgsql.SQL("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, SUMMARY ON) ") + claim
+    with sql.conn.transaction(force_rollback=True), sql.conn.cursor() as cur:
+        cur.execute(statement, claim_params("bench:explain"))
+        return "\n".join(str(r[0]) for r in cur.fetchall())
+
+
+def claim_case(dsn: str, sql: Sql, label: str, rows: int, pending: int) -> dict[str, Any]:
+    schema = f"bench_claim_{label}"
+    say(f"claim latency: {rows:,} rows, {pending:,} pending ({schema})")
+    fill = fill_claim_table(dsn, sql, schema, rows, pending)
+    size = sql.one(
+        "SELECT pg_total_relation_size(%s::regclass), pg_relation_size(%s::regclass)",
+        (f'"{schema}".files', f'"{schema}".files_claim_idx'),
+    )
+    seconds, plan = measure_claims(sql, schema, CLAIM_ITERATIONS)
+    return {
+        "rows": rows,
+        "pending": pending,
+        "scenario": "backlog" if pending == rows and rows > CLAIM_PENDING else "steady",
+        "batch": CLAIM_BATCH,
+        "fill_seconds": round(fill, 1),
+        "table_total_mib": round(size[0] / 2**20, 1),
+        "claim_index_mib": round(size[1] / 2**20, 2),
+        **latency_summary(seconds),
+        "plan": plan,
+        "schema": schema,
+    }
+
+
+def supervisor_rss_with_backlog(
+    sql: Sql, spec: DaemonSpec, seconds: float, log_path: Path
+) -> dict[str, Any]:
+    """Run the daemon (noop engine) against a big backlog; follow the supervisor's RSS."""
+    before = remaining(sql, spec.schema)
+    samples: list[tuple[float, int]] = []
+    with daemon(spec, log_path) as process:
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            if process.poll() is not None:
+                raise RuntimeError(f"mediad run exited:\n{log_tail(log_path)}")
+            rss = memory_kib(process.pid).get("VmRSS", 0)
+            samples.append((time.monotonic() - started, rss))
+            time.sleep(0.25)
+        peak = memory_kib(process.pid).get("VmHWM", 0)
+    after = remaining(sql, spec.schema)
+    settled = [rss for at, rss in samples if at >= 2.0] or [0]
+    return {
+        "pending_at_start": before,
+        "seconds": seconds,
+        "rows_finished": before - after,
+        "rss_after_2s_mib": mib(settled[0]),
+        "rss_last_mib": mib(settled[-1]),
+        "rss_peak_mib": mib(max(peak, *settled)),
+    }
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=10_000, help="corpus size (hard links)")
+    parser.add_argument("--workers", type=int, default=CORES, help="default: one per core")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--dsn",
+        help="admin DSN of a PostgreSQL server to use (a database "
+        "of its own is created and dropped); default: a throwaway pgserver",
+    )
+    parser.add_argument("--big", action="store_true", help="also 10M rows for the claim")
+    parser.add_argument(
+        "--claim-sizes",
+        default="10000,1000000",
+        help="comma-separated table sizes for the claim latency",
+    )
+    parser.add_argument(
+        "--backlog-rows",
+        type=int,
+        default=1_000_000,
+        help="pending rows for the supervisor-RSS check (0: skip)",
+    )
+    parser.add_argument("--backlog-seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--noop-files",
+        type=int,
+        default=0,
+        help="rows for the no-op pipeline (default: max(--files, 20000))",
+    )
+    parser.add_argument(
+        "--single-files",
+        type=int,
+        default=1000,
+        help="files for mediainfo once per file (a subset)",
+    )
+    parser.add_argument("--latency-samples", type=int, default=50)
+    parser.add_argument(
+        "--source",
+        type=Path,
+        help="use these media files instead of "
+        "the generated corpus (e.g. /work/shared/corpus/public)",
+    )
+    parser.add_argument(
+        "--mediainfo",
+        default=shutil.which("mediainfo") or "",
+        help="mediainfo CLI binary (default: from PATH)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    return parser.parse_args(argv)
+
+
+def environment(
+    args: argparse.Namespace, sql: Sql, server_kind: str, env: dict[str, str], originals: list[str]
+) -> dict[str, Any]:
+    import pymediainfo
+
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    config = load_config(None, environ=env)
+    return {
+        "cores": CORES,
+        "cpu_model": cpu_model,
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "pymediainfo": pymediainfo.__version__,
+        "libmediainfo": ".".join(str(v) for v in pymediainfo.MediaInfo._get_library()[3]),
+        "mediainfo_cli": mediainfo_version(args.mediainfo) if args.mediainfo else None,
+        "postgresql": sql.server_version(),
+        "server": server_kind,
+        "corpus_originals": originals,
+        "parse_speed": config.extract.parse_speed,
+        "batch_size": config.daemon.batch_size,
+        "flush_seconds": config.daemon.flush_seconds,
+        "full_document": config.extract.full_document,
+    }
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    dsn: str
+    sql: Sql
+    work: Path
+    paths: list[str]
+    extra_paths: list[str]
+    roots: str
+
+    def spec(self, schema: str, engine: str, workers: int | None = None) -> DaemonSpec:
+        return DaemonSpec(
+            self.dsn, schema, workers or self.args.workers, engine, self.roots, self.work / "state"
+        )
+
+
+def throughput(ctx: Context, results: dict[str, Any]) -> None:
+    args, sql, paths = ctx.args, ctx.sql, ctx.paths
+    spec = ctx.spec("bench_e2e", "mediainfo")
+    options = extract_options(load_config(None, environ=spec.env()))
+    say(f"ideal multiprocessing.Pool over {len(paths):,} files, {args.workers} processes")
+    results["ideal"] = run_ideal(paths, args.workers, options)
+    if args.mediainfo:
+        say(f"mediainfo CLI batched ({CLI_BATCH} files per call, {args.workers} at once)")
+        results["mediainfo_batched"] = run_cli(args.mediainfo, paths, args.workers, CLI_BATCH)
+        subset = paths[: max(1, min(len(paths), args.single_files))]
+        say(f"mediainfo CLI once per file ({len(subset):,} files)")
+        results["mediainfo_single"] = run_cli(args.mediainfo, subset, args.workers, 1)
+    say(f"mediad end to end: enqueue {len(paths):,} paths, then `mediad run`")
+    enqueue_seconds = enqueue_paths(ctx.dsn, spec.schema, paths)
+    results["mediad"] = run_mediad(
+        sql, spec, len(paths), ctx.work / "e2e.log", args.latency_samples, ctx.extra_paths
+    )
+    results["mediad"]["enqueue_seconds"] = round(enqueue_seconds, 3)
+    results["mediad"]["enqueue_paths_per_s"] = rate(len(paths), enqueue_seconds)
+
+
+def pipeline(ctx: Context, results: dict[str, Any]) -> None:
+    args, sql = ctx.args, ctx.sql
+    count = args.noop_files or max(args.files, 20_000)
+    say(f"noop engine through the whole pipeline: {count:,} rows")
+    fill_noop_rows(ctx.dsn, sql, "bench_noop", count)
+    results["noop"] = run_mediad(sql, ctx.spec("bench_noop", "noop"), count, ctx.work / "noop.log")
+    many = max(8, 4 * args.workers)
+    count = 2000
+    say(f"connections with {many} workers (noop, {count:,} rows)")
+    fill_noop_rows(ctx.dsn, sql, "bench_conn", count)
+    wide = run_mediad(sql, ctx.spec("bench_conn", "noop", many), count, ctx.work / "conn.log")
+    results["connections"] = {
+        f"workers_{args.workers}_mediainfo": results["mediad"]["db_connections_max"],
+        f"workers_{args.workers}_noop": results["noop"]["db_connections_max"],
+        f"workers_{many}_noop": wide["db_connections_max"],
+        "distinct_backends_e2e_run": results["mediad"]["db_backends_distinct"],
+    }
+
+
+def claims(ctx: Context, results: dict[str, Any]) -> None:
+    args, sql = ctx.args, ctx.sql
+    sizes = [int(s) for s in args.claim_sizes.split(",") if s.strip()]
+    if args.big and 10_000_000 not in sizes:
+        sizes.append(10_000_000)
+    cases = []
+    for size in sizes:
+        # Steady state: a big table of finished rows and a modest queue.
+        cases.append(claim_case(ctx.dsn, sql, f"{size}", size, min(size, CLAIM_PENDING)))
+        drop_schema(sql, f"bench_claim_{size}")
+    if args.backlog_rows:
+        # A backlog: every row pending (the first scan of a big library).
+        rows = args.backlog_rows
+        cases.append(claim_case(ctx.dsn, sql, f"{rows}_backlog", rows, rows))
+        schema = f"bench_claim_{rows}_backlog"
+        say(f"supervisor RSS with {remaining(sql, schema):,} pending rows (noop engine)")
+        results["supervisor_rss_backlog"] = supervisor_rss_with_backlog(
+            sql, ctx.spec(schema, "noop"), args.backlog_seconds, ctx.work / "backlog.log"
+        )
+        drop_schema(sql, schema)
+    results["claim_latency"] = cases
+
+
+def drop_schema(sql: Sql, schema: str) -> None:
+    sql.rows(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def ratios(results: dict[str, Any]) -> dict[str, Any]:
+    mediad, ideal_run = results["mediad"], results["ideal"]
+    found: dict[str, Any] = {
+        "mediad_over_ideal": round(mediad["files_per_s"] / ideal_run["files_per_s"], 3),
+        "mediad_steady_over_ideal": round(
+            mediad["steady_files_per_s"] / ideal_run["files_per_s"], 3
+        ),
+        "noop_files_per_s": results["noop"]["files_per_s"],
+        "noop_steady_files_per_s": results["noop"]["steady_files_per_s"],
+    }
+    batched = results.get("mediainfo_batched")
+    if batched:
+        found["mediad_over_mediainfo_batched"] = round(
+            mediad["files_per_s"] / batched["files_per_s"], 3
+        )
+        found["ideal_over_mediainfo_batched"] = round(
+            ideal_run["files_per_s"] / batched["files_per_s"], 3
+        )
+    return found
+
+
+def targets(results: dict[str, Any]) -> dict[str, Any]:
+    r = results["ratios"]
+    checks: dict[str, Any] = {
+        "mediad >= 0.90 x ideal": (r["mediad_over_ideal"], r["mediad_over_ideal"] >= 0.90),
+        "noop >= 10,000 files/s": (r["noop_files_per_s"], r["noop_files_per_s"] >= 10_000),
+        "insert->done p50 < 100 ms": (
+            results["mediad"]["insert_to_done"]["p50_ms"],
+            results["mediad"]["insert_to_done"]["p50_ms"] < 100,
+        ),
+        "<= 3 connections per daemon": (
+            max(results["connections"].values()),
+            max(results["connections"].values()) <= 3,
+        ),
+    }
+    if "mediad_over_mediainfo_batched" in r:
+        value = r["mediad_over_mediainfo_batched"]
+        checks["mediad >= 0.85 x mediainfo batched"] = (value, value >= 0.85)
+    cases = {c["rows"]: c for c in results.get("claim_latency", []) if c["scenario"] == "steady"}
+    small, big = cases.get(10_000), cases.get(10_000_000)
+    if small and big:
+        value = round(big["p99_ms"] / small["p99_ms"], 2)
+        checks["claim p99 at 10M <= 1.5 x at 10k"] = (value, value <= 1.5)
+    return {name: {"value": v, "met": met} for name, (v, met) in checks.items()}
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def _throughput_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+
+    def add(name: str, run: dict[str, Any] | None, note: str = "") -> None:
+        if run is None:
+            return
+        util = run.get("cpu_utilisation")
+        rows.append(
+            (
+                name,
+                f"{run['files']:,}",
+                f"{run['seconds']:.2f}",
+                f"{run['files_per_s']:,.1f}",
+                f"{util * 100:.0f}%" if util is not None else "-",
+                note,
+            )
+        )
+
+    m = results["mediad"]
+    add(
+        "mediad end to end",
+        m,
+        f"steady {m['steady_files_per_s']:,.0f}/s; RSS sup {m['supervisor_rss_peak_mib']} MiB,"
+        f" worker {m['worker_rss_peak_mib']} MiB; db cpu {m['cpu_seconds_db_backends']} s",
+    )
+    add("ideal multiprocessing.Pool", results["ideal"], "same extract(), same options, no db")
+    if results.get("mediainfo_batched"):
+        add(
+            "mediainfo CLI batched",
+            results["mediainfo_batched"],
+            f"{CLI_BATCH} files/call, one call per core",
+        )
+        add("mediainfo CLI once per file", results["mediainfo_single"], "subset")
+    else:
+        rows.append(("mediainfo CLI batched", "-", "-", "-", "-", "not installed"))
+        rows.append(("mediainfo CLI once per file", "-", "-", "-", "-", "not installed"))
+    n = results["noop"]
+    add(
+        "noop pipeline (mediad)",
+        n,
+        f"steady {n['steady_files_per_s']:,.0f}/s; queue + IPC + write-back only",
+    )
+    return rows
+
+
+def print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print()
+
+
+def report(results: dict[str, Any]) -> None:
+    env = results["environment"]
+    print(
+        f"\nmediad benchmark: {env['cores']} cores ({env['cpu_model']}), PostgreSQL "
+        f"{env['postgresql']} ({env['server']}), libmediainfo {env['libmediainfo']}, "
+        f"mediainfo CLI {env['mediainfo_cli'] or 'not installed'}, "
+        f"parse_speed {env['parse_speed']}, workers {results['workers']}\n"
+    )
+    print_table(("run", "files", "seconds", "files/s", "cpu", "notes"), _throughput_rows(results))
+    print("ratios:")
+    for key, value in results["ratios"].items():
+        print(f"  {key:<32} {value}")
+    print()
+    cases = results.get("claim_latency", [])
+    if cases:
+        print_table(
+            ("claim", "rows", "pending", "p50 ms", "p99 ms", "max ms", "claim index"),
+            [
+                (
+                    c["scenario"],
+                    f"{c['rows']:,}",
+                    f"{c['pending']:,}",
+                    f"{c['p50_ms']:.2f}",
+                    f"{c['p99_ms']:.2f}",
+                    f"{c['max_ms']:.2f}",
+                    f"{c['claim_index_mib']} MiB",
+                )
+                for c in cases
+            ],
+        )
+        for c in cases:
+            print(f"plan of the claim at {c['rows']:,} rows ({c['scenario']}):")
+            print("\n".join("    " + line for line in c["plan"].splitlines()))
+        print()
+    lat = results["mediad"]["insert_to_done"]
+    print(
+        f"insert -> done on an idle daemon: p50 {lat['p50_ms']:.1f} ms, p99 "
+        f"{lat['p99_ms']:.1f} ms ({lat['samples']} samples, {lat['outcomes']})"
+    )
+    rss = results.get("supervisor_rss_backlog")
+    if rss:
+        print(
+            f"supervisor RSS with {rss['pending_at_start']:,} pending rows: peak "
+            f"{rss['rss_peak_mib']} MiB (after 2 s {rss['rss_after_2s_mib']}, last "
+            f"{rss['rss_last_mib']}; {rss['rows_finished']:,} rows done in {rss['seconds']} s)"
+        )
+    print(
+        "database connections per daemon (max seen at once): "
+        + ", ".join(f"{k} {v}" for k, v in results["connections"].items())
+    )
+    print("\ntargets (issue 5):")
+    for name, check in results["targets"].items():
+        print(f"  {'MET ' if check['met'] else 'MISS'}  {name:<38} {check['value']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.files < 1 or args.workers < 1:
+        raise SystemExit("--files and --workers must be at least 1")
+    if args.mediainfo and not shutil.which(args.mediainfo):
+        args.mediainfo = ""
+    work = Path(tempfile.mkdtemp(prefix="mediad-bench-"))
+    results: dict[str, Any] = {"files": args.files, "workers": args.workers}
+    try:
+        say(f"corpus: {args.files:,} hard links in {work}")
+        extra = args.latency_samples
+        paths, originals = build_corpus(work, args.files + extra, args.source)
+        paths, extra_paths = paths[: args.files], paths[args.files :]
+        with server(args.dsn) as (admin_dsn, server_kind), bench_database(admin_dsn) as dsn:
+            sql = Sql(dsn)
+            try:
+                ctx = Context(args, dsn, sql, work, paths, extra_paths, str(work))
+                results["environment"] = environment(
+                    args, sql, server_kind, ctx.spec("x", "mediainfo").env(), originals
+                )
+                throughput(ctx, results)
+                pipeline(ctx, results)
+                claims(ctx, results)
+            finally:
+                sql.close()
+        results["ratios"] = ratios(results)
+        results["targets"] = targets(results)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    report(results)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        say(f"results written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

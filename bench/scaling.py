@@ -1,0 +1,259 @@
+"""Several daemons on one database, directly and behind PgBouncer (transaction mode).
+
+    .venv/bin/python -m bench.scaling --dsn postgresql://postgres@127.0.0.1:5432/postgres \\
+        [--files 4000] [--daemons 1,2] [--pgbouncer] [--out FILE]
+
+For each way in (direct, and pgbouncer with --pgbouncer), each engine (mediainfo, noop) and
+each daemon count: queue the same rows, start that many `mediad run` (each with workers =
+cores, as on separate hosts), time until every row is finished, and check that every row
+was claimed exactly once (attempts = 1). With --pgbouncer it also shows what psycopg's
+automatic prepared statements do through a transaction-mode pool. See docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from bench.db import Sql, bench_database, server
+from bench.run import (
+    CORES,
+    DaemonSpec,
+    build_corpus,
+    daemon,
+    enqueue_paths,
+    fill_noop_rows,
+    log_tail,
+    outcome_counts,
+    rate,
+    remaining,
+    say,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def pgbouncer(admin_dsn: str, work: Path, pool_size: int) -> Iterator[int]:
+    """A transaction-mode PgBouncer on a loopback port, in front of the admin DSN's server."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    target = conninfo_to_dict(admin_dsn)
+    port = free_port()
+    folder = work / "pgbouncer"
+    folder.mkdir()
+    (folder / "userlist.txt").write_text(f'"{target.get("user", "postgres")}" ""\n')
+    (folder / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"* = host={target.get('host', '127.0.0.1')} port={target.get('port', 5432)}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {folder / 'userlist.txt'}\n"
+        f"pool_mode = transaction\ndefault_pool_size = {pool_size}\n"
+        "max_client_conn = 200\nignore_startup_parameters = extra_float_digits,options\n"
+        f"logfile = {folder / 'pgbouncer.log'}\n"
+    )
+    os.chmod(work, 0o755)
+    os.chmod(folder, 0o777)
+    command = [binary, str(folder / "pgbouncer.ini")]
+    if os.geteuid() == 0:
+        command[1:1] = ["-u", "postgres"]  # PgBouncer refuses to run as root
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if process.poll() is not None:
+                raise RuntimeError(f"pgbouncer exited: {process.stderr.read()!r}")  # type: ignore[union-attr]
+            time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def prepared_statement_demo(dsn: str) -> dict[str, Any]:
+    """Two psycopg connections through the same transaction pool, as two daemons would."""
+    found: dict[str, Any] = {}
+    for threshold in (5, None):
+        errors: list[str] = []
+        conns = [psycopg.connect(dsn, autocommit=True) for _ in range(2)]
+        try:
+            for conn in conns:
+                conn.prepare_threshold = threshold
+            for n in range(20):
+                conn = conns[n % 2]
+                try:
+                    conn.execute("SELECT %s::int + 1", (n,)).fetchone()
+                except psycopg.Error as exc:
+                    errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        finally:
+            for conn in conns:
+                conn.close()
+        found[f"prepare_threshold={threshold}"] = {
+            "statements": 20,
+            "errors": len(errors),
+            "first_errors": sorted(set(errors))[:3],
+        }
+    return found
+
+
+def run_daemons(
+    sql: Sql, specs: list[DaemonSpec], files: int, work: Path, label: str
+) -> dict[str, Any]:
+    logs = [work / f"{label}-{n}.log" for n in range(len(specs))]
+    owners: set[str] = set()
+    started = time.time()
+    error = ""
+    with contextlib.ExitStack() as stack:
+        processes = [
+            stack.enter_context(daemon(spec, log)) for spec, log in zip(specs, logs, strict=True)
+        ]
+        deadline = time.monotonic() + max(120.0, files / 20)
+        while time.monotonic() < deadline:
+            owners.update(
+                str(r[0])
+                for r in sql.rows(
+                    f'SELECT DISTINCT lease_owner FROM "{specs[0].schema}".files '
+                    "WHERE state = 'running'"
+                )
+            )
+            if remaining(sql, specs[0].schema) == 0:
+                break
+            dead = [p for p in processes if p.poll() is not None]
+            if len(dead) == len(processes):
+                error = "every daemon exited"
+                break
+            time.sleep(0.25)
+        else:
+            error = "timed out"
+        exits = [p.poll() for p in processes]
+    counts = outcome_counts(sql, specs[0].schema)
+    elapsed = max(1e-9, (counts["last_at"] or started) - started)
+    errors = [
+        line
+        for log in logs
+        for line in log_tail(log, 400).splitlines()
+        if '"level": "error"' in line or "Error" in line
+    ]
+    return {
+        "daemons": len(specs),
+        "workers_each": specs[0].workers,
+        "engine": specs[0].engine,
+        "files": files,
+        "done": counts["done"],
+        "failed": counts["failed"],
+        "max_attempts": counts["max_attempts"],
+        "every_row_once": counts["done"] == files and counts["max_attempts"] == 1,
+        "seconds": round(elapsed, 2),
+        "files_per_s": rate(counts["done"] + counts["failed"], elapsed),
+        "lease_owners_seen": len(owners),
+        "exit_codes_after_stop": exits,
+        "error": error,
+        "log_errors": errors[:5],
+    }
+
+
+def scenario(
+    args: argparse.Namespace,
+    sql: Sql,
+    dsn: str,
+    daemon_dsn: str,
+    work: Path,
+    paths: list[str],
+    via: str,
+) -> list[dict[str, Any]]:
+    results = []
+    for engine in args.engines.split(","):
+        for count in (int(c) for c in args.daemons.split(",")):
+            schema = f"scale_{via}_{engine}_{count}"
+            if engine == "noop":
+                fill_noop_rows(dsn, sql, schema, args.noop_files)
+                files = args.noop_files
+            else:
+                enqueue_paths(dsn, schema, paths)
+                files = len(paths)
+            extra = {"MEDIAD_DATABASE_LISTEN": "false", "MEDIAD_DAEMON_POLL_SECONDS": "1"}
+            specs = [
+                DaemonSpec(
+                    daemon_dsn,
+                    schema,
+                    args.workers,
+                    engine,
+                    str(work),
+                    work / "state",
+                    {**(extra if via == "pgbouncer" else {}), "MEDIAD_DAEMON_INSTANCE": f"d{n}"},
+                )
+                for n in range(count)
+            ]
+            say(f"{via}: {count} daemon(s), engine {engine}, {files:,} rows")
+            result = run_daemons(sql, specs, files, work, schema)
+            result["via"] = via
+            results.append(result)
+            say(
+                f"  -> {result['files_per_s']} files/s, every row once: "
+                f"{result['every_row_once']} {result['error']}"
+            )
+            sql.rows(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scaling")
+    parser.add_argument("--dsn", help="admin DSN (TCP, needed for --pgbouncer)")
+    parser.add_argument("--files", type=int, default=4000)
+    parser.add_argument("--noop-files", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=CORES, help="per daemon")
+    parser.add_argument("--daemons", default="1,2")
+    parser.add_argument("--engines", default="mediainfo,noop")
+    parser.add_argument("--pgbouncer", action="store_true")
+    parser.add_argument("--pool-size", type=int, default=2, help="PgBouncer default_pool_size")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="mediad-scaling-"))
+    report: dict[str, Any] = {"cores": CORES, "runs": []}
+    try:
+        paths, _ = build_corpus(work, args.files, None)
+        with server(args.dsn) as (admin, _kind), bench_database(admin) as dsn:
+            sql = Sql(dsn)
+            try:
+                report["runs"] += scenario(args, sql, dsn, dsn, work, paths, "direct")
+                if args.pgbouncer:
+                    with pgbouncer(admin, work, args.pool_size) as port:
+                        via = make_conninfo(dsn, host="127.0.0.1", port=str(port))
+                        report["prepared_statements"] = prepared_statement_demo(via)
+                        report["runs"] += scenario(args, sql, dsn, via, work, paths, "pgbouncer")
+            finally:
+                sql.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

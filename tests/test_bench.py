@@ -1,0 +1,107 @@
+"""The benchmark command runs on a tiny corpus and prints its whole table.
+
+Not a timed test: nothing here looks at a speed. docs/benchmarks.md has the real figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TABLE_ROWS = (
+    "mediad end to end",
+    "ideal multiprocessing.Pool",
+    "mediainfo CLI batched",
+    "mediainfo CLI once per file",
+    "noop pipeline (mediad)",
+)
+JSON_KEYS = (
+    "environment",
+    "mediad",
+    "ideal",
+    "noop",
+    "ratios",
+    "targets",
+    "claim_latency",
+    "connections",
+    "supervisor_rss_backlog",
+)
+
+
+def test_benchmark_runs_on_a_tiny_corpus_and_prints_every_row(
+    test_dsn: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--files",
+            "200",
+            "--dsn",
+            test_dsn,
+            "--out",
+            str(out),
+            "--claim-sizes",
+            "10000",
+            "--backlog-rows",
+            "20000",
+            "--backlog-seconds",
+            "3",
+            "--noop-files",
+            "2000",
+            "--single-files",
+            "20",
+            "--latency-samples",
+            "5",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = result.stdout
+    for row in TABLE_ROWS:
+        assert row in table, (row, table)
+    installed = shutil.which("mediainfo") is not None
+    if not installed:
+        assert "not installed" in table
+    for line in (
+        "ratios:",
+        "mediad_over_ideal",
+        "noop_files_per_s",
+        "insert -> done",
+        "supervisor RSS with",
+        "database connections per daemon",
+        "targets (issue 5):",
+        "plan of the claim at 10,000 rows",
+    ):
+        assert line in table, (line, table)
+
+    data = json.loads(out.read_text())
+    for key in JSON_KEYS:
+        assert key in data, key
+    assert ("mediainfo_batched" in data) == installed
+    assert data["mediad"]["done"] + data["mediad"]["failed"] == 200
+    assert data["mediad"]["done"] == 200  # the generated corpus is all real media
+    assert data["ideal"]["done"] == 200
+    assert data["noop"]["done"] == 2000
+    assert data["mediad"]["insert_to_done"]["samples"] == 5
+    assert [c["rows"] for c in data["claim_latency"]] == [10_000, 20_000]
+    assert "files_claim_idx" in data["claim_latency"][0]["plan"]
+    for name in ("mediad_over_ideal", "noop_files_per_s"):
+        assert name in data["ratios"]
