@@ -17,7 +17,7 @@ from mediad.config import Config, as_display_dict, load, mask_dsn
 from mediad.errors import MediadError, UsageError
 from mediad.pool import WorkerBootError
 from mediad.progress import Progress
-from mediad.runtime import open_store
+from mediad.runtime import connect, open_store
 from mediad.scan import ScanReport, batched, walk
 from mediad.store import Store
 from mediad.summary import COLUMNS
@@ -155,8 +155,13 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
             log.warning("extract.roots is empty: any file this user can read may be extracted")
         else:
             log.info("reading only files under extract.roots", roots=list(config.extract.roots))
-        supervisor = Supervisor(config, store, reload_config=lambda: _run_config(args),
-                                notifier=notifier)
+        supervisor = Supervisor(
+            config,
+            store,
+            reload_config=lambda: _run_config(args),
+            notifier=notifier,
+            store_factory=lambda new: connect(new, store.owner),
+        )
         return supervisor.run()
 
 

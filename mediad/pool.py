@@ -114,6 +114,14 @@ class WorkerPool:
                 self._retire(slot)
                 surplus -= 1
 
+    def replace_all(self) -> None:
+        """New settings: every worker leaves (idle ones now, busy ones after their file) and
+        new ones start with the new settings."""
+        for slot in self._slots.values():
+            if not slot.retiring:
+                self._retire(slot)
+        self.maintain()
+
     def maintain(self) -> None:
         """Start workers up to the target size, respecting the restart back-off."""
         now = self._clock()

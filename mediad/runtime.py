@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mediad import embedded
+from mediad import embedded, logs
 from mediad.config import Config
 from mediad.errors import ConfigError
 from mediad.store import Store
@@ -28,9 +28,11 @@ def read_password(config: Config) -> str | None:
         path = str(candidate)
     try:
         with open(path, encoding="utf-8") as handle:
-            return handle.read().rstrip("\r\n")
+            password = handle.read().rstrip("\r\n")
     except OSError as exc:
         raise ConfigError("database.password_file", f"{path}: {exc.strerror}") from None
+    logs.register_secret(password)  # masked wherever it might appear in a log line
+    return password
 
 
 @contextlib.contextmanager
@@ -70,3 +72,25 @@ def open_store(
             yield store
         finally:
             store.close()
+
+
+def connect(config: Config, owner: str) -> Store:
+    """An open store for a configured DSN (a reload's new database); schema checked."""
+    if config.embedded:
+        raise ConfigError("database.dsn", "cannot switch to the embedded database while running")
+    store = Store(
+        config.database.dsn,
+        config.database.schema,
+        password=read_password(config),
+        owner=owner,
+        timeout=config.database.connect_timeout_seconds,
+    )
+    store.open()
+    try:
+        if config.database.auto_migrate:
+            store.migrate()
+        store.check_schema()
+    except Exception:
+        store.close()
+        raise
+    return store

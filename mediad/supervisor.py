@@ -22,8 +22,8 @@ from typing import Any
 import structlog
 
 from mediad import logs, metrics
-from mediad.config import Config
-from mediad.errors import DatabaseUnavailable
+from mediad.config import Config, mask_dsn
+from mediad.errors import DatabaseUnavailable, MediadError
 from mediad.extractor import ExtractOptions
 from mediad.models import Completion, Extracted, Failure, Job
 from mediad.notify import Notifier
@@ -66,6 +66,10 @@ class RunMode:
     skip_existing: bool = False
 
 
+class ReloadRefused(MediadError):
+    """A valid config that cannot be applied live; the running one is kept."""
+
+
 def owner_name(instance: str) -> str:
     name = f"{socket.gethostname()}:{os.getpid()}"
     return f"{name}:{instance}" if instance else name
@@ -100,8 +104,10 @@ class Supervisor:
         reload_config: Callable[[], Config] | None = None,
         on_progress: Callable[[Tally], None] | None = None,
         notifier: Notifier | None = None,
+        store_factory: Callable[[Config], Store] | None = None,
     ) -> None:
         self.config = config
+        self._store_factory = store_factory
         self.notifier = notifier or Notifier(None)
         self._announced_ready = False
         self._next_status = 0.0
@@ -291,27 +297,59 @@ class Supervisor:
         self.notifier.reloading()
         try:
             new = self._reload_config()
+            self.apply_config(new)
         except Exception as exc:  # an invalid file never kills the daemon
             metrics.RELOADS.labels("failed").inc()
             log.error("reload refused: keeping the running configuration", error=str(exc))
         else:
-            self.apply_config(new)
             metrics.RELOADS.labels("applied").inc()
             log.info("configuration reloaded", source=new.source or None)
         self.notifier.ready(self._status_text())
 
     def apply_config(self, new: Config) -> None:
-        """Apply what can change live; the worker settings reach new workers."""
+        """Apply a validated config live. Refuses (raises) only what needs a restart."""
+        old = self.config
+        if new.database.schema != old.database.schema:
+            raise ReloadRefused("database.schema cannot change while running: restart mediad")
         logs.configure(new.log.level, new.log.format)
+        if new.database.dsn != old.database.dsn or new.database.listen != old.database.listen:
+            self._switch_database(new)
+        if new.metrics.listen != old.metrics.listen and not self.mode.one_shot:
+            self._rebind_metrics(new.metrics.listen)
         self.config = new
         self.policy = retry_policy(new)
         self.pool.timeout_seconds = new.extract.timeout_seconds
         self.pool.max_files_per_worker = new.daemon.max_files_per_worker
-        self.pool.settings = WorkerSettings(
-            extract_options(new), new.daemon.memory_limit_mb, os.getpid()
-        )
+        settings = WorkerSettings(extract_options(new), new.daemon.memory_limit_mb, os.getpid())
         if self._stopping is None:
             self._resize(new.effective_workers())
+            if settings != self.pool.settings:
+                # Roots, timeouts of MediaInfo, memory limit: only new workers get them.
+                self.pool.settings = settings
+                self.pool.replace_all()
+                log.info("workers replaced to apply the new extraction settings")
+
+    def _switch_database(self, new: Config) -> None:
+        if self._store_factory is None:
+            raise ReloadRefused("database.dsn cannot change in this mode")
+        store = self._store_factory(new)  # raises if unreachable: the old one stays
+        old_store, self.store = self.store, store
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        if new.database.listen and not self.mode.one_shot:
+            self._listener = self.store.listener(self._wake)
+            self._listener.start()
+        old_store.close()
+        log.info("database switched", dsn=mask_dsn(new.database.dsn) or "embedded")
+
+    def _rebind_metrics(self, address: str) -> None:
+        server = metrics.serve(address)  # raises if it cannot bind: the old one stays
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        self._metrics_server = server
+        log.info("metrics endpoint moved", listen=address or None)
 
     # --- claiming and dispatching -----------------------------------------------------
 
@@ -539,6 +577,7 @@ class Supervisor:
             self._listener.stop()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+            self._metrics_server.server_close()
         os.close(self._wake_r)
         os.close(self._wake_w)
         log.info("stopped", done=self.tally.done, failed=sum(self.tally.failed.values()),

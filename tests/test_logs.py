@@ -75,14 +75,24 @@ def test_field_names_are_what_journald_accepts(key: str, field: str) -> None:
     assert journald.field_name(key) == field
 
 
-def test_an_event_becomes_a_journal_entry_with_its_fields(journal: FakeJournal,
-                                                          capsys: pytest.CaptureFixture[str]
-                                                          ) -> None:
+def test_an_event_becomes_a_journal_entry_with_its_fields(
+    journal: FakeJournal, capsys: pytest.CaptureFixture[str]
+) -> None:
     logs.configure("debug", "journald")
     line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
-    get_log().warning("file failed", path="/srv/a b.mkv", row_id=42, error_class="corrupt",
-                      error="no header", worker_pid=4242, attempt=2, retry_in_s=1.5,
-                      streams=["video", "audio"], truncated=False, missing=None)
+    get_log().warning(
+        "file failed",
+        path="/srv/a b.mkv",
+        row_id=42,
+        error_class="corrupt",
+        error="no header",
+        worker_pid=4242,
+        attempt=2,
+        retry_in_s=1.5,
+        streams=["video", "audio"],
+        truncated=False,
+        missing=None,
+    )
     assert len(journal.entries) == 1
     message, fields = journal.entries[0]
     assert message == "file failed"
@@ -111,8 +121,14 @@ def test_an_event_becomes_a_journal_entry_with_its_fields(journal: FakeJournal,
 
 @pytest.mark.parametrize(
     ("method", "priority"),
-    [("debug", "7"), ("info", "6"), ("warning", "4"), ("error", "3"), ("critical", "2"),
-     ("exception", "3")],
+    [
+        ("debug", "7"),
+        ("info", "6"),
+        ("warning", "4"),
+        ("error", "3"),
+        ("critical", "2"),
+        ("exception", "3"),
+    ],
 )
 def test_priority_follows_the_level(journal: FakeJournal, method: str, priority: str) -> None:
     logs.configure("debug", "journald")
@@ -169,7 +185,10 @@ def test_a_refusing_journal_falls_back_to_json_lines() -> None:
             renderer(None, "info", {"event": "tick", "level": "info", "n": n})
     records = [json.loads(line) for line in stream.text.splitlines()]
     assert [r["event"] for r in records] == [
-        "journal refused an event: writing JSON lines to stderr", "tick", "tick"]
+        "journal refused an event: writing JSON lines to stderr",
+        "tick",
+        "tick",
+    ]
     assert [r.get("n") for r in records[1:]] == [0, 1]
 
 
@@ -178,8 +197,7 @@ def test_a_refusing_journal_falls_back_to_json_lines() -> None:
     [("journal_send", "mediad[systemd]"), ("journal_present", "no journal listens")],
 )
 def test_without_the_journal_json_lines_and_one_warning(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], patch: str,
-    reason: str
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], patch: str, reason: str
 ) -> None:
     monkeypatch.setattr(journald, "journal_present", lambda *a: True)
     monkeypatch.setattr(journald, "journal_send", lambda: FakeJournal())
@@ -209,7 +227,8 @@ def test_journal_stream_must_match_stderr(tmp_path: Path) -> None:
         st_other = os.stat(other)
         assert logs.stderr_is_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}, fd)
         assert not logs.stderr_is_journal(
-            {"JOURNAL_STREAM": f"{st_other.st_dev}:{st_other.st_ino}"}, fd)
+            {"JOURNAL_STREAM": f"{st_other.st_dev}:{st_other.st_ino}"}, fd
+        )
         assert not logs.stderr_is_journal({"JOURNAL_STREAM": "garbage"}, fd)
         assert not logs.stderr_is_journal({}, fd)
 
@@ -219,8 +238,15 @@ def choose_in_subprocess(env_stream: str | None, stderr: Any) -> str:
     if env_stream is not None:
         env["JOURNAL_STREAM"] = env_stream
     code = "from mediad.logs import choose_format; print(choose_format('auto'))"
-    result = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                            stderr=stderr, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return result.stdout.strip()
 
 
@@ -276,8 +302,11 @@ def log_secrets_everywhere() -> None:
     log.info("environment", env=f"PGPASSWORD={SECRET}")
     log.info("json text", body=f'{{"user": "mediad", "password": "{SECRET}"}}')
     log.info("by key", password=SECRET, db_password=SECRET)
-    log.info("nested", config={"database": {"dsn": f"postgresql://u:{SECRET}@db.example/x",
-                                            "password": SECRET}}, items=[f"password={SECRET}"])
+    log.info(
+        "nested",
+        config={"database": {"dsn": f"postgresql://u:{SECRET}@db.example/x", "password": SECRET}},
+        items=[f"password={SECRET}"],
+    )
     log.info(f"in the event text postgresql://u:{SECRET}@db.example/x")
     log.warning("database unavailable: will retry", error=f"connection failed: {SECRET}")
     try:
@@ -287,8 +316,9 @@ def log_secrets_everywhere() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["json", "console", "journald"])
-def test_the_password_never_appears(fmt: str, journal: FakeJournal,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_password_never_appears(
+    fmt: str, journal: FakeJournal, capsys: pytest.CaptureFixture[str]
+) -> None:
     logs.register_secret(SECRET)  # as runtime.read_password would
     logs.configure("info", fmt)
     log_secrets_everywhere()
@@ -303,14 +333,18 @@ def test_the_password_never_appears(fmt: str, journal: FakeJournal,
 
 
 def test_masking_without_a_registered_secret() -> None:
-    masked = logs.mask_secrets(None, "info", {
-        "event": "x",
-        "dsn": f"postgresql://mediad:{SECRET}@db.example/media",
-        "libpq": f"host=h password={SECRET}",
-        "text": f"password: {SECRET}",
-        "fencing_token": 12345,
-        "path": "/srv/password-protected/film.mkv",
-    })
+    masked = logs.mask_secrets(
+        None,
+        "info",
+        {
+            "event": "x",
+            "dsn": f"postgresql://mediad:{SECRET}@db.example/media",
+            "libpq": f"host=h password={SECRET}",
+            "text": f"password: {SECRET}",
+            "fencing_token": 12345,
+            "path": "/srv/password-protected/film.mkv",
+        },
+    )
     assert SECRET not in json.dumps(masked)
     assert masked["dsn"] == "postgresql://mediad:***@db.example/media"
     assert masked["libpq"] == "host=h password=***"

@@ -64,7 +64,10 @@ def verify(unit: Path, instance: str = "") -> list[str]:
     path = unit.with_name(unit.name.replace("@.", f"@{instance}.")) if instance else unit
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", "--recursive-errors=no", str(path)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "SYSTEMD_COLORS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SYSTEMD_COLORS": "0"},
     )
     stem = unit.name.split("@")[0].split(".")[0]
     problems = [line for line in (result.stdout + result.stderr).splitlines() if stem in line]
@@ -76,7 +79,10 @@ def verify(unit: Path, instance: str = "") -> list[str]:
 def exposure(unit: Path) -> float:
     result = subprocess.run(
         ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "SYSTEMD_COLORS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SYSTEMD_COLORS": "0"},
     )
     found = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", result.stdout)
     assert found, f"no exposure figure in:\n{result.stdout}\n{result.stderr}"
@@ -84,8 +90,9 @@ def exposure(unit: Path) -> float:
 
 
 @needs_analyze
-@pytest.mark.parametrize(("name", "instance"), [("mediad.service", ""), ("mediad@.service",
-                                                                         "films")])
+@pytest.mark.parametrize(
+    ("name", "instance"), [("mediad.service", ""), ("mediad@.service", "films")]
+)
 def test_units_verify_cleanly(tmp_path: Path, name: str, instance: str) -> None:
     assert verify(unit_copy(tmp_path, name), instance) == []
 
@@ -113,8 +120,9 @@ def test_sandbox_exposure_is_2_or_better(tmp_path: Path, name: str) -> None:
     if "@" in name:
         unit = unit.with_name(name)
     assert exposure(unit) <= 2.0
-    figure = re.search(r"overall exposure of (\d+\.\d+)", (UNITS / source).read_text()
-                       .replace("\n#", ""))
+    figure = re.search(
+        r"overall exposure of (\d+\.\d+)", (UNITS / source).read_text().replace("\n#", "")
+    )
     if figure:  # the figure quoted in the unit's header is the measured one
         assert float(figure.group(1)) == pytest.approx(exposure(unit), abs=0.05)
 
@@ -135,21 +143,33 @@ def service_settings(path: Path) -> list[tuple[str, str]]:
 
 
 def test_template_keeps_the_main_units_settings() -> None:
-    per_instance = {"[Unit]Description", "[Service]ExecStart", "[Service]Environment",
-                    "[Service]StateDirectory", "[Service]RuntimeDirectory",
-                    "[Service]LoadCredential"}
+    per_instance = {
+        "[Unit]Description",
+        "[Service]ExecStart",
+        "[Service]Environment",
+        "[Service]StateDirectory",
+        "[Service]RuntimeDirectory",
+        "[Service]LoadCredential",
+    }
     main = service_settings(UNITS / "mediad.service")
     template = service_settings(UNITS / "mediad@.service")
     assert [s for s in main if s[0] not in per_instance] == [
-        s for s in template if s[0] not in per_instance]
+        s for s in template if s[0] not in per_instance
+    ]
     values = dict(template)
     assert values["[Service]ExecStart"].endswith("--config /etc/mediad/%i.toml")
     assert values["[Service]Environment"] == "MEDIAD_DAEMON_INSTANCE=%i"
     assert values["[Service]StateDirectory"] == "mediad/%i"
     main_values = dict(main)
-    for key, want in {"Type": "notify", "NotifyAccess": "main", "KillMode": "mixed",
-                      "ExecReload": "/bin/kill -HUP $MAINPID", "User": "mediad",
-                      "ProcSubset": "pid", "MemoryDenyWriteExecute": "yes"}.items():
+    for key, want in {
+        "Type": "notify",
+        "NotifyAccess": "main",
+        "KillMode": "mixed",
+        "ExecReload": "/bin/kill -HUP $MAINPID",
+        "User": "mediad",
+        "ProcSubset": "pid",
+        "MemoryDenyWriteExecute": "yes",
+    }.items():
         assert main_values[f"[Service]{key}"] == want, key
     # The stop timeout covers the default drain grace (30 s) plus the last flush.
     stop = main_values["[Service]TimeoutStopSec"]
@@ -162,12 +182,15 @@ def test_sysusers_creates_the_service_user(tmp_path: Path) -> None:
     conf = tmp_path / "usr/lib/sysusers.d"
     conf.mkdir(parents=True)
     shutil.copy(UNITS / "mediad.sysusers", conf / "mediad.conf")
-    result = subprocess.run(["systemd-sysusers", f"--root={tmp_path}"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        ["systemd-sysusers", f"--root={tmp_path}"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert "ignoring" not in result.stderr.lower() and "failed" not in result.stderr.lower()
-    users = {line.split(":")[0]: line.split(":") for line in
-             (tmp_path / "etc/passwd").read_text().splitlines()}
+    users = {
+        line.split(":")[0]: line.split(":")
+        for line in (tmp_path / "etc/passwd").read_text().splitlines()
+    }
     assert users["mediad"][5] == "/var/lib/mediad"
     assert users["mediad"][6].endswith("nologin")
     assert "mediad" in (tmp_path / "etc/group").read_text().split(":")
@@ -195,8 +218,13 @@ def test_messages_have_systemds_format() -> None:
     before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
     notifier.reloading()
     after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-    assert sent[:5] == ["READY=1", "READY=1\nSTATUS=3.0 files/s", "STATUS=idle", "STOPPING=1",
-                        "EXTEND_TIMEOUT_USEC=45500000"]
+    assert sent[:5] == [
+        "READY=1",
+        "READY=1\nSTATUS=3.0 files/s",
+        "STATUS=idle",
+        "STOPPING=1",
+        "EXTEND_TIMEOUT_USEC=45500000",
+    ]
     reloading, monotonic = sent[5].split("\n")
     assert reloading == "RELOADING=1"
     assert before <= int(monotonic.removeprefix("MONOTONIC_USEC=")) <= after
@@ -262,8 +290,9 @@ class NotifySocket:
         self.messages.append((time.monotonic(), data.decode()))
         return True
 
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float, what: str,
-                 after: int = 0) -> tuple[int, str]:
+    def wait_for(
+        self, predicate: Callable[[str], bool], timeout: float, what: str, after: int = 0
+    ) -> tuple[int, str]:
         """The first message from index `after` on that matches, waiting up to `timeout`."""
         deadline = time.monotonic() + timeout
         index = after
@@ -275,8 +304,7 @@ class NotifySocket:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 seen = [m for _, m in self.messages[after:]]
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}; "
-                                     f"got {seen}")
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}; got {seen}")
             self.receive(remaining)
 
     def drain(self) -> None:
@@ -311,13 +339,18 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
 
 def systemd_env(mediad_env: dict[str, str], sock: NotifySocket, **extra: str) -> dict[str, str]:
     pytest.importorskip("systemd.daemon")
-    return {**mediad_env, "NOTIFY_SOCKET": str(sock.path), "WATCHDOG_USEC": str(WATCHDOG_USEC),
-            **extra}
+    return {
+        **mediad_env,
+        "NOTIFY_SOCKET": str(sock.path),
+        "WATCHDOG_USEC": str(WATCHDOG_USEC),
+        **extra,
+    }
 
 
 @pytest.mark.slow
-def test_mediad_speaks_sd_notify(mediad_env: dict[str, str], notify_socket: NotifySocket,
-                                 daemons: Callable[..., Daemon]) -> None:
+def test_mediad_speaks_sd_notify(
+    mediad_env: dict[str, str], notify_socket: NotifySocket, daemons: Callable[..., Daemon]
+) -> None:
     daemon = daemons(env=systemd_env(mediad_env, notify_socket))
     at, ready = notify_socket.wait_for(lambda m: "READY=1" in lines(m), 90, "READY=1")
     assert any(line.startswith("STATUS=") and "workers busy" in line for line in lines(ready))
@@ -330,29 +363,36 @@ def test_mediad_speaks_sd_notify(mediad_env: dict[str, str], notify_socket: Noti
 
     sent_at = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
     daemon.signal(signal.SIGHUP)
-    index, reloading = notify_socket.wait_for(lambda m: "RELOADING=1" in lines(m), 30,
-                                              "RELOADING=1 after SIGHUP", index + 1)
+    index, reloading = notify_socket.wait_for(
+        lambda m: "RELOADING=1" in lines(m), 30, "RELOADING=1 after SIGHUP", index + 1
+    )
     monotonic = [line for line in lines(reloading) if line.startswith("MONOTONIC_USEC=")]
     assert len(monotonic) == 1, reloading
     usec = int(monotonic[0].removeprefix("MONOTONIC_USEC="))
     assert sent_at <= usec <= time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-    index, _ = notify_socket.wait_for(lambda m: "READY=1" in lines(m), 30,
-                                      "READY=1 after the reload", index + 1)
+    index, _ = notify_socket.wait_for(
+        lambda m: "READY=1" in lines(m), 30, "READY=1 after the reload", index + 1
+    )
 
     daemon.signal(signal.SIGTERM)
-    index, _ = notify_socket.wait_for(lambda m: "STOPPING=1" in lines(m), 30,
-                                      "STOPPING=1 after SIGTERM", index + 1)
-    _, extend = notify_socket.wait_for(lambda m: m.startswith("EXTEND_TIMEOUT_USEC="), 30,
-                                       "EXTEND_TIMEOUT_USEC= for the drain", index)
+    index, _ = notify_socket.wait_for(
+        lambda m: "STOPPING=1" in lines(m), 30, "STOPPING=1 after SIGTERM", index + 1
+    )
+    _, extend = notify_socket.wait_for(
+        lambda m: m.startswith("EXTEND_TIMEOUT_USEC="),
+        30,
+        "EXTEND_TIMEOUT_USEC= for the drain",
+        index,
+    )
     # The default grace is 30 s: systemd is asked for more than that.
     assert int(extend.removeprefix("EXTEND_TIMEOUT_USEC=")) > 30_000_000
     assert daemon.stop(timeout=60) == 0, daemon.log()
 
 
 @pytest.mark.slow
-def test_a_wedged_loop_stops_the_watchdog(mediad_env: dict[str, str],
-                                          notify_socket: NotifySocket,
-                                          daemons: Callable[..., Daemon]) -> None:
+def test_a_wedged_loop_stops_the_watchdog(
+    mediad_env: dict[str, str], notify_socket: NotifySocket, daemons: Callable[..., Daemon]
+) -> None:
     daemon = daemons(env=systemd_env(mediad_env, notify_socket, MEDIAD_TEST_HOOKS="1"))
     at, _ = notify_socket.wait_for(lambda m: "READY=1" in lines(m), 90, "READY=1")
     index, _ = notify_socket.wait_for(is_ping, 30, "WATCHDOG=1", at)
@@ -381,12 +421,20 @@ def test_notify_socket_without_systemd_python_exits_1(
     fake = tmp_path / "no-systemd"
     (fake / "systemd").mkdir(parents=True)
     (fake / "systemd" / "__init__.py").write_text(
-        "raise ImportError('systemd-python is not installed (test double)')\n")
-    env = {**mediad_env, "NOTIFY_SOCKET": str(notify_socket.path),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(fake),
-                                                       mediad_env.get("PYTHONPATH")]))}
-    probe = subprocess.run([sys.executable, "-c", "import systemd.daemon"], env=env,
-                           capture_output=True, text=True, timeout=60)
+        "raise ImportError('systemd-python is not installed (test double)')\n"
+    )
+    env = {
+        **mediad_env,
+        "NOTIFY_SOCKET": str(notify_socket.path),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(fake), mediad_env.get("PYTHONPATH")])),
+    }
+    probe = subprocess.run(
+        [sys.executable, "-c", "import systemd.daemon"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "test double" in probe.stderr  # the stand-in really hides systemd-python
     result = mediad("run", env=env, timeout=120)
     assert result.returncode == 1, result.stderr
@@ -429,8 +477,13 @@ UNDER_MDWE = textwrap.dedent(
 def mdwe_supported() -> bool:
     """PR_SET_MDWE (Linux 6.3+) gives the kernel's version of MemoryDenyWriteExecute=."""
     probe = subprocess.run(
-        [sys.executable, "-c", "import ctypes,sys; "
-         "sys.exit(ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) != 0)"], timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import ctypes,sys; sys.exit(ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) != 0)",
+        ],
+        timeout=60,
+    )
     return probe.returncode == 0
 
 
@@ -447,22 +500,29 @@ def test_extraction_works_without_writable_executable_memory(
     expected = make_corpus(corpus)
     scanned = mediad("scan", str(corpus), env=mediad_env)
     assert scanned.returncode == 0, scanned.stderr
-    result = subprocess.run([sys.executable, "-c", UNDER_MDWE, "extract", "--json"],
-                            env=mediad_env, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        [sys.executable, "-c", UNDER_MDWE, "extract", "--json"],
+        env=mediad_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert counts(sql, schema) == {"pending": 0, "running": 0, "done": len(expected),
-                                   "failed": 0}
+    assert counts(sql, schema) == {"pending": 0, "running": 0, "done": len(expected), "failed": 0}
 
 
 def test_mdwe_refuses_writable_executable_memory_here() -> None:
     """The premise of the test above, checked in a child so this process stays unbound."""
     if not sys.platform.startswith("linux") or not mdwe_supported():
         pytest.skip("the kernel has no PR_SET_MDWE (Linux 6.3+)")
-    code = ("import ctypes, mmap\n"
-            f"ctypes.CDLL(None).prctl({PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}, 0, 0, 0)\n"
-            "mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
+    code = (
+        "import ctypes, mmap\n"
+        f"ctypes.CDLL(None).prctl({PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}, 0, 0, 0)\n"
+        "mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert "PermissionError" in result.stderr or "Permission denied" in result.stderr
     assert ctypes.CDLL(None).prctl(PR_GET_MDWE, 0, 0, 0, 0) == 0  # pytest itself unbound
