@@ -130,6 +130,29 @@ def _renderer(chosen: str) -> tuple[list[Any], str]:
     return [structlog.processors.JSONRenderer()], ""
 
 
+class _ToStructlog(logging.Handler):
+    """Third-party logging (psycopg_pool's reconnect warnings...) in mediad's own format,
+    masked like everything else."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            logger = structlog.get_logger(record.name)
+            method = getattr(logger, record.levelname.lower(), logger.warning)
+            method(record.getMessage(), logger=record.name)
+        except Exception:
+            self.handleError(record)
+
+
+def _route_standard_logging(level: str) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _ToStructlog):
+            root.removeHandler(handler)
+    root.addHandler(_ToStructlog())
+    # Libraries speak at warning and above unless mediad itself is debugging.
+    root.setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+
+
 def configure(level: str = "info", fmt: str = "auto") -> None:
     global _warned_no_journal
     renderer, problem = _renderer(choose_format(fmt))
@@ -147,6 +170,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    _route_standard_logging(level)
     if problem and not _warned_no_journal:
         _warned_no_journal = True  # once per process, not at every reload
         structlog.get_logger("mediad").warning(problem)

@@ -350,3 +350,19 @@ def test_masking_without_a_registered_secret() -> None:
     assert masked["libpq"] == "host=h password=***"
     assert masked["fencing_token"] == 12345
     assert masked["path"] == "/srv/password-protected/film.mkv"
+
+
+def test_library_logging_comes_out_in_our_format_and_masked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import logging
+
+    from mediad import logs
+
+    logs.configure("info", "json")
+    logging.getLogger("psycopg.pool").warning(
+        "error connecting in 'mediad': postgresql://app:hunter22@db/media refused")
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    event = json.loads(line)
+    assert event["logger"] == "psycopg.pool" and event["level"] == "warning"
+    assert "hunter22" not in line and "error connecting" in event["event"]
