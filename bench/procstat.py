@@ -110,3 +110,34 @@ class TreeSampler:
 
     def worker_cpu_total(self) -> float:
         return sum(self.worker_cpu.values())
+
+
+def self_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class MachineClock:
+    """How busy the whole machine was during a phase, and how much of that was not ours.
+
+    Other load (another job on the host) slows every figure; the report says so."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self.started = self._now()
+        self.busy0, self.total0 = machine_ticks()
+        self.self0 = self_cpu()
+
+    def measure(self, own_cpu_seconds: float) -> dict[str, float]:
+        busy1, total1 = machine_ticks()
+        elapsed = max(1e-9, self._now() - self.started)
+        busy_seconds = (busy1 - self.busy0) / CLK_TCK
+        ours = own_cpu_seconds + (self_cpu() - self.self0)
+        return {
+            "machine_busy_fraction": round((busy1 - self.busy0) / max(1, total1 - self.total0), 3),
+            "other_load_cores": round(max(0.0, busy_seconds - ours) / elapsed, 2),
+        }

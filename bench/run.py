@@ -35,7 +35,7 @@ from typing import Any
 
 from bench import ideal
 from bench.db import Sql, bench_database, server
-from bench.procstat import TreeSampler, cpu_seconds, machine_ticks, memory_kib
+from bench.procstat import MachineClock, TreeSampler, cpu_seconds, memory_kib
 from mediad.config import load as load_config
 from mediad.queries import named_queries
 from mediad.store import Store, compose
@@ -186,6 +186,7 @@ class Watch:
     """What the benchmark sees of one daemon while it works."""
 
     sampler: TreeSampler
+    clock: MachineClock = field(default_factory=MachineClock)
     backend_cpu: dict[int, float] = field(default_factory=dict)
     max_connections: int = 0
     distinct_backends: set[int] = field(default_factory=set)
@@ -300,7 +301,7 @@ def daemon_result(
         "cpu_seconds_workers": round(sampler.worker_cpu_total(), 2),
         "cpu_seconds_db_backends": round(sum(watch.backend_cpu.values()), 2),
         "cpu_utilisation": round(cpu / (elapsed * CORES), 3),
-        "machine_busy_fraction": round(sampler.machine_busy_fraction(), 3),
+        **watch.clock.measure(cpu + sum(watch.backend_cpu.values())),
         "supervisor_rss_peak_mib": mib(sampler.supervisor_peak_kib()),
         "worker_rss_peak_mib": mib(sampler.worker_rss_max_kib),
         "worker_processes_seen": len(sampler.worker_pids),
@@ -365,7 +366,7 @@ def insert_to_done(
 def run_ideal(paths: list[str], workers: int, options: Any) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     cpu_before = children_cpu()
-    busy0, total0 = machine_ticks()
+    clock = MachineClock()
     started = time.perf_counter()
     done = 0
     with ctx.Pool(workers, initializer=ideal.init, initargs=(options,)) as pool:
@@ -374,8 +375,8 @@ def run_ideal(paths: list[str], workers: int, options: Any) -> dict[str, Any]:
         pool.close()
         pool.join()
     elapsed = time.perf_counter() - started
-    busy1, total1 = machine_ticks()
     cpu = children_cpu() - cpu_before
+    load = clock.measure(cpu)
     return {
         "files": len(paths),
         "workers": workers,
@@ -385,7 +386,7 @@ def run_ideal(paths: list[str], workers: int, options: Any) -> dict[str, Any]:
         "files_per_s": rate(len(paths), elapsed),
         "cpu_seconds_workers": round(cpu, 2),
         "cpu_utilisation": round(cpu / (elapsed * CORES), 3),
-        "machine_busy_fraction": round((busy1 - busy0) / max(1, total1 - total0), 3),
+        **load,
         "chunksize": 16,
     }
 
@@ -411,6 +412,7 @@ def _cli_call(binary: str, chunk: list[str]) -> int:
 def run_cli(binary: str, paths: list[str], workers: int, per_call: int) -> dict[str, Any]:
     chunks = [paths[i : i + per_call] for i in range(0, len(paths), per_call)]
     cpu_before = children_cpu()
+    clock = MachineClock()
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as executor:
         recognised = sum(executor.map(lambda c: _cli_call(binary, c), chunks))
@@ -425,6 +427,7 @@ def run_cli(binary: str, paths: list[str], workers: int, per_call: int) -> dict[
         "files_per_s": rate(len(paths), elapsed),
         "cpu_seconds": round(cpu, 2),
         "cpu_utilisation": round(cpu / (elapsed * CORES), 3),
+        **clock.measure(cpu),
     }
 
 
@@ -781,6 +784,7 @@ def _throughput_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                 f"{run['seconds']:.2f}",
                 f"{run['files_per_s']:,.1f}",
                 f"{util * 100:.0f}%" if util is not None else "-",
+                f"{run.get('other_load_cores', 0):.2f}",
                 note,
             )
         )
@@ -801,8 +805,8 @@ def _throughput_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
         )
         add("mediainfo CLI once per file", results["mediainfo_single"], "subset")
     else:
-        rows.append(("mediainfo CLI batched", "-", "-", "-", "-", "not installed"))
-        rows.append(("mediainfo CLI once per file", "-", "-", "-", "-", "not installed"))
+        rows.append(("mediainfo CLI batched", "-", "-", "-", "-", "-", "not installed"))
+        rows.append(("mediainfo CLI once per file", "-", "-", "-", "-", "-", "not installed"))
     n = results["noop"]
     add(
         "noop pipeline (mediad)",
@@ -830,7 +834,22 @@ def report(results: dict[str, Any]) -> None:
         f"mediainfo CLI {env['mediainfo_cli'] or 'not installed'}, "
         f"parse_speed {env['parse_speed']}, workers {results['workers']}\n"
     )
-    print_table(("run", "files", "seconds", "files/s", "cpu", "notes"), _throughput_rows(results))
+    print_table(
+        ("run", "files", "seconds", "files/s", "cpu", "other load", "notes"),
+        _throughput_rows(results),
+    )
+    print(
+        "cpu: our processes' CPU time / (seconds x cores); other load: cores kept busy by "
+        "processes that are not part of the run (another job on this host)"
+    )
+    busy = [
+        name
+        for name in ("mediad", "ideal", "mediainfo_batched", "mediainfo_single", "noop")
+        if (results.get(name) or {}).get("other_load_cores", 0) > 0.2
+    ]
+    if busy:
+        print(f"WARNING: other load on this machine during {', '.join(busy)}: not clean figures")
+    print()
     print("ratios:")
     for key, value in results["ratios"].items():
         print(f"  {key:<32} {value}")

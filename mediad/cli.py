@@ -15,6 +15,7 @@ import structlog
 from mediad import __version__, logs, notify
 from mediad.config import Config, as_display_dict, load, mask_dsn
 from mediad.errors import MediadError, UsageError
+from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable
 from mediad.pool import WorkerBootError
 from mediad.progress import Progress
 from mediad.runtime import connect, open_store
@@ -222,7 +223,7 @@ def _scan(store: Store, dirs: Sequence[str], priority: int) -> tuple[int, int, S
         new, again = store.scan_upsert(batch, priority)
         inserted += new
         requeued += again
-    unchanged = report.seen - inserted - requeued
+    unchanged = report.seen - report.bad_names - inserted - requeued
     log.info("scan finished", files=report.seen, new=inserted, changed=requeued,
              unchanged=unchanged, bad_names=report.bad_names,
              unreadable_dirs=report.unreadable_dirs)
@@ -233,9 +234,9 @@ def cmd_scan(args: argparse.Namespace, config: Config) -> int:
     with open_store(config) as store:
         inserted, requeued, report = _scan(store, args.dirs, args.priority)
     print(f"{report.seen} files: {inserted} new, {requeued} changed, "
-          f"{report.seen - inserted - requeued} unchanged")
+          f"{report.seen - report.bad_names - inserted - requeued} unchanged")
     if report.bad_names or report.unreadable_dirs:
-        print(f"not queued: {report.bad_names} names that are not UTF-8, "
+        print(f"{report.bad_names} names that are not UTF-8 (recorded as failed, bad_path), "
               f"{report.unreadable_dirs} unreadable directories (see the log)")
         return 1
     return 0
@@ -247,14 +248,21 @@ def cmd_enqueue(args: argparse.Namespace, config: Config) -> int:
         paths = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     # The name the application gave, made absolute, never resolved: the gate decides later.
     absolute = [os.path.abspath(p) if not os.path.isabs(p) else p for p in paths]
+    storable = [p for p in absolute if is_storable(p)]
+    unstorable = [escaped(p) for p in absolute if not is_storable(p)]
     with open_store(config) as store:
         inserted = requeued = 0
-        for start in range(0, len(absolute), 1000):
-            new, again = store.enqueue(absolute[start : start + 1000], args.priority)
+        for start in range(0, len(storable), 1000):
+            new, again = store.enqueue(storable[start : start + 1000], args.priority)
             inserted += new
             requeued += again
-    already = len(absolute) - inserted - requeued
+        store.record_unstorable(unstorable, UNSTORABLE_MESSAGE)
+    already = len(storable) - inserted - requeued
     print(f"{inserted} new, {requeued} queued again, {already} already pending or running")
+    if unstorable:
+        print(f"{len(unstorable)} names are not valid UTF-8: recorded as failed (bad_path): "
+              + ", ".join(unstorable[:5]), file=sys.stderr)
+        return 1
     return 0
 
 

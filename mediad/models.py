@@ -68,3 +68,6 @@ class ScanEntry:
     path: str
     size_bytes: int
     mtime_us: int
+    # The name cannot be stored as it is (not UTF-8, or a NUL): `path` is its escaped form
+    # and the row is recorded as failed with class bad_path, so it is seen, not skipped.
+    unstorable: bool = False

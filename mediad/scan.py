@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from mediad.models import ScanEntry
+from mediad.paths import escaped, is_storable
 
 log = structlog.get_logger("mediad.scan")
 
@@ -21,16 +22,8 @@ log = structlog.get_logger("mediad.scan")
 class ScanReport:
     seen: int = 0
     unreadable_dirs: int = 0
-    bad_names: int = 0  # not valid UTF-8: PostgreSQL text cannot hold them
+    bad_names: int = 0  # not valid UTF-8: recorded as failed rows, class bad_path
     errors: list[str] = field(default_factory=list)
-
-
-def _is_utf8(path: str) -> bool:
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def walk(roots: list[str], report: ScanReport) -> Iterator[ScanEntry]:
@@ -56,12 +49,13 @@ def walk(roots: list[str], report: ScanReport) -> Iterator[ScanEntry]:
                 st = entry.stat()
             except OSError:
                 continue  # vanished or a broken symlink: nothing to enqueue
-            if not _is_utf8(entry.path):
-                report.bad_names += 1
-                log.warning("skipping a name that is not valid UTF-8",
-                            path=entry.path.encode("utf-8", "backslashreplace").decode())
-                continue
             report.seen += 1
+            if not is_storable(entry.path):
+                report.bad_names += 1
+                log.warning("a file name is not valid UTF-8: recorded as failed (bad_path)",
+                            path=escaped(entry.path))
+                yield ScanEntry(escaped(entry.path), st.st_size, st.st_mtime_ns // 1000, True)
+                continue
             yield ScanEntry(entry.path, st.st_size, st.st_mtime_ns // 1000)
         stack.extend(reversed(subdirs))
 

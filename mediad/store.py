@@ -21,6 +21,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from mediad.errors import DatabaseUnavailable, FailureClass, SchemaError
 from mediad.models import Extracted, Failure, Job, ScanEntry
+from mediad.paths import UNSTORABLE_MESSAGE
 from mediad.queries import latest_version, migrations, named_queries
 
 
@@ -295,7 +296,17 @@ class Store:
         inserted = sum(1 for r in rows if r["inserted"])
         return inserted, len(rows) - inserted
 
+    def record_unstorable(self, escaped_paths: Sequence[str], message: str) -> int:
+        if not escaped_paths:
+            return 0
+        return len(self._fetch("record_unstorable",
+                               {"paths": list(escaped_paths), "message": message}))
+
     def scan_upsert(self, entries: Sequence[ScanEntry], priority: int = 0) -> tuple[int, int]:
+        bad = [e.path for e in entries if e.unstorable]
+        if bad:
+            self.record_unstorable(bad, UNSTORABLE_MESSAGE)
+            entries = [e for e in entries if not e.unstorable]
         if not entries:
             return 0, 0
         rows = self._fetch(

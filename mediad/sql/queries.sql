@@ -178,6 +178,14 @@ WHERE f.state IN ('done', 'failed')
   AND (f.size_bytes, f.mtime) IS DISTINCT FROM (EXCLUDED.size_bytes, EXCLUDED.mtime)
 RETURNING (xmax = 0) AS inserted;
 
+-- name: record_unstorable
+-- A name PostgreSQL cannot hold as it is: recorded, escaped, as failed with a reason, so
+-- the operator sees it instead of it being skipped.
+INSERT INTO {schema}.files AS f (path, state, error_class, error, finished_at)
+SELECT p, 'failed', 'bad_path', %(message)s, now() FROM unnest(%(paths)s::text[]) AS p
+ON CONFLICT (path) DO NOTHING
+RETURNING id;
+
 -- name: counts_by_state
 SELECT state, count(*) AS n FROM {schema}.files GROUP BY state;
 
