@@ -607,6 +607,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def git_describe() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "mediad"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}{' + uncommitted changes in mediad/' if dirty else ''}"
+
+
 def environment(
     args: argparse.Namespace, sql: Sql, server_kind: str, env: dict[str, str], originals: list[str]
 ) -> dict[str, Any]:
@@ -620,6 +642,7 @@ def environment(
                 break
     config = load_config(None, environ=env)
     return {
+        "mediad_commit": git_describe(),
         "cores": CORES,
         "cpu_model": cpu_model,
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
@@ -832,7 +855,8 @@ def report(results: dict[str, Any]) -> None:
         f"\nmediad benchmark: {env['cores']} cores ({env['cpu_model']}), PostgreSQL "
         f"{env['postgresql']} ({env['server']}), libmediainfo {env['libmediainfo']}, "
         f"mediainfo CLI {env['mediainfo_cli'] or 'not installed'}, "
-        f"parse_speed {env['parse_speed']}, workers {results['workers']}\n"
+        f"parse_speed {env['parse_speed']}, workers {results['workers']}, "
+        f"mediad {env['mediad_commit']}\n"
     )
     print_table(
         ("run", "files", "seconds", "files/s", "cpu", "other load", "notes"),

@@ -130,24 +130,39 @@ def _overrides(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
     return found
 
 
-def load_config(args: argparse.Namespace) -> Config:
-    return load(args.config, overrides=_overrides(args))
+def load_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
+    return load(args.config, environ=environ, overrides=_overrides(args))
 
 
 # --- commands ---------------------------------------------------------------------------
 
 
-def _run_config(args: argparse.Namespace) -> Config:
+def _run_config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
     """The daemon's config; the embedded quick start confines itself to the scanned trees."""
-    config = load_config(args)
+    config = load_config(args, environ)
     if config.embedded and not config.extract.roots and args.scan:
         roots = [os.path.abspath(d) for d in args.scan]
-        config = load(args.config, overrides={**_overrides(args), ("extract", "roots"): roots})
+        config = load(args.config, environ=environ,
+                      overrides={**_overrides(args), ("extract", "roots"): roots})
     return config
 
 
+# Variables that may carry the database password: read once at start, then removed from
+# the environment so that worker processes (which inherit it) never see them.
+SECRET_VARIABLES = ("MEDIAD_DATABASE_DSN", "PGPASSWORD")
+
+
+def _scrub_secret_environment() -> dict[str, str]:
+    """The environment as it was (for reloads), after removing secrets from the live one."""
+    startup = dict(os.environ)
+    for name in SECRET_VARIABLES:
+        os.environ.pop(name, None)
+    return startup
+
+
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
-    config = _run_config(args)
+    startup_environment = _scrub_secret_environment()
+    config = _run_config(args, startup_environment)
     notifier = notify.from_environment()  # before anything slow: a missing extra fails now
     with open_store(config, owner=owner_name(config.daemon.instance)) as store:
         if args.scan:
@@ -159,7 +174,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         supervisor = Supervisor(
             config,
             store,
-            reload_config=lambda: _run_config(args),
+            reload_config=lambda: _run_config(args, startup_environment),
             notifier=notifier,
             store_factory=lambda new: connect(new, store.owner),
         )

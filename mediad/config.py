@@ -56,6 +56,7 @@ class ExtractConfig:
     full_document: bool = False
     engine: str = "mediainfo"  # "noop": skip MediaInfo, to measure the pipeline alone
     library_file: str = ""  # a libmediainfo to load instead of pymediainfo's own
+    cpu_seconds: float = 60.0  # CPU time one file may use (RLIMIT_CPU); 0: no limit
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ VALIDATORS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("daemon", "memory_limit_mb"): _non_negative,
     ("extract", "roots"): _roots,
     ("extract", "timeout_seconds"): _positive,
+    ("extract", "cpu_seconds"): _non_negative,
     ("extract", "parse_speed"): _parse_speed,
     ("extract", "max_file_bytes"): _non_negative,
     ("extract", "engine"): _one_of("mediainfo", "noop"),

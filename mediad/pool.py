@@ -253,11 +253,19 @@ class WorkerPool:
         )
         if slot.job is None:
             return None
-        failure = Failure(
-            FailureClass.WORKER_CRASH,
-            f"the worker reading this file {describe_exit(exitcode)}",
-            seconds=now - slot.job_started_at,
-        )
+        if exitcode == -signal.SIGXCPU:
+            failure = Failure(
+                FailureClass.TIMEOUT,
+                f"used more than {self.settings.cpu_seconds:g} s of CPU (extract.cpu_seconds); "
+                "the worker was stopped by the kernel",
+                seconds=now - slot.job_started_at,
+            )
+        else:
+            failure = Failure(
+                FailureClass.WORKER_CRASH,
+                f"the worker reading this file {describe_exit(exitcode)}",
+                seconds=now - slot.job_started_at,
+            )
         return Completion(slot.job, failure, slot.pid)
 
     # --- deadlines --------------------------------------------------------------------

@@ -15,6 +15,7 @@ from mediad.errors import ConfigError
 from mediad.store import Store
 
 CREDENTIAL_NAME = "database-password"
+PGPASSWORD_AT_START = os.environ.get("PGPASSWORD")
 
 
 def read_password(config: Config) -> str | None:
@@ -24,7 +25,11 @@ def read_password(config: Config) -> str | None:
         credentials = os.environ.get("CREDENTIALS_DIRECTORY")
         candidate = Path(credentials) / CREDENTIAL_NAME if credentials else None
         if candidate is None or not candidate.is_file():
-            return None
+            # libpq's own variable, kept working after `run` removes it from the
+            # environment its workers inherit.
+            password = PGPASSWORD_AT_START
+            logs.register_secret(password)
+            return password
         path = str(candidate)
     try:
         with open(path, encoding="utf-8") as handle:

@@ -86,6 +86,15 @@ def extract_options(config: Config) -> ExtractOptions:
     )
 
 
+def worker_settings(config: Config) -> WorkerSettings:
+    return WorkerSettings(
+        extract_options(config),
+        config.daemon.memory_limit_mb,
+        os.getpid(),
+        config.extract.cpu_seconds,
+    )
+
+
 def retry_policy(config: Config) -> RetryPolicy:
     return RetryPolicy(
         config.retry.max_attempts,
@@ -139,7 +148,7 @@ class Supervisor:
         self._listener: Listener | None = None
         self._metrics_server: Any = None
         self.pool = WorkerPool(
-            WorkerSettings(extract_options(config), config.daemon.memory_limit_mb, os.getpid()),
+            worker_settings(config),
             config.effective_workers(),
             timeout_seconds=config.extract.timeout_seconds,
             max_files_per_worker=config.daemon.max_files_per_worker,
@@ -320,7 +329,7 @@ class Supervisor:
         self.policy = retry_policy(new)
         self.pool.timeout_seconds = new.extract.timeout_seconds
         self.pool.max_files_per_worker = new.daemon.max_files_per_worker
-        settings = WorkerSettings(extract_options(new), new.daemon.memory_limit_mb, os.getpid())
+        settings = worker_settings(new)
         if self._stopping is None:
             self._resize(new.effective_workers())
             if settings != self.pool.settings:

@@ -7,6 +7,7 @@ no threads, connections or locks from the supervisor.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import re
 import resource
@@ -35,6 +36,7 @@ BOOT_ERROR = "boot_error"
 HANG_MARKER = "__mediad_hang__"
 HANG_ONCE_MARKER = "__mediad_hang_once__"  # hangs on the first attempt only
 CRASH_MARKER = "__mediad_crash__"
+SPIN_MARKER = "__mediad_spin__"  # burns CPU forever, as a parser in a loop would
 SLEEP_MARKER = re.compile(r"__mediad_sleep_(\d+)ms__")  # a slow file, e.g. __mediad_sleep_20ms__
 
 
@@ -43,6 +45,20 @@ class WorkerSettings:
     options: ExtractOptions
     memory_limit_mb: int
     supervisor_pid: int
+    cpu_seconds: float = 0.0
+
+
+def _limit_cpu_for_next_file(seconds: float) -> None:
+    """RLIMIT_CPU counts the whole process: allow `seconds` more than used so far. The
+    kernel sends SIGXCPU past it, which the supervisor reports as a timeout."""
+    if seconds <= 0:
+        return
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(usage.ru_utime + usage.ru_stime + seconds)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def _die_with_parent(supervisor_pid: int) -> None:
@@ -83,6 +99,9 @@ def _test_hook(job: Job) -> None:
     if HANG_MARKER in path or (HANG_ONCE_MARKER in path and job.attempts == 1):
         while True:
             time.sleep(3600)
+    if SPIN_MARKER in path:
+        while True:
+            pass
     if CRASH_MARKER in path:
         os.kill(os.getpid(), signal.SIGSEGV)
 
@@ -110,6 +129,7 @@ def main(conn: Connection, settings: WorkerSettings) -> None:
             return  # the supervisor is gone
         if job is None:
             return  # asked to retire
+        _limit_cpu_for_next_file(settings.cpu_seconds)
         if hooks:
             _test_hook(job)
         try:

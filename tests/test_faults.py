@@ -331,3 +331,23 @@ def test_supervisor_memory_stays_flat_with_a_million_pending_rows(
     assert late < 150, f"supervisor RSS {late:.0f} MB"
     assert late - early < 15, f"RSS grew from {early:.0f} to {late:.0f} MB"
     assert daemon.stop() == 0
+
+
+def test_a_file_that_burns_cpu_is_stopped_by_the_cpu_limit(
+    small_mp4: Path, tmp_path: Path, mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+) -> None:
+    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_EXTRACT_CPU_SECONDS": "1",
+           "MEDIAD_EXTRACT_TIMEOUT_SECONDS": "600", "MEDIAD_RETRY_MAX_ATTEMPTS": "1"}
+    link_files(small_mp4, tmp_path / "spin", 1, marker="__mediad_spin__")
+    link_files(small_mp4, tmp_path / "lib", 50)
+    assert mediad("scan", str(tmp_path), env=env).returncode == 0
+    daemon = daemons(env=env)
+    daemon.wait_started()
+    # Well before the 600 s wall-clock timeout: the kernel's CPU limit stopped it.
+    wait_until(lambda: all_terminal(sql, schema, 51), 60, "every row to finish")
+    [(error_class, error)] = sql(f"SELECT error_class, error FROM \"{schema}\".files "
+                                 f"WHERE state = 'failed'")
+    assert error_class == "timeout" and "CPU" in error
+    assert counts(sql, schema)["done"] == 50
+    assert daemon.stop() == 0
