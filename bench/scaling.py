@@ -152,12 +152,11 @@ def run_daemons(
         exits = [p.poll() for p in processes]
     counts = outcome_counts(sql, specs[0].schema)
     elapsed = max(1e-9, (counts["last_at"] or started) - started)
-    errors = [
-        line
-        for log in logs
-        for line in log_tail(log, 400).splitlines()
-        if '"level": "error"' in line or "Error" in line
-    ]
+    errors = []
+    for log, code in zip(logs, exits, strict=True):
+        if code not in (None, 0):
+            lines = log_tail(log, 400).splitlines()
+            errors += [line[:400] for line in lines if '"error"' in line or "Error" in line][-3:]
     return {
         "daemons": len(specs),
         "workers_each": specs[0].workers,
