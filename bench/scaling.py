@@ -44,6 +44,15 @@ from bench.run import (
     say,
 )
 
+# `mediad run` with psycopg's automatic prepared statements turned off, without touching
+# mediad: what a `prepare_threshold = None` setting in mediad would do (see docs/scaling.md).
+NO_PREPARE_SHIM = (
+    "-c",
+    "import sys; import mediad.store as s; o = s.Store.connect_kwargs; "
+    "s.Store.connect_kwargs = lambda self: {**o(self), 'prepare_threshold': None}; "
+    "from mediad.cli import main; sys.exit(main(['run']))",
+)
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -156,7 +165,7 @@ def run_daemons(
     for log, code in zip(logs, exits, strict=True):
         if code not in (None, 0):
             lines = log_tail(log, 400).splitlines()
-            errors += [line[:400] for line in lines if '"error"' in line or "Error" in line][-3:]
+            errors += [line[:600] for line in lines[-3:]]
     return {
         "daemons": len(specs),
         "workers_each": specs[0].workers,
@@ -183,11 +192,13 @@ def scenario(
     work: Path,
     paths: list[str],
     via: str,
+    shim: bool = False,
 ) -> list[dict[str, Any]]:
     results = []
     for engine in args.engines.split(","):
         for count in (int(c) for c in args.daemons.split(",")):
-            schema = f"scale_{via}_{engine}_{count}"
+            label = f"{via}_noprepare" if shim else via
+            schema = f"scale_{label}_{engine}_{count}"
             if engine == "noop":
                 fill_noop_rows(dsn, sql, schema, args.noop_files)
                 files = args.noop_files
@@ -204,12 +215,13 @@ def scenario(
                     str(work),
                     work / "state",
                     {**(extra if via == "pgbouncer" else {}), "MEDIAD_DAEMON_INSTANCE": f"d{n}"},
+                    NO_PREPARE_SHIM if shim else ("-m", "mediad", "run"),
                 )
                 for n in range(count)
             ]
-            say(f"{via}: {count} daemon(s), engine {engine}, {files:,} rows")
+            say(f"{label}: {count} daemon(s), engine {engine}, {files:,} rows")
             result = run_daemons(sql, specs, files, work, schema)
-            result["via"] = via
+            result["via"] = label
             results.append(result)
             say(
                 f"  -> {result['files_per_s']} files/s, every row once: "
@@ -244,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
                         via = make_conninfo(dsn, host="127.0.0.1", port=str(port))
                         report["prepared_statements"] = prepared_statement_demo(via)
                         report["runs"] += scenario(args, sql, dsn, via, work, paths, "pgbouncer")
+                        report["runs"] += scenario(
+                            args, sql, dsn, via, work, paths, "pgbouncer", shim=True
+                        )
             finally:
                 sql.close()
     finally:

@@ -6,21 +6,23 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 
-from mediad import __version__, logs, notify
-from mediad.config import Config, as_display_dict, load, mask_dsn
+from mediad import __version__, attach, logs, notify
+from mediad.attach import Source
+from mediad.config import AttachConfig, Config, as_display_dict, load, mask_dsn
 from mediad.errors import MediadError, UsageError
 from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable
 from mediad.pool import WorkerBootError
 from mediad.progress import Progress
 from mediad.runtime import connect, open_store
 from mediad.scan import ScanReport, batched, walk
-from mediad.store import Store
+from mediad.store import LockTimeout, Store
 from mediad.summary import COLUMNS
 from mediad.supervisor import RunMode, Supervisor, Tally, owner_name
 
@@ -47,6 +49,14 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", "--threads", dest="workers", type=int, metavar="N",
                         help="worker processes (--threads is the old script's name for it)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="rows claimed per statement")
+
+
+def _table_change_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print every SQL statement it would run, change nothing")
+    parser.add_argument("--lock-timeout", type=float, default=1.0, metavar="SECONDS",
+                        help="longest wait for the brief lock the trigger change needs "
+                             "(writers queue behind it meanwhile); retried 5 times")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +112,32 @@ def build_parser() -> argparse.ArgumentParser:
     retry = command("retry", "Queue failed rows again, all or of one failure class.")
     retry.add_argument("--class", dest="error_class", metavar="CLASS",
                        help="only rows that failed with this class (e.g. timeout)")
+
+    attach_cmd = command("attach", "Work from an application's own table: queue its rows "
+                         "(now and whenever one is inserted or its path changes) and write "
+                         "results back into it. See docs/attach.md.")
+    attach_cmd.add_argument("table", metavar="TABLE", help="the table, e.g. public.media_files")
+    attach_cmd.add_argument("--id", dest="id_column", required=True, metavar="COLUMN",
+                            help="the row's key (primary key or unique column)")
+    attach_cmd.add_argument("--path", dest="path_column", required=True, metavar="COLUMN",
+                            help="the column holding the file's path")
+    attach_cmd.add_argument("--metadata", dest="metadata_column", metavar="COLUMN",
+                            help="jsonb/json/text column that receives MediaInfo's document")
+    attach_cmd.add_argument("--summary-prefix", metavar="P",
+                            help="also fill the columns named P<key> that exist, for each "
+                                 "summary key (e.g. media_ for media_duration_s)")
+    attach_cmd.add_argument("--all", action="store_true",
+                            help="queue rows whose metadata column is already filled too "
+                                 "(default: skip them, like the old --skip-existing)")
+    _table_change_options(attach_cmd)
+    attach_cmd.add_argument("--backfill-batch", type=int, default=1000, metavar="N",
+                            help="rows queued per backfill transaction (default 1000)")
+
+    detach_cmd = command("detach", "Stop working from an application's table: drop the "
+                         "trigger, its function and the queued rows. The table's data "
+                         "(metadata already written included) stays as it is.")
+    detach_cmd.add_argument("table", metavar="TABLE")
+    _table_change_options(detach_cmd)
 
     command("migrate", "Create or upgrade mediad's schema (safe to run concurrently).")
     check = command("check-config", "Validate the configuration and print it, secrets masked.")
@@ -165,6 +201,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     config = _run_config(args, startup_environment)
     notifier = notify.from_environment()  # before anything slow: a missing extra fails now
     with open_store(config, owner=owner_name(config.daemon.instance)) as store:
+        pending_backfills = _apply_attach_config(store, config.attach)
         if args.scan:
             _scan(store, args.scan, 0)
         if not config.extract.roots:
@@ -178,7 +215,12 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
             notifier=notifier,
             store_factory=lambda new: connect(new, store.owner),
         )
-        return supervisor.run()
+        backfill = Backfill(store, pending_backfills)
+        backfill.start()
+        try:
+            return supervisor.run()
+        finally:
+            backfill.stop()
 
 
 def cmd_extract(args: argparse.Namespace, config: Config) -> int:
@@ -190,6 +232,12 @@ def cmd_extract(args: argparse.Namespace, config: Config) -> int:
         if args.all:
             requeued = store.requeue_finished()
             log.info("queued every finished row again", rows=requeued)
+            for source in store.sources():
+                # Attached rows never queued because they had metadata (skip-existing).
+                _, queued = store.backfill(source, skip_existing=False, resume=False,
+                                           record=False)
+                log.info("queued the rows of an attached table", table=source.table_name,
+                         rows=queued)
         counts = store.counts()
         skipped = store.count_pending_with_metadata() if args.skip_existing else 0
         total = counts["pending"] - skipped
@@ -371,13 +419,201 @@ def cmd_retry(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+# --- attached tables --------------------------------------------------------------------
+
+
+LOCK_TRIES = 5
+
+
+def _resolve(store: Store, table: str, *, id_column: str, path_column: str,
+             metadata_column: str | None, summary_prefix: str | None,
+             skip_existing: bool) -> tuple[attach.Plan, Source | None]:
+    """The mapping checked against the table, and the source already recorded for it."""
+    info = store.table_info(table)
+    if info is None:
+        raise UsageError(f"table {table} does not exist (or this role cannot see it); "
+                         "name it as schema.table")
+    plan = attach.plan(info, store.table_columns(int(info["oid"])), id_column=id_column,
+                       path_column=path_column, metadata_column=metadata_column,
+                       summary_prefix=summary_prefix, skip_existing=skip_existing)
+    existing = next((s for s in store.sources() if s.table_name == plan.source.table_name),
+                    None)
+    return plan, existing
+
+
+def _mapping_text(source: Source) -> str:
+    return (f"id={source.id_column}, path={source.path_column}, "
+            f"metadata={source.metadata_column or ''}, "
+            f"summary_prefix={source.summary_prefix or ''}, "
+            f"skip_existing={str(source.skip_existing).lower()}")
+
+
+def _attach_with_retries(store: Store, source: Source, lock_timeout: float,
+                         dry_run: bool) -> tuple[Source, list[str]]:
+    """A busy table: give up the lock queue quickly (writers wait behind us), retry."""
+    for attempt in range(1, LOCK_TRIES + 1):
+        try:
+            return store.attach(source, lock_timeout_ms=max(1, int(lock_timeout * 1000)),
+                                dry_run=dry_run)
+        except LockTimeout:
+            if attempt == LOCK_TRIES:
+                raise
+            log.warning("table busy, trying again", table=source.table_name, attempt=attempt)
+            time.sleep(min(5.0, 0.5 * 2**attempt))
+    raise AssertionError("unreachable")
+
+
+def cmd_attach(args: argparse.Namespace, config: Config) -> int:
+    if args.backfill_batch < 1:
+        raise_usage("--backfill-batch must be 1 or more")
+    if args.lock_timeout <= 0:
+        raise_usage("--lock-timeout must be greater than 0")
+    with open_store(config) as store:
+        plan, existing = _resolve(
+            store, args.table, id_column=args.id_column, path_column=args.path_column,
+            metadata_column=args.metadata_column, summary_prefix=args.summary_prefix,
+            skip_existing=not args.all)
+        wanted = plan.source
+        for ignored in plan.ignored:
+            print(f"warning: summary column {ignored}: left out", file=sys.stderr)
+        if existing is not None:
+            if existing.mapping() != wanted.mapping():
+                raise_usage(f"{wanted.table_name} is already attached with another mapping "
+                            f"({_mapping_text(existing)}): run `mediad detach "
+                            f"{wanted.table_name}` first")
+            if existing.backfilled:
+                print(f"{wanted.table_name} is already attached (source {existing.id})")
+                return 0
+            if args.dry_run:
+                print(f"-- {wanted.table_name} is attached; its backfill would resume with:")
+                print(store.backfill_text(existing) + ";")
+                return 0
+            source = existing
+            print(f"{wanted.table_name} is attached; resuming its backfill")
+        else:
+            source, statements = _attach_with_retries(store, wanted, args.lock_timeout,
+                                                      args.dry_run)
+            if args.dry_run:
+                print("-- mediad attach --dry-run: nothing was changed. These statements "
+                      "would run, in one transaction:")
+                print("BEGIN;")
+                for statement in statements:
+                    print(statement.rstrip() + ";")
+                print("COMMIT;")
+                print(f"-- then, in batches of {args.backfill_batch} rows (one transaction "
+                      "each; the first batch without the WHERE clause):")
+                print(store.backfill_text(source) + ";")
+                return 0
+            columns = ", ".join(source.summary_columns) or "none"
+            print(f"attached {source.table_name} (source {source.id}); summary columns: "
+                  f"{columns}")
+        seen, queued = store.backfill(source, batch_size=args.backfill_batch)
+    print(f"backfill: {seen} rows read, {queued} queued"
+          + (f", {seen - queued} skipped (metadata already filled, no path, or "
+             "already queued)" if seen != queued else ""))
+    return 0
+
+
+def cmd_detach(args: argparse.Namespace, config: Config) -> int:
+    if args.lock_timeout <= 0:
+        raise_usage("--lock-timeout must be greater than 0")
+    with open_store(config) as store:
+        info = store.table_info(args.table)
+        name = info["qualified"] if info else args.table
+        sources = store.sources()
+        source = next((s for s in sources if s.table_name == name), None)
+        if source is None:
+            attached = ", ".join(s.table_name for s in sources) or "none"
+            raise_usage(f"{args.table} is not attached (attached: {attached})")
+        assert source is not None
+        for attempt in range(1, LOCK_TRIES + 1):
+            try:
+                statements = store.detach(
+                    source, lock_timeout_ms=max(1, int(args.lock_timeout * 1000)),
+                    dry_run=args.dry_run)
+                break
+            except LockTimeout:
+                if attempt == LOCK_TRIES:
+                    raise
+                time.sleep(min(5.0, 0.5 * 2**attempt))
+    if args.dry_run:
+        print("-- mediad detach --dry-run: nothing was changed. These statements would run:")
+        for statement in statements:
+            print(statement.rstrip() + ";")
+        return 0
+    print(f"detached {source.table_name}: trigger, function and queued rows removed; the "
+          "table's data is unchanged")
+    return 0
+
+
+def _apply_attach_config(store: Store, wanted: Sequence[AttachConfig]) -> list[Source]:
+    """`[attach."..."]` at start: attach what is not attached yet, refuse a changed mapping.
+    Returns the sources whose backfill has not finished."""
+    unfinished: list[Source] = []
+    for spec in wanted:
+        key = f'attach."{spec.table}"'
+        try:
+            plan, existing = _resolve(
+                store, spec.table, id_column=spec.id, path_column=spec.path,
+                metadata_column=spec.metadata or None,
+                summary_prefix=spec.summary_prefix or None, skip_existing=spec.skip_existing)
+        except UsageError as exc:
+            raise UsageError(f"{key}: {exc}") from None
+        if existing is None:
+            source, _ = _attach_with_retries(store, plan.source, 1.0, dry_run=False)
+            log.info("attached a table", table=source.table_name, source=source.id,
+                     summary_columns=list(source.summary_columns))
+            unfinished.append(source)
+        elif existing.mapping() != plan.source.mapping():
+            raise UsageError(f"{key}: {existing.table_name} is attached with another mapping "
+                             f"({_mapping_text(existing)}): run `mediad detach "
+                             f"{existing.table_name}` first")
+        elif not existing.backfilled:
+            unfinished.append(existing)
+    return unfinished
+
+
+class Backfill:
+    """Backfills of newly configured tables, in a thread with its own connections, so the
+    daemon starts (and works on what is queued) at once. Progress is recorded: a backfill
+    cut short by a stop resumes at the next start."""
+
+    def __init__(self, store: Store, sources: Sequence[Source]) -> None:
+        self._store = store
+        self._sources = list(sources)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mediad-backfill", daemon=True)
+
+    def start(self) -> None:
+        if self._sources:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10.0)
+
+    def _run(self) -> None:
+        own = self._store.clone()
+        try:
+            own.open()
+            for source in self._sources:
+                seen, queued = own.backfill(source, stop=self._stop)
+                log.info("backfill finished" if not self._stop.is_set() else "backfill paused",
+                         table=source.table_name, rows=seen, queued=queued)
+        except MediadError as exc:
+            log.error("backfill stopped; it resumes at the next start", error=str(exc))
+        finally:
+            own.close()
+
+
 def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
     with open_store(config, migrate=False, check=False) as store:
         applied = store.migrate()
         version = store.check_schema()
     if applied:
-        print(f"schema {config.database.schema}: applied {', '.join(applied)}; now version "
-              f"{version}")
+        steps = ", ".join(f"{name} (version {int(name[:4])})" for name in applied)
+        print(f"schema {config.database.schema}: applied {steps}; now version {version}")
     else:
         print(f"schema {config.database.schema} is up to date (version {version})")
     return 0
@@ -390,10 +626,12 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     else:
         print(f"# configuration is valid (source: {config.source or 'defaults'})")
         for section, values in shown.items():
-            print(f"[{section}]")
-            for key, value in values.items():
-                print(f"{key} = {json.dumps(value)}")
-            print()
+            tables = values.items() if section == "attach" else [("", values)]
+            for table, table_values in tables:
+                print(f"[{section}]" if not table else f"[attach.{json.dumps(table)}]")
+                for key, value in table_values.items():
+                    print(f"{key} = {json.dumps(value)}")
+                print()
     return 0
 
 
@@ -405,6 +643,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "status": cmd_status,
     "show": cmd_show,
     "retry": cmd_retry,
+    "attach": cmd_attach,
+    "detach": cmd_detach,
     "migrate": cmd_migrate,
     "check-config": cmd_check_config,
 }

@@ -45,6 +45,7 @@ class DaemonConfig:
     max_files_per_worker: int = 5000
     memory_limit_mb: int = 1024
     instance: str = ""
+    prefetch: int = 2  # files sent ahead to each worker, so none waits between two files
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,22 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class AttachConfig:
+    """One `[attach."schema.table"]` table: an application table mediad works from
+    (docs/attach.md). Applied when `mediad run` starts."""
+
+    table: str = ""  # the TOML key: the table's name, schema-qualified or not
+    id: str = ""  # required
+    path: str = ""  # required
+    metadata: str = ""  # empty: results are not written into the table
+    summary_prefix: str = ""  # empty: no summary columns
+    skip_existing: bool = True
+
+
+ATTACH_KEYS = ("id", "path", "metadata", "summary_prefix", "skip_existing")
+
+
+@dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
@@ -85,6 +102,7 @@ class Config:
     retry: RetryConfig = field(default_factory=RetryConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    attach: tuple[AttachConfig, ...] = ()  # file only: no environment variables
     source: str = ""  # the file it was read from, for messages
 
     @property
@@ -191,6 +209,7 @@ VALIDATORS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("daemon", "flush_seconds"): _positive,
     ("daemon", "max_files_per_worker"): _non_negative,
     ("daemon", "memory_limit_mb"): _non_negative,
+    ("daemon", "prefetch"): _positive,
     ("extract", "roots"): _roots,
     ("extract", "timeout_seconds"): _positive,
     ("extract", "cpu_seconds"): _non_negative,
@@ -292,9 +311,37 @@ def from_mapping(data: Mapping[str, Any], base: Config | None = None) -> Config:
     for section, values in data.items():
         if not isinstance(values, Mapping):
             raise ConfigError(section, "must be a table ([section])")
+        if section == "attach":
+            config = replace(config, attach=_attach_tables(values))
+            continue
         for key, value in values.items():
             config = _apply(config, section, key, value, from_text=False)
     return config
+
+
+def _attach_tables(data: Mapping[str, Any]) -> tuple[AttachConfig, ...]:
+    """`[attach."public.media_files"]` tables: keys checked and typed, id and path required."""
+    found: list[AttachConfig] = []
+    for table, values in data.items():
+        name = f'attach."{table}"'
+        if not table.strip():
+            raise ConfigError(name, "needs a table name")
+        if not isinstance(values, Mapping):
+            raise ConfigError(name, f'must be a table ([attach."{table}"] with id and path)')
+        current = AttachConfig(table=table)
+        for key, value in values.items():
+            if key not in ATTACH_KEYS:
+                raise ConfigError(f"{name}.{key}",
+                                  f"unknown key; known: {', '.join(ATTACH_KEYS)}")
+            coerced = _coerce(name, key, getattr(current, key), value, from_text=False)
+            if isinstance(coerced, str) and key != "summary_prefix" and coerced != coerced.strip():
+                raise ConfigError(f"{name}.{key}", "has leading or trailing spaces")
+            current = replace(current, **{key: coerced})
+        for key in ("id", "path"):
+            if not getattr(current, key):
+                raise ConfigError(f"{name}.{key}", "is required (the column's name)")
+        found.append(current)
+    return tuple(found)
 
 
 def from_environment(environ: Mapping[str, str], base: Config) -> Config:
@@ -380,4 +427,8 @@ def as_display_dict(config: Config) -> dict[str, dict[str, Any]]:
                 values[key] = list(value)
         shown[section] = values
     shown["database"]["dsn"] = mask_dsn(config.database.dsn)
+    if config.attach:
+        shown["attach"] = {
+            a.table: {key: getattr(a, key) for key in ATTACH_KEYS} for a in config.attach
+        }
     return shown

@@ -12,11 +12,13 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
+    PlatformCollector,
+    ProcessCollector,
     start_http_server,
 )
 
 from mediad import __version__
-from mediad.errors import MediadError
+from mediad.errors import FailureClass, MediadError
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -79,8 +81,53 @@ DB_ERRORS = Counter(
     registry=REGISTRY,
 )
 RELOADS = Counter("mediad_config_reloads", "Configuration reloads.", ["result"], registry=REGISTRY)
+RELOAD_OK = Gauge(
+    "mediad_config_last_reload_successful",
+    "1 when the last reload was applied (or none was tried), 0 when it was refused.",
+    registry=REGISTRY,
+)
+RELOAD_OK_TIME = Gauge(
+    "mediad_config_last_reload_success_timestamp_seconds",
+    "When the configuration was last loaded successfully (start or reload).",
+    registry=REGISTRY,
+)
+LOOP_TIME = Gauge(
+    "mediad_loop_last_iteration_timestamp_seconds",
+    "When the supervisor's main loop last came round: stale means a wedged loop.",
+    registry=REGISTRY,
+)
+QUEUE_MEASURED_TIME = Gauge(
+    "mediad_queue_measured_timestamp_seconds",
+    "When the queue gauges were last measured.",
+    registry=REGISTRY,
+)
+WORKERS_TARGET = Gauge(
+    "mediad_workers_target", "Configured size of the worker pool.", registry=REGISTRY
+)
 BUILD = Info("mediad_build", "mediad version.", registry=REGISTRY)
 BUILD.info({"version": __version__})
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+# Series that exist from the start at 0, so that rate() and increase() see the first event.
+RESTART_REASONS = ("crash", "timeout", "recycled")
+DB_OPERATIONS = ("claim", "write", "renew", "rescue", "measure", "release")
+for _reason in RESTART_REASONS:
+    WORKER_RESTARTS.labels(_reason)
+for _operation in DB_OPERATIONS:
+    DB_ERRORS.labels(_operation)
+    DB_SECONDS.labels(_operation)
+for _result in ("applied", "failed"):
+    RELOADS.labels(_result)
+FILES.labels("done", "")
+for _class in FailureClass:
+    FILES.labels("failed", str(_class))
+    FILES.labels("retry", str(_class))
+for _state in ("pending", "running", "done", "failed"):
+    QUEUE_ROWS.labels(_state)
+for _activity in ("busy", "idle"):
+    WORKERS.labels(_activity)
+RELOAD_OK.set(1)
 
 
 def serve(address: str) -> object | None:

@@ -1,9 +1,15 @@
-"""The worker pool: a fixed number of worker processes, each holding at most one file.
+"""The worker pool: a fixed number of worker processes, each reading one file at a time.
 
 Own the processes instead of using multiprocessing.Pool: we always know which file a
 worker holds, so a worker that dies or hangs costs that file one attempt and nothing else.
-The supervisor waits on every worker's pipe and sentinel at once (`wait_objects`) and
-hands whatever became ready to `collect`.
+
+Each worker may also hold a short queue of files sent ahead (`prefetch`), so it never
+waits for the supervisor between two files. A worker reads its pipe in order, so the head
+of its queue is the file it is reading; the others are not started. A worker that dies
+charges the head file and gives the rest back to the supervisor, uncharged.
+
+The supervisor waits on every worker's pipe and process sentinel, and its own wake-up
+pipe, through one persistent selector (`wait`), and hands what became ready to `collect`.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import contextlib
 import multiprocessing
 import os
 import random
+import selectors
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -42,11 +50,17 @@ class Slot:
     started_at: float
     retire_after: int
     ready: bool = False
-    job: Job | None = None
-    job_started_at: float = 0.0
+    queue: deque[Job] = field(default_factory=deque)  # head: the file being read
+    head_started_at: float = 0.0
     files_done: int = 0
     retiring: bool = False
-    pid: int = field(default=0)
+    told_to_leave: bool = False
+    pid: int = 0
+
+    @property
+    def job(self) -> Job | None:
+        """The file this worker is reading now."""
+        return self.queue[0] if self.queue else None
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -68,6 +82,7 @@ class WorkerPool:
         *,
         timeout_seconds: float,
         max_files_per_worker: int,
+        prefetch: int = 2,
         on_event: EventSink | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -75,12 +90,15 @@ class WorkerPool:
         self.target_size = size
         self.timeout_seconds = timeout_seconds
         self.max_files_per_worker = max_files_per_worker
+        self.prefetch = max(1, prefetch)
         self._ctx = multiprocessing.get_context("spawn")
         self._slots: dict[int, Slot] = {}  # by sentinel
         self._on_event = on_event or (lambda name, fields: None)
         self._clock = clock
         self._early_deaths = 0
         self._next_start_at = 0.0
+        self._selector = selectors.DefaultSelector()
+        self._returned: list[Job] = []
 
     # --- shape ------------------------------------------------------------------------
 
@@ -91,22 +109,36 @@ class WorkerPool:
     def live_count(self) -> int:
         return sum(1 for s in self._slots.values() if not s.retiring)
 
+    def accepting(self) -> list[Slot]:
+        """Workers that can take another file, the least loaded first."""
+        open_slots = [
+            s for s in self._slots.values()
+            if s.ready and not s.retiring and len(s.queue) < self.prefetch
+        ]
+        return sorted(open_slots, key=lambda s: len(s.queue))
+
     def idle(self) -> list[Slot]:
-        return [s for s in self._slots.values() if s.ready and s.job is None and not s.retiring]
+        return [s for s in self.accepting() if not s.queue]
 
     def busy_count(self) -> int:
-        return sum(1 for s in self._slots.values() if s.job is not None)
+        return sum(1 for s in self._slots.values() if s.queue)
 
     def in_flight(self) -> list[Job]:
-        return [s.job for s in self._slots.values() if s.job is not None]
+        """Every file sent to a worker and not answered yet (read now, or queued)."""
+        return [job for s in self._slots.values() for job in s.queue]
+
+    def take_returned(self) -> list[Job]:
+        """Files that were queued at a worker that died: never started, still ours."""
+        returned, self._returned = self._returned, []
+        return returned
 
     def resize(self, size: int) -> None:
-        """Grow at once; shrink by retiring idle workers first, busy ones after their file."""
+        """Grow at once; shrink by retiring idle workers first, busy ones after their files."""
         self.target_size = max(0, size)
         surplus = self.live_count() - self.target_size
         if surplus <= 0:
             return
-        candidates = sorted(self._slots.values(), key=lambda s: (s.job is not None, -s.started_at))
+        candidates = sorted(self._slots.values(), key=lambda s: (len(s.queue), -s.started_at))
         for slot in candidates:
             if surplus == 0:
                 break
@@ -115,8 +147,8 @@ class WorkerPool:
                 surplus -= 1
 
     def replace_all(self) -> None:
-        """New settings: every worker leaves (idle ones now, busy ones after their file) and
-        new ones start with the new settings."""
+        """New settings: every worker leaves (idle ones now, busy ones after their files)
+        and new ones start with the new settings."""
         for slot in self._slots.values():
             if not slot.retiring:
                 self._retire(slot)
@@ -152,10 +184,17 @@ class WorkerPool:
             pid=process.pid or 0,
         )
         self._slots[process.sentinel] = slot
+        self._selector.register(parent_conn.fileno(), selectors.EVENT_READ, ("pipe", slot))
+        self._selector.register(process.sentinel, selectors.EVENT_READ, ("exit", slot))
 
     def _retire(self, slot: Slot) -> None:
         slot.retiring = True
-        if slot.job is None and slot.ready:
+        self._maybe_dismiss(slot)
+
+    def _maybe_dismiss(self, slot: Slot) -> None:
+        """A retiring worker is told to leave once it has answered everything it holds."""
+        if slot.retiring and slot.ready and not slot.queue and not slot.told_to_leave:
+            slot.told_to_leave = True
             self._send(slot, None)
 
     def _send(self, slot: Slot, message: Job | None) -> bool:
@@ -165,32 +204,49 @@ class WorkerPool:
             return False  # the worker is dying; its sentinel will tell
         return True
 
+    # --- waiting ----------------------------------------------------------------------
+
+    def register_wakeup(self, fd: int) -> None:
+        self._selector.register(fd, selectors.EVENT_READ, ("wake", None))
+
+    def wait(self, timeout: float) -> tuple[list[tuple[str, Slot]], bool]:
+        """Block until a pipe, a sentinel or the wake-up fd is ready (or the timeout)."""
+        events = self._selector.select(timeout)
+        ready: list[tuple[str, Slot]] = []
+        woken = False
+        for key, _mask in events:
+            kind, slot = key.data
+            if kind == "wake":
+                woken = True
+            else:
+                ready.append((kind, slot))
+        return ready, woken
+
     # --- work ---------------------------------------------------------------------------
 
     def dispatch(self, slot: Slot, job: Job) -> bool:
-        slot.job = job
-        slot.job_started_at = self._clock()
-        return self._send(slot, job)
+        if not self._send(slot, job):
+            return False
+        if not slot.queue:
+            slot.head_started_at = self._clock()
+        slot.queue.append(job)
+        return True
 
-    def wait_objects(self) -> list[Any]:
-        objects: list[Any] = []
-        for sentinel, slot in self._slots.items():
-            objects.append(slot.conn)
-            objects.append(sentinel)
-        return objects
-
-    def collect(self, ready: list[Any]) -> list[Completion]:
+    def collect(self, ready: list[tuple[str, Slot]]) -> list[Completion]:
         """Read results from ready pipes and bury dead workers; a dead worker's file fails."""
         completions: list[Completion] = []
-        ready_set = set(id(r) for r in ready)
-        for sentinel, slot in list(self._slots.items()):
-            if id(slot.conn) in ready_set:
-                completions.extend(self._drain_pipe(slot))
-            if sentinel in ready or not slot.process.is_alive():
-                completions.extend(self._drain_pipe(slot))
-                completion = self._bury(sentinel, slot)
-                if completion is not None:
-                    completions.append(completion)
+        dead: list[Slot] = []
+        for kind, slot in ready:
+            if slot.process.sentinel not in self._slots:
+                continue  # already buried this turn
+            completions.extend(self._drain_pipe(slot))
+            if kind == "exit" and slot not in dead:
+                dead.append(slot)
+        for slot in dead:
+            completions.extend(self._drain_pipe(slot))
+            completion = self._bury(slot)
+            if completion is not None:
+                completions.append(completion)
         return completions
 
     def _drain_pipe(self, slot: Slot) -> list[Completion]:
@@ -211,69 +267,75 @@ class WorkerPool:
         tag = message[0]
         if tag == worker.READY:
             slot.ready = True
-            if slot.retiring:
-                self._send(slot, None)
+            self._maybe_dismiss(slot)
             return None
         if tag == worker.BOOT_ERROR:
             raise WorkerBootError(str(message[1]))
-        if tag != worker.RESULT or slot.job is None or slot.job.id != message[1]:
+        if tag != worker.RESULT or not slot.queue or slot.queue[0].id != message[1]:
             return None
-        job, outcome = slot.job, message[2]
-        slot.job = None
+        job, outcome = slot.queue.popleft(), message[2]
+        # The worker goes straight on to the next file it holds.
+        slot.head_started_at = self._clock()
         slot.files_done += 1
         self._early_deaths = 0
         if slot.retire_after and slot.files_done >= slot.retire_after and not slot.retiring:
             slot.retiring = True
             self._on_event("worker_recycled", {"pid": slot.pid, "files": slot.files_done})
-        if slot.retiring:
-            self._send(slot, None)  # retired while busy (shrink, drain, recycle): leave now
+        self._maybe_dismiss(slot)
         return Completion(job, outcome, slot.pid)
 
-    def _bury(self, sentinel: int, slot: Slot) -> Completion | None:
+    def _forget(self, slot: Slot) -> None:
+        del self._slots[slot.process.sentinel]
+        for fd in (slot.conn.fileno(), slot.process.sentinel):
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(fd)
+        slot.conn.close()
+
+    def _bury(self, slot: Slot) -> Completion | None:
         slot.process.join(timeout=1.0)  # reaps: no zombies
         if slot.process.exitcode is None:
             return None  # the sentinel lied (it cannot, but never bury the living)
-        del self._slots[sentinel]
-        slot.conn.close()
+        self._forget(slot)
         exitcode = slot.process.exitcode
         if exitcode == worker.BOOT_ERROR_EXIT:
             raise WorkerBootError("a worker could not start (see its message above)")
-        if slot.retiring and slot.job is None:
+        if slot.retiring and not slot.queue:
             return None
         now = self._clock()
         if now - slot.started_at < EARLY_DEATH_SECONDS:
             self._early_deaths += 1
             delay = min(MAX_RESTART_DELAY, 0.1 * 2**self._early_deaths)
             self._next_start_at = now + delay
-        reason = "crash"
+        head = slot.job
         self._on_event(
             "worker_died",
-            {"pid": slot.pid, "how": describe_exit(exitcode), "reason": reason,
-             "path": slot.job.path if slot.job else None},
+            {"pid": slot.pid, "how": describe_exit(exitcode), "path": head.path if head else None},
         )
-        if slot.job is None:
+        if head is None:
             return None
+        self._returned.extend(list(slot.queue)[1:])
+        return Completion(head, self._death_failure(exitcode, now - slot.head_started_at),
+                          slot.pid)
+
+    def _death_failure(self, exitcode: int, seconds: float) -> Failure:
         if exitcode == -signal.SIGXCPU:
-            failure = Failure(
+            return Failure(
                 FailureClass.TIMEOUT,
                 f"used more than {self.settings.cpu_seconds:g} s of CPU (extract.cpu_seconds); "
                 "the worker was stopped by the kernel",
-                seconds=now - slot.job_started_at,
+                seconds=seconds,
             )
-        else:
-            failure = Failure(
-                FailureClass.WORKER_CRASH,
-                f"the worker reading this file {describe_exit(exitcode)}",
-                seconds=now - slot.job_started_at,
-            )
-        return Completion(slot.job, failure, slot.pid)
+        return Failure(
+            FailureClass.WORKER_CRASH,
+            f"the worker reading this file {describe_exit(exitcode)}",
+            seconds=seconds,
+        )
 
     # --- deadlines --------------------------------------------------------------------
 
     def next_deadline_in(self) -> float | None:
-        deadlines = [
-            s.job_started_at + self.timeout_seconds for s in self._slots.values() if s.job
-        ]
+        deadlines = [s.head_started_at + self.timeout_seconds for s in self._slots.values()
+                     if s.queue]
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - self._clock())
@@ -282,22 +344,22 @@ class WorkerPool:
         """Kill workers whose file ran past the timeout; the file fails with `timeout`."""
         now = self._clock()
         completions: list[Completion] = []
-        for sentinel, slot in list(self._slots.items()):
-            job = slot.job
-            if job is None or now - slot.job_started_at < self.timeout_seconds:
+        for slot in list(self._slots.values()):
+            head = slot.job
+            if head is None or now - slot.head_started_at < self.timeout_seconds:
                 continue
             # A worker stuck in native code cannot handle a polite signal: SIGKILL.
             self._kill(slot)
-            del self._slots[sentinel]
-            slot.conn.close()
-            self._on_event("worker_timeout", {"pid": slot.pid, "path": job.path})
+            self._forget(slot)
+            self._on_event("worker_timeout", {"pid": slot.pid, "path": head.path})
+            self._returned.extend(list(slot.queue)[1:])
             failure = Failure(
                 FailureClass.TIMEOUT,
                 f"no result after {self.timeout_seconds:g} s (extract.timeout_seconds); "
                 "the worker was killed",
-                seconds=now - slot.job_started_at,
+                seconds=now - slot.head_started_at,
             )
-            completions.append(Completion(job, failure, slot.pid))
+            completions.append(Completion(head, failure, slot.pid))
         return completions
 
     def _kill(self, slot: Slot) -> None:
@@ -308,28 +370,18 @@ class WorkerPool:
     # --- shutdown -----------------------------------------------------------------------
 
     def retire_idle(self) -> None:
-        """Drain: idle workers leave now; busy ones finish their file first."""
+        """Drain: idle workers leave now; busy ones finish the files they hold first."""
         self.target_size = 0
         for slot in self._slots.values():
-            if slot.job is None and not slot.retiring:
-                self._retire(slot)
-            slot.retiring = True
+            self._retire(slot)
 
     def kill_all(self) -> list[Job]:
-        """Stop every worker now; returns the jobs they held."""
-        held = self.in_flight()
-        for slot in self._slots.values():
+        """Stop every worker now; returns the files they held (read or queued)."""
+        held = self.in_flight() + self.take_returned()
+        for slot in list(self._slots.values()):
             self._kill(slot)
-            slot.conn.close()
-        self._slots.clear()
+            self._forget(slot)
         return held
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask every idle worker to leave, then kill what remains."""
-        deadline = self._clock() + timeout
-        for slot in self._slots.values():
-            if slot.job is None:
-                self._send(slot, None)
-        for slot in self._slots.values():
-            slot.process.join(timeout=max(0.0, deadline - self._clock()))
-        self.kill_all()
+    def close(self) -> None:
+        self._selector.close()

@@ -19,10 +19,22 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from mediad.errors import DatabaseUnavailable, FailureClass, SchemaError
+from mediad import attach
+from mediad.attach import Source
+from mediad.errors import (
+    DatabaseUnavailable,
+    FailureClass,
+    MediadError,
+    SchemaError,
+    UsageError,
+)
 from mediad.models import Extracted, Failure, Job, ScanEntry
 from mediad.paths import UNSTORABLE_MESSAGE
 from mediad.queries import latest_version, migrations, named_queries
+
+
+class LockTimeout(MediadError):
+    """The application's table stayed locked by others past lock_timeout: nothing changed."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,7 @@ class Store:
         self._dsn = dsn
         self._password = password
         self._queries = {name: compose(text, schema) for name, text in named_queries().items()}
+        self._sources: dict[int, Source] = {}  # attached tables by id, for the write-back
         self._pool = ConnectionPool(
             dsn,
             kwargs=self.connect_kwargs(),
@@ -219,8 +232,8 @@ class Store:
         if not results:
             return WriteResult(frozenset(), 0)
         try:
-            rows = self._fetch("complete", _completion_params(results))
-        except psycopg.DataError:
+            rows = self._complete(results)
+        except REFUSED:
             # One document PostgreSQL refuses must not sink the batch: write one by one,
             # and record the row that cannot be stored as a failure.
             return self._complete_one_by_one(results)
@@ -231,8 +244,8 @@ class Store:
         written: set[int] = set()
         for job, extracted in results:
             try:
-                rows = self._fetch("complete", _completion_params([(job, extracted)]))
-            except psycopg.DataError as exc:
+                rows = self._complete([(job, extracted)])
+            except REFUSED as exc:
                 failure = Failure(
                     FailureClass.INTERNAL,
                     f"the database refused the result: {str(exc).splitlines()[0]}",
@@ -244,6 +257,35 @@ class Store:
                         .written_ids]
             written.update(r["id"] for r in rows)
         return WriteResult(frozenset(written), len(results) - len(written))
+
+    def _complete(self, results: Sequence[tuple[Job, Extracted]]) -> list[dict[str, Any]]:
+        """The fenced update and, for rows of attached tables, the write-back into the
+        application's rows: one transaction, so both are written or neither."""
+        with (self._connection() as conn, conn.transaction(),
+              conn.cursor(row_factory=dict_row) as cur):
+            cur.execute(self._queries["complete"], _completion_params(results))
+            rows = cur.fetchall()
+            attached: dict[int, list[tuple[str, str, dict[str, Any]]]] = {}
+            by_id = {job.id: extracted for job, extracted in results}
+            for row in rows:  # only what the fence let through
+                if row["source_id"] is not None:
+                    extracted = by_id[row["id"]]
+                    attached.setdefault(row["source_id"], []).append(
+                        (row["source_row"], extracted.document, extracted.summary))
+            for source_id, written in sorted(attached.items()):
+                source = self._source_on(conn, source_id)
+                statement = attach.write_back(source) if source else None
+                if source and statement is not None:
+                    written.sort(key=lambda w: w[0])
+                    cur.execute(statement, attach.write_back_params(source, written))
+            return rows
+
+    def _source_on(self, conn: psycopg.Connection[Any], source_id: int) -> Source | None:
+        if source_id not in self._sources:
+            with conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(self._queries["sources_all"])
+                self._sources = {r["id"]: Source.from_row(r) for r in cur.fetchall()}
+        return self._sources.get(source_id)
 
     def fail(self, failures: Sequence[FailureWrite]) -> WriteResult:
         if not failures:
@@ -353,6 +395,151 @@ class Store:
     def count_pending_with_metadata(self) -> int:
         return int(self._fetch("count_pending_with_metadata")[0]["n"])
 
+    # --- attached application tables (docs/attach.md) ---------------------------------
+
+    def clone(self) -> Store:
+        """A store of its own (own pool) on the same database and schema, not yet open."""
+        return Store(self._dsn, self.schema, password=self._password, owner=self.owner,
+                     timeout=self.timeout)
+
+    def table_info(self, table: str) -> dict[str, Any] | None:
+        """The table `table` designates (as PostgreSQL resolves it), or None."""
+        try:
+            rows = self._fetch("table_info", {"table": table})
+        except psycopg.ProgrammingError as exc:
+            raise UsageError(f"{table!r} is not a table name: {_first_line(exc)}") from None
+        return rows[0] if rows else None
+
+    def table_columns(self, oid: int) -> list[attach.Column]:
+        return [attach.Column(r["name"], r["type"], r["category"], r["is_unique"])
+                for r in self._fetch("table_columns", {"oid": oid})]
+
+    def sources(self) -> list[Source]:
+        found = [Source.from_row(r) for r in self._fetch("sources_all")]
+        self._sources = {s.id: s for s in found}
+        return found
+
+    def attach(
+        self, source: Source, *, lock_timeout_ms: int, dry_run: bool = False
+    ) -> tuple[Source, list[str]]:
+        """Record the source and create its trigger function and triggers, in one short
+        transaction. The triggers need a SHARE ROW EXCLUSIVE lock on the application's
+        table: lock_timeout makes a busy table fail the attach instead of queueing every
+        later writer behind it. Returns the source and the statements (as text); with
+        dry_run, every statement is shown and the transaction rolled back."""
+        with self._connection() as conn:
+            shown: list[str] = []
+            try:
+                with conn.transaction() as tx:
+                    lock = attach.set_lock_timeout(lock_timeout_ms)
+                    conn.execute(lock)
+                    shown.append(lock.as_string(conn))
+                    params = source.params()
+                    shown.append(psycopg.ClientCursor(conn).mogrify(
+                        self._queries["source_insert"], params))
+                    row = conn.execute(self._queries["source_insert"], params).fetchone()
+                    assert row is not None
+                    source = source.with_id(int(row[0]))
+                    ddl = [attach.create_function(self.schema, source),
+                           *attach.create_triggers(self.schema, source)]
+                    shown.extend(s.as_string(conn) for s in ddl)
+                    if dry_run:
+                        raise psycopg.Rollback(tx)
+                    for statement in ddl:
+                        conn.execute(statement)
+            except psycopg.errors.LockNotAvailable:
+                raise LockTimeout(
+                    f"{source.table_name}: could not lock the table within "
+                    f"{lock_timeout_ms} ms to create the trigger (a long transaction holds "
+                    "it?); nothing was changed, try again"
+                ) from None
+            except psycopg.errors.UniqueViolation:
+                raise UsageError(f"{source.table_name} is already attached") from None
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise MediadError(f"{source.table_name}: {_first_line(exc)}") from None
+        self._sources.pop(source.id, None)
+        return source, shown
+
+    def backfill_text(self, source: Source) -> str:
+        """The backfill statement, for --dry-run."""
+        with self._connection() as conn:
+            return attach.backfill(self.schema, source, first=False).as_string(conn)
+
+    def backfill(
+        self,
+        source: Source,
+        *,
+        batch_size: int = 1000,
+        skip_existing: bool | None = None,
+        resume: bool = True,
+        record: bool = True,
+        stop: threading.Event | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> tuple[int, int]:
+        """Queue the rows already in the table, batch by batch (keyset on the id column),
+        each batch its own short transaction that only reads the application's table.
+        Records its progress in `sources`, so an interrupted backfill resumes. Returns
+        (rows seen, rows queued)."""
+        skip = source.skip_existing if skip_existing is None else skip_existing
+        after = source.backfill_after if resume else None
+        seen_total = queued_total = 0
+        while stop is None or not stop.is_set():
+            statement = attach.backfill(self.schema, source, first=after is None)
+            with (self._connection() as conn, conn.transaction(),
+                  conn.cursor(row_factory=dict_row) as cur):
+                cur.execute(statement, {"after": after, "limit": batch_size,
+                                        "skip_existing": skip})
+                row = cur.fetchone()
+                assert row is not None
+                seen, queued = int(row["seen"]), int(row["queued"])
+                finished = seen < batch_size
+                after = row["last"] if row["last"] is not None else after
+                if record:
+                    cur.execute(self._queries["source_progress"],
+                                {"id": source.id, "after": after, "finished": finished})
+            seen_total += seen
+            queued_total += queued
+            if on_batch:
+                on_batch(seen, queued)
+            if finished:
+                break
+        return seen_total, queued_total
+
+    def detach(
+        self, source: Source, *, lock_timeout_ms: int, dry_run: bool = False
+    ) -> list[str]:
+        """Drop the triggers and the function (one short transaction under lock_timeout),
+        then the source and its files rows. The application's rows are not touched."""
+        with self._connection() as conn:
+            present = self._table_present(conn, source)
+            lock = attach.set_lock_timeout(lock_timeout_ms)
+            ddl = [*(attach.drop_triggers(self.schema, source) if present else []),
+                   attach.drop_function(self.schema, source)]
+            delete = psycopg.ClientCursor(conn).mogrify(self._queries["source_delete"],
+                                                        {"id": source.id})
+            shown = [lock.as_string(conn), *(s.as_string(conn) for s in ddl), delete]
+            if dry_run:
+                return shown
+            try:
+                with conn.transaction():
+                    conn.execute(lock)
+                    for statement in ddl:
+                        conn.execute(statement)
+            except psycopg.errors.LockNotAvailable:
+                raise LockTimeout(
+                    f"{source.table_name}: could not lock the table within "
+                    f"{lock_timeout_ms} ms to drop the trigger; nothing was changed, try again"
+                ) from None
+            conn.execute(self._queries["source_delete"], {"id": source.id})
+        self._sources.pop(source.id, None)
+        return shown
+
+    def _table_present(self, conn: psycopg.Connection[Any], source: Source) -> bool:
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self._queries["table_info"], {"table": source.table_name})
+            row = cur.fetchone()
+            return row is not None and row["qualified"] == source.table_name
+
     def listener(self, on_notify: Callable[[], None]) -> Listener:
         return Listener(self._dsn, self.connect_kwargs(), self._queries["listen"], on_notify)
 
@@ -363,6 +550,18 @@ UNOBSERVED = frozenset(
     {FailureClass.WORKER_CRASH, FailureClass.TIMEOUT, FailureClass.OUT_OF_MEMORY,
      FailureClass.LEASE_EXPIRED, FailureClass.INTERNAL}
 )
+
+
+# What PostgreSQL may answer to a write-back it refuses (a value a column cannot hold, an
+# application constraint or trigger, a column dropped after the attach): the batch is
+# written again row by row and the row that cannot be stored fails with class internal.
+# Connection errors (OperationalError, deadlocks included) are not here: they are retried.
+REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError,
+           psycopg.InternalError, psycopg.NotSupportedError)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _clean_text(value: str | None) -> str | None:

@@ -1,8 +1,10 @@
 """The supervisor: claims rows, feeds workers, writes results back, handles signals.
 
-One thread runs the loop below; it owns the store and the pool. Data flows one way:
-database -> buffer -> workers -> results -> database. Signal handlers only record the
-signal and wake the loop; the loop acts on it.
+One thread runs the loop below; it owns the pool and decides everything. Statements run
+on a second thread (`DatabaseThread`) so workers are fed while the database answers: the
+loop submits a claim or a write-back and takes the answer on a later turn. Data flows one
+way: database -> buffer -> workers -> results -> database. Signal handlers only record
+the signal and wake the loop; the loop acts on it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from queue import Empty, SimpleQueue
 from typing import Any
 
@@ -23,13 +24,14 @@ import structlog
 
 from mediad import logs, metrics
 from mediad.config import Config, mask_dsn
+from mediad.dbthread import Answer, DatabaseThreads
 from mediad.errors import DatabaseUnavailable, MediadError
 from mediad.extractor import ExtractOptions
 from mediad.models import Completion, Extracted, Failure, Job
 from mediad.notify import Notifier
 from mediad.pool import WorkerPool
 from mediad.retry import RetryPolicy
-from mediad.store import FailureWrite, Listener, Store
+from mediad.store import FailureWrite, Listener, Store, WriteResult
 from mediad.worker import WorkerSettings
 
 log = structlog.get_logger("mediad")
@@ -129,7 +131,8 @@ class Supervisor:
         self._reload_config = reload_config
         self._on_progress = on_progress
         self._buffer: deque[Job] = deque()
-        self._results: list[Completion] = []
+        self._results: list[Completion] = []  # waiting to be written
+        self._writing: list[Completion] = []  # submitted to the database thread
         self._held: dict[int, Job] = {}  # every row we hold a lease on
         self._signals: SimpleQueue[int] = SimpleQueue()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -145,6 +148,7 @@ class Supervisor:
         self._next_queue_measure = 0.0
         self._db_retry_at = 0.0
         self._db_failures = 0
+        self._claiming = 0
         self._listener: Listener | None = None
         self._metrics_server: Any = None
         self.pool = WorkerPool(
@@ -152,18 +156,23 @@ class Supervisor:
             config.effective_workers(),
             timeout_seconds=config.extract.timeout_seconds,
             max_files_per_worker=config.daemon.max_files_per_worker,
+            prefetch=config.daemon.prefetch,
             on_event=self._pool_event,
         )
+        self.pool.register_wakeup(self._wake_r)
+        self._db = DatabaseThreads(self._wake)
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def run(self) -> int:
         self._install_signals()
+        metrics.RELOAD_OK_TIME.set(time.time())
         if not self.mode.one_shot and self.config.metrics.listen:
             self._metrics_server = metrics.serve(self.config.metrics.listen)
         if self.config.database.listen and not self.mode.one_shot:
             self._listener = self.store.listener(self._wake)
             self._listener.start()
+        self._db.start()
         self.pool.maintain()
         log.info(
             "started",
@@ -182,16 +191,19 @@ class Supervisor:
 
     def _finished(self) -> bool:
         if self._stopping is not None:
-            return not self.pool.in_flight() and not self._results_left()
+            return not self.pool.in_flight() and not self._unsettled()
         if self.mode.one_shot:
-            idle = not self._buffer and not self.pool.in_flight() and not self._results
+            idle = (not self._buffer and not self.pool.in_flight() and not self._results
+                    and not self._writing and not self._db.busy("claim"))
             limit_hit = bool(self.mode.limit) and self.tally.claimed >= self.mode.limit
             return idle and (self._exhausted or limit_hit)
         return False
 
-    def _results_left(self) -> bool:
-        # While draining, unwritten results keep the loop alive until the grace runs out.
-        return bool(self._results) and time.monotonic() < self._drain_deadline
+    def _unsettled(self) -> bool:
+        """While draining: results or releases not yet written keep the loop alive, until
+        the grace period runs out (then `_shutdown` makes a last attempt)."""
+        pending = bool(self._results or self._writing) or self._db.busy("release")
+        return pending and time.monotonic() < self._drain_deadline
 
     def _step(self) -> None:
         self._handle_signals()
@@ -200,6 +212,7 @@ class Supervisor:
         now = time.monotonic()
         # Only a loop that comes round pings the watchdog: a wedged one gets restarted.
         self.notifier.watchdog()
+        metrics.LOOP_TIME.set(time.time())
         self._maybe_announce(now)
         # Renew before dispatching: after a pause (SIGSTOP, a stalled VM) the buffered rows
         # may belong to another daemon by now, and must not be read again for nothing.
@@ -207,12 +220,14 @@ class Supervisor:
         if self._stopping is None:
             self._maybe_claim(now)
         self._dispatch()
-        timeout = self._wait_timeout(now)
-        ready = wait([*self.pool.wait_objects(), self._wake_r], timeout)
-        if self._wake_r in ready:
+        ready, woken = self.pool.wait(self._wait_timeout(now))
+        if woken:
             self._drain_wake_pipe()
+        self._handle_answers(self._db.answers())
         completions = self.pool.collect(ready) + self.pool.enforce_timeouts()
         self._record(completions)
+        # Files queued at a worker that died were never started: they go out again first.
+        self._buffer.extendleft(reversed(self.pool.take_returned()))
         if self._stopping is None:
             self.pool.maintain()
         now = time.monotonic()
@@ -233,7 +248,7 @@ class Supervisor:
         ]
         if self.notifier.watchdog_interval:
             candidates.append(self.notifier.watchdog_interval / 2)
-        if self._results:
+        if self._results and not self._db.busy("write"):
             flush_at = self._first_result_at + self.config.daemon.flush_seconds
             candidates.append(max(0.0, flush_at - now))
         if self._more_work and self._stopping is None and self._can_claim_more():
@@ -309,9 +324,12 @@ class Supervisor:
             self.apply_config(new)
         except Exception as exc:  # an invalid file never kills the daemon
             metrics.RELOADS.labels("failed").inc()
+            metrics.RELOAD_OK.set(0)
             log.error("reload refused: keeping the running configuration", error=str(exc))
         else:
             metrics.RELOADS.labels("applied").inc()
+            metrics.RELOAD_OK.set(1)
+            metrics.RELOAD_OK_TIME.set(time.time())
             log.info("configuration reloaded", source=new.source or None)
         self.notifier.ready(self._status_text())
 
@@ -370,38 +388,55 @@ class Supervisor:
     def _maybe_claim(self, now: float) -> None:
         if now >= self._next_poll:
             self._more_work = True
-        if not self._more_work or not self._can_claim_more() or now < self._db_retry_at:
+        if self._db.busy("claim") or now < self._db_retry_at:
+            return
+        if not self._more_work or not self._can_claim_more():
             return
         want = self.config.daemon.batch_size
         if self.mode.limit:
-            want = min(want, self.mode.limit - self.tally.claimed)
-        started = time.perf_counter()
-        try:
-            jobs = self.store.claim(want, self.config.daemon.lease_seconds, self.mode.skip_existing)
-        except DatabaseUnavailable as exc:
-            self._db_error("claim", exc)
+            want = min(want, self.mode.limit - self.tally.claimed - self._claiming)
+        if want <= 0:
+            return
+        lease, skip = self.config.daemon.lease_seconds, self.mode.skip_existing
+        self._claiming = want
+        self._db.submit("claim", lambda: self.store.claim(want, lease, skip), context=want)
+
+    def _claimed(self, answer: Answer) -> None:
+        self._claiming = 0
+        if answer.error is not None:
+            self._db_error("claim", answer.error)
             return
         self._db_ok()
-        metrics.DB_SECONDS.labels("claim").observe(time.perf_counter() - started)
+        jobs: list[Job] = answer.value
+        want: int = answer.context
+        metrics.DB_SECONDS.labels("claim").observe(answer.seconds)
         metrics.BATCH_ROWS.labels("claim").observe(len(jobs))
-        self._next_poll = now + self.config.daemon.poll_seconds
+        self._next_poll = time.monotonic() + self.config.daemon.poll_seconds
         self._more_work = len(jobs) == want
         if self.mode.one_shot and len(jobs) < want:
             self._exhausted = True
         self.tally.claimed += len(jobs)
         for job in jobs:
             self._held[job.id] = job
-            self._buffer.append(job)
+        if self._stopping is not None:
+            self._release(jobs)  # claimed just before the drain began: give them back
+            return
+        self._buffer.extend(jobs)
 
     def _dispatch(self) -> None:
-        for slot in self.pool.idle():
-            if not self._buffer:
+        while self._buffer:
+            accepting = self.pool.accepting()
+            if not accepting:
                 return
-            job = self._buffer.popleft()
-            if job.id not in self._held:
-                continue  # its lease was lost at renewal
-            if not self.pool.dispatch(slot, job):
-                self._buffer.appendleft(job)
+            for slot in accepting:
+                if not self._buffer:
+                    return
+                job = self._buffer.popleft()
+                if job.id not in self._held:
+                    continue  # its lease was lost at renewal
+                if not self.pool.dispatch(slot, job):
+                    self._buffer.appendleft(job)
+                    return
 
     # --- results ----------------------------------------------------------------------
 
@@ -428,33 +463,43 @@ class Supervisor:
         self._results.extend(completions)
 
     def _maybe_flush(self, now: float, force: bool = False) -> None:
-        if not self._results or now < self._db_retry_at:
+        if not self._results or now < self._db_retry_at or self._db.busy("write"):
             return
         due = now - self._first_result_at >= self.config.daemon.flush_seconds
         full = len(self._results) >= self.config.daemon.batch_size
         if not (force or due or full or self._stopping):
             return
-        batch = self._results
-        try:
-            self._write(batch)
-        except DatabaseUnavailable as exc:
-            self._db_error("write", exc)
+        batch, self._results = self._results, []
+        self._writing = batch
+        done = [(c.job, c.outcome) for c in batch if isinstance(c.outcome, Extracted)]
+        failures = [self._decide(c.job, c.outcome) for c in batch if isinstance(c.outcome, Failure)]
+
+        def write() -> tuple[WriteResult, WriteResult]:
+            return self.store.complete(done), self.store.fail(failures)
+
+        self._db.submit("write", write, context=failures)
+
+    def _written(self, answer: Answer) -> None:
+        batch, self._writing = self._writing, []
+        if answer.error is not None:
+            # Keep them, in order, for the next attempt: nothing is dropped.
+            self._results = batch + self._results
+            self._first_result_at = time.monotonic()
+            self._db_error("write", answer.error)
             return
         self._db_ok()
-        self._results = []
         for completion in batch:
             self._held.pop(completion.job.id, None)
+        metrics.DB_SECONDS.labels("write").observe(answer.seconds)
+        metrics.BATCH_ROWS.labels("write").observe(len(batch))
+        self._count_written(answer.value, answer.context)
         if self._on_progress:
             self._on_progress(self.tally)
 
-    def _write(self, batch: list[Completion]) -> None:
-        done = [(c.job, c.outcome) for c in batch if isinstance(c.outcome, Extracted)]
-        failures = [self._decide(c.job, c.outcome) for c in batch if isinstance(c.outcome, Failure)]
-        started = time.perf_counter()
-        written_done = self.store.complete(done)
-        written_failed = self.store.fail(failures)
-        metrics.DB_SECONDS.labels("write").observe(time.perf_counter() - started)
-        metrics.BATCH_ROWS.labels("write").observe(len(batch))
+    def _count_written(
+        self, written: tuple[WriteResult, WriteResult], failures: list[FailureWrite]
+    ) -> None:
+        written_done, written_failed = written
         stale = written_done.stale + written_failed.stale
         if stale:
             metrics.STALE.inc(stale)
@@ -485,21 +530,28 @@ class Supervisor:
     # --- leases ---------------------------------------------------------------------------
 
     def _maybe_renew(self, now: float) -> None:
-        if now < self._next_renew or now < self._db_retry_at:
+        if now < self._next_renew or now < self._db_retry_at or self._db.busy("renew"):
             return
         self._next_renew = now + self.config.daemon.lease_seconds / 3
         if not self._held:
             return
         held = list(self._held.values())
-        try:
-            renewed = self.store.renew(held, self.config.daemon.lease_seconds)
-        except DatabaseUnavailable as exc:
-            self._db_error("renew", exc)
+        lease = self.config.daemon.lease_seconds
+        self._db.submit("renew", lambda: self.store.renew(held, lease), context=held)
+
+    def _renewed(self, answer: Answer) -> None:
+        if answer.error is not None:
+            self._db_error("renew", answer.error)
             return
         self._db_ok()
+        renewed: set[int] = answer.value
+        held: list[Job] = answer.context
+        metrics.DB_SECONDS.labels("renew").observe(answer.seconds)
         metrics.LEASES_RENEWED.inc(len(renewed))
-        written = {c.job.id for c in self._results}
-        lost = [j for j in held if j.id not in renewed and j.id not in written]
+        # Rows written (or being written) since the renewal was sent are no longer running.
+        settled = {c.job.id for c in self._results} | {c.job.id for c in self._writing}
+        lost = [j for j in held
+                if j.id not in renewed and j.id in self._held and j.id not in settled]
         if lost:
             metrics.LEASES_LOST.inc(len(lost))
             log.warning("leases lost: another daemon may have taken these rows", rows=len(lost))
@@ -511,12 +563,18 @@ class Supervisor:
     def _maybe_rescue(self, now: float) -> None:
         if now < self._next_rescue or now < self._db_retry_at or self._stopping:
             return
-        self._next_rescue = now + max(1.0, self.config.daemon.lease_seconds / 4)
-        try:
-            requeued, failed = self.store.rescue_expired(self.config.retry.max_attempts)
-        except DatabaseUnavailable as exc:
-            self._db_error("rescue", exc)
+        if self._db.busy("rescue"):
             return
+        self._next_rescue = now + max(1.0, self.config.daemon.lease_seconds / 4)
+        max_attempts = self.config.retry.max_attempts
+        self._db.submit("rescue", lambda: self.store.rescue_expired(max_attempts))
+
+    def _rescued(self, answer: Answer) -> None:
+        if answer.error is not None:
+            self._db_error("rescue", answer.error)
+            return
+        metrics.DB_SECONDS.labels("rescue").observe(answer.seconds)
+        requeued, failed = answer.value
         if requeued or failed:
             metrics.RECLAIMED.inc(requeued + failed)
             log.warning("took back rows whose lease expired", requeued=requeued, failed=failed)
@@ -565,16 +623,31 @@ class Supervisor:
     def _release(self, jobs: list[Job]) -> None:
         if not jobs:
             return
-        try:
-            released = self.store.release(jobs)
-        except DatabaseUnavailable as exc:
+        self._db.submit("release", lambda: self.store.release(jobs), context=jobs)
+
+    def _released(self, answer: Answer) -> None:
+        jobs: list[Job] = answer.context
+        if answer.error is not None:
+            metrics.DB_ERRORS.labels("release").inc()
             # The leases expire and another daemon takes the rows: late, never lost.
             log.warning("could not release rows; their leases will expire", rows=len(jobs),
-                        error=str(exc))
+                        error=str(answer.error))
             return
         for job in jobs:
             self._held.pop(job.id, None)
-        metrics.RELEASED.inc(released)
+        metrics.RELEASED.inc(answer.value)
+
+    def _handle_answers(self, answers: list[Answer]) -> None:
+        handlers = {
+            "claim": self._claimed,
+            "write": self._written,
+            "renew": self._renewed,
+            "rescue": self._rescued,
+            "release": self._released,
+            "measure": self._measured,
+        }
+        for answer in answers:
+            handlers[answer.kind](answer)
 
     def _shutdown(self) -> None:
         if self._stopping is None:
@@ -582,6 +655,8 @@ class Supervisor:
         self._release_buffer()
         self._release(self.pool.kill_all())
         self._flush_before_exit()
+        self._db.stop()
+        self.pool.close()
         if self._listener is not None:
             self._listener.stop()
         if self._metrics_server is not None:
@@ -593,12 +668,19 @@ class Supervisor:
                  retried=self.tally.retried, stale=self.tally.stale)
 
     def _flush_before_exit(self) -> None:
+        """Last writes and releases, through the database thread, for a bounded time."""
         deadline = time.monotonic() + max(5.0, self.config.daemon.shutdown_grace_seconds)
-        while self._results and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             self._db_retry_at = 0.0
             self._maybe_flush(time.monotonic(), force=True)
-            if self._results:
-                time.sleep(0.5)
+            if self._db.idle() and not self._results:
+                break
+            answer = self._db.wait_answer(timeout=max(0.0, deadline - time.monotonic()))
+            if answer is not None:
+                self._handle_answers([answer])
+                if answer.error is not None:
+                    time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        self._results += self._writing
         if self._results:
             log.error("could not write results before exiting; those rows will run again "
                       "when their leases expire", rows=len(self._results))
@@ -654,19 +736,29 @@ class Supervisor:
         """Queue depth and the oldest due row, for the gauges; not on every loop turn."""
         if self.mode.one_shot or now < self._next_queue_measure or now < self._db_retry_at:
             return
-        self._next_queue_measure = now + QUEUE_MEASURE_EVERY
-        try:
-            counts = self.store.counts()
-            oldest = self.store.oldest_pending_seconds()
-        except DatabaseUnavailable as exc:
-            self._db_error("measure", exc)
+        if self._db.busy("measure"):
             return
+        self._next_queue_measure = now + QUEUE_MEASURE_EVERY
+
+        def measure() -> tuple[dict[str, int], float | None]:
+            return self.store.counts(), self.store.oldest_pending_seconds()
+
+        self._db.submit("measure", measure)
+
+    def _measured(self, answer: Answer) -> None:
+        if answer.error is not None:
+            self._db_error("measure", answer.error)
+            return
+        counts, oldest = answer.value
+        metrics.DB_SECONDS.labels("measure").observe(answer.seconds)
+        metrics.QUEUE_MEASURED_TIME.set(time.time())
         for state, value in counts.items():
             metrics.QUEUE_ROWS.labels(state).set(value)
         self._backlog = counts["pending"]
         metrics.OLDEST_PENDING.set(oldest or 0.0)
 
     def _update_gauges(self) -> None:
+        metrics.WORKERS_TARGET.set(self.pool.target_size)
         busy = self.pool.busy_count()
         metrics.WORKERS.labels("busy").set(busy)
         metrics.WORKERS.labels("idle").set(max(0, len(self.pool.slots) - busy))

@@ -142,3 +142,18 @@ def test_display_never_shows_the_password() -> None:
 
 def test_effective_workers_defaults_to_cores() -> None:
     assert Config().effective_workers() == (os.cpu_count() or 1)
+
+
+def test_documented_attach_example_lists_every_key(tmp_path: Path) -> None:
+    """[attach."TABLE"] is commented out in the example (no table exists by default)."""
+    from mediad.config import ATTACH_KEYS, AttachConfig
+
+    text = EXAMPLE.read_text()
+    block = text[text.index('# [attach."public.media_files"]'):]
+    uncommented = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    data = tomllib.loads(uncommented)["attach"]["public.media_files"]
+    assert set(data) == set(ATTACH_KEYS) == {f.name for f in fields(AttachConfig)} - {"table"}
+    assert data["skip_existing"] == AttachConfig().skip_existing
+    path = tmp_path / "c.toml"
+    path.write_text(uncommented)
+    assert load(str(path), environ={}).attach[0].summary_prefix == "media_"

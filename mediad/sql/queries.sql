@@ -36,7 +36,8 @@ SET state = 'running',
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 FROM picked, token
 WHERE f.id = picked.id
-RETURNING f.id, f.path, f.attempts, f.lease_token, f.priority;
+RETURNING f.id, coalesce(f.path, f.source_path) AS path, f.attempts, f.lease_token,
+          f.priority;
 
 -- name: renew_leases
 UPDATE {schema}.files AS f
@@ -88,7 +89,7 @@ FROM unnest(
        bit_rate, width, height, frame_rate, video_codec, audio_codec, audio_channels,
        sample_rate, video_tracks, audio_tracks, text_tracks, truncated, summary, metadata)
 WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
-RETURNING f.id;
+RETURNING f.id, f.source_id, f.source_row;
 
 -- name: fail
 -- Fenced like complete. The retry decision (state and delay) is made by the caller's
@@ -203,11 +204,16 @@ SELECT count(*) FILTER (WHERE state = 'done') AS done,
 FROM {schema}.files WHERE finished_at > now() - make_interval(secs => %(seconds)s);
 
 -- name: show
-SELECT path, state, attempts, error_class, error, priority, resolved_path, size_bytes,
-       mtime, finished_at, summary, container, duration_s, bit_rate, width, height,
-       frame_rate, video_codec, audio_codec, audio_channels, sample_rate, video_tracks,
-       audio_tracks, text_tracks, truncated
-FROM {schema}.files WHERE path = ANY(%(paths)s::text[]);
+-- One row per path: the row mediad owns (enqueue/scan), else the first attached row.
+SELECT DISTINCT ON (coalesce(path, source_path))
+       coalesce(path, source_path) AS path, state, attempts, error_class, error, priority,
+       resolved_path, size_bytes, mtime, finished_at, summary, container, duration_s,
+       bit_rate, width, height, frame_rate, video_codec, audio_codec, audio_channels,
+       sample_rate, video_tracks, audio_tracks, text_tracks, truncated
+FROM {schema}.files
+WHERE path = ANY(%(paths)s::text[])
+   OR (source_id IS NOT NULL AND source_path = ANY(%(paths)s::text[]))
+ORDER BY coalesce(path, source_path), source_id IS NOT NULL, id;
 
 -- name: retry_failed
 UPDATE {schema}.files
@@ -227,3 +233,50 @@ SELECT count(*) AS n FROM {schema}.files WHERE state = 'pending' AND metadata IS
 
 -- name: listen
 LISTEN {channel};
+
+-- --- attached application tables (docs/attach.md) -----------------------------------
+
+-- name: table_info
+-- The table a name designates, as PostgreSQL resolves it (search_path, quoting).
+SELECT c.oid::bigint AS oid, n.nspname AS schema_name, c.relname AS table_name,
+       c.relkind::text AS kind, format('%%I.%%I', n.nspname, c.relname) AS qualified
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = to_regclass(%(table)s::text);
+
+-- name: table_columns
+-- Columns, their types, and whether a unique index (or primary key) covers each alone.
+SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+       t.typcategory::text AS category,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+               WHERE i.indrelid = a.attrelid AND i.indisunique AND i.indpred IS NULL
+                 AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum) AS is_unique
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = %(oid)s::bigint::oid AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum;
+
+-- name: source_insert
+INSERT INTO {schema}.sources (table_name, table_schema, table_relname, id_column, id_type,
+                              path_column, metadata_column, metadata_type, summary_prefix,
+                              summary_columns, skip_existing)
+VALUES (%(table_name)s, %(table_schema)s, %(table_relname)s, %(id_column)s, %(id_type)s,
+        %(path_column)s, %(metadata_column)s, %(metadata_type)s, %(summary_prefix)s,
+        %(summary_columns)s::text[], %(skip_existing)s)
+RETURNING id;
+
+-- name: sources_all
+SELECT id, table_name, table_schema, table_relname, id_column, id_type, path_column,
+       metadata_column, metadata_type, summary_prefix, summary_columns, skip_existing,
+       backfill_after, backfilled_at
+FROM {schema}.sources ORDER BY id;
+
+-- name: source_progress
+UPDATE {schema}.sources
+SET backfill_after = %(after)s,
+    backfilled_at = CASE WHEN %(finished)s THEN now() END
+WHERE id = %(id)s;
+
+-- name: source_delete
+-- Its files rows go with it (ON DELETE CASCADE).
+DELETE FROM {schema}.sources WHERE id = %(id)s;

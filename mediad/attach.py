@@ -1,0 +1,413 @@
+"""Attached application tables: the mapping, and every statement run on them.
+
+Pure: validates a mapping against catalog rows the store read, and composes the per-table
+statements (trigger function, trigger, backfill batch, write-back) with psycopg.sql, every
+name a quoted identifier. Nothing here talks to the database; see docs/attach.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, LiteralString, cast
+
+from psycopg import sql
+
+from mediad.errors import UsageError
+from mediad.summary import COLUMNS
+
+# mediad's type for each summary key (the array types the write-back binds), and the
+# PostgreSQL type categories (pg_type.typcategory) an application column may have to
+# receive it by assignment: numbers into any numeric type, anything into a string type.
+SUMMARY_TYPES: dict[str, str] = {
+    "container": "text",
+    "duration_s": "float8",
+    "bit_rate": "int8",
+    "width": "int4",
+    "height": "int4",
+    "frame_rate": "float8",
+    "video_codec": "text",
+    "audio_codec": "text",
+    "audio_channels": "int4",
+    "sample_rate": "int4",
+    "video_tracks": "int4",
+    "audio_tracks": "int4",
+    "text_tracks": "int4",
+    "truncated": "bool",
+}
+_CATEGORIES = {"text": {"S"}, "float8": {"N", "S"}, "int8": {"N", "S"}, "int4": {"N", "S"},
+               "bool": {"B", "S"}}
+DOCUMENT_TYPES = ("json", "jsonb")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # format_type(): already quoted where it needs to be
+    category: str  # pg_type.typcategory
+    is_unique: bool = False
+
+
+@dataclass(frozen=True)
+class Source:
+    """One attached table and its mapping (a row of `sources`; id 0 until recorded)."""
+
+    table_name: str  # format('%I.%I', schema, table): the key users name it by
+    table_schema: str
+    table_relname: str
+    id_column: str
+    id_type: str
+    path_column: str
+    metadata_column: str | None = None
+    metadata_type: str | None = None
+    summary_prefix: str | None = None
+    summary_columns: tuple[str, ...] = ()
+    skip_existing: bool = True
+    id: int = 0
+    backfill_after: str | None = None
+    backfilled: bool = False
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "table_name": self.table_name,
+            "table_schema": self.table_schema,
+            "table_relname": self.table_relname,
+            "id_column": self.id_column,
+            "id_type": self.id_type,
+            "path_column": self.path_column,
+            "metadata_column": self.metadata_column,
+            "metadata_type": self.metadata_type,
+            "summary_prefix": self.summary_prefix,
+            "summary_columns": list(self.summary_columns),
+            "skip_existing": self.skip_existing,
+        }
+
+    def with_id(self, source_id: int) -> Source:
+        return replace(self, id=source_id)
+
+    def mapping(self) -> tuple[Any, ...]:
+        """What must match for a configured attachment to count as the same one."""
+        return (self.id_column, self.path_column, self.metadata_column,
+                self.summary_prefix or None, self.skip_existing)
+
+    def summary_keys(self) -> list[tuple[str, str]]:
+        """(application column, summary key) for each recorded summary column."""
+        prefix = self.summary_prefix or ""
+        return [(column, column[len(prefix):]) for column in self.summary_columns]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Source:
+        return cls(
+            table_name=row["table_name"],
+            table_schema=row["table_schema"],
+            table_relname=row["table_relname"],
+            id_column=row["id_column"],
+            id_type=row["id_type"],
+            path_column=row["path_column"],
+            metadata_column=row["metadata_column"],
+            metadata_type=row["metadata_type"],
+            summary_prefix=row["summary_prefix"],
+            summary_columns=tuple(row["summary_columns"] or ()),
+            skip_existing=row["skip_existing"],
+            id=row["id"],
+            backfill_after=row["backfill_after"],
+            backfilled=row["backfilled_at"] is not None,
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    source: Source
+    ignored: tuple[str, ...] = ()  # prefixed columns left out, with the reason
+
+
+def plan(
+    table: Mapping[str, Any],
+    columns: Sequence[Column],
+    *,
+    id_column: str,
+    path_column: str,
+    metadata_column: str | None = None,
+    summary_prefix: str | None = None,
+    skip_existing: bool = True,
+) -> Plan:
+    """Check a mapping against the table's columns; UsageError names everything missing."""
+    name = table["qualified"]
+    if table["kind"] not in ("r", "p"):
+        raise UsageError(f"{name} is not a table (relkind {table['kind']!r})")
+    by_name = {c.name: c for c in columns}
+    wanted = [("--id", id_column), ("--path", path_column)]
+    if metadata_column:
+        wanted.append(("--metadata", metadata_column))
+    missing = [f"{flag} {col}" for flag, col in wanted if col not in by_name]
+    if missing:
+        raise UsageError(f"table {name} has no column {', '.join(missing)}; it has: "
+                         + ", ".join(c.name for c in columns))
+    problems = []
+    if not by_name[id_column].is_unique:
+        problems.append(f"--id {id_column}: needs a primary key or a unique index on it alone")
+    if by_name[path_column].category != "S":
+        problems.append(f"--path {path_column}: must be a text column, not "
+                        f"{by_name[path_column].type}")
+    meta = by_name.get(metadata_column) if metadata_column else None
+    if meta is not None and meta.type not in DOCUMENT_TYPES and meta.category != "S":
+        problems.append(f"--metadata {metadata_column}: must be jsonb, json or text, not "
+                        f"{meta.type}")
+    if len({id_column, path_column, metadata_column or path_column}) < (3 if meta else 2):
+        problems.append("--id, --path and --metadata must be different columns")
+    if problems:
+        raise UsageError(f"table {name}: " + "; ".join(problems))
+    summary, ignored = summary_columns(by_name, summary_prefix or "")
+    source = Source(
+        table_name=name,
+        table_schema=table["schema_name"],
+        table_relname=table["table_name"],
+        id_column=id_column,
+        id_type=by_name[id_column].type,
+        path_column=path_column,
+        metadata_column=metadata_column or None,
+        metadata_type=meta.type if meta else None,
+        summary_prefix=summary_prefix or None,
+        summary_columns=tuple(summary),
+        skip_existing=skip_existing,
+    )
+    return Plan(source, tuple(ignored))
+
+
+def summary_columns(
+    by_name: Mapping[str, Column], prefix: str
+) -> tuple[list[str], list[str]]:
+    """The columns named <prefix><key> that can hold that summary value, and the others."""
+    found: list[str] = []
+    ignored: list[str] = []
+    if not prefix:
+        return found, ignored
+    for key in COLUMNS:
+        column = by_name.get(prefix + key)
+        if column is None:
+            continue
+        if column.category in _CATEGORIES[SUMMARY_TYPES[key]]:
+            found.append(column.name)
+        else:
+            ignored.append(f"{column.name} ({column.type} cannot hold {key})")
+    return found, ignored
+
+
+# --- names ----------------------------------------------------------------------------
+
+
+def app_table(source: Source) -> sql.Identifier:
+    return sql.Identifier(source.table_schema, source.table_relname)
+
+
+def function_name(source: Source) -> str:
+    return f"source_{source.id}_sync"
+
+
+def trigger_name(schema: str, source: Source) -> str:
+    """Unique per mediad schema and source, at most 63 bytes (PostgreSQL's limit)."""
+    name = f"{schema}_source_{source.id}"
+    if len(name.encode()) <= 63:
+        return name
+    digest = hashlib.sha1(schema.encode()).hexdigest()[:10]
+    return f"mediad_{digest}_source_{source.id}"
+
+
+def _raw(text: str) -> sql.SQL:
+    """SQL text that is not a literal in this file: a type name from format_type() (which
+    quotes what needs quoting) or a template assembled here from literals."""
+    return sql.SQL(cast(LiteralString, text))  # type: ignore[redundant-cast]
+
+
+def _files(schema: str) -> sql.Identifier:
+    return sql.Identifier(schema, "files")
+
+
+# --- statements -------------------------------------------------------------------------
+
+
+def set_lock_timeout(milliseconds: int) -> sql.Composed:
+    return sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{milliseconds}ms"))
+
+
+_REQUEUE = """state = 'pending', attempts = 0, run_after = now(), enqueued_at = now(),
+            error_class = NULL, error = NULL,
+            lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL"""
+
+
+def create_function(schema: str, source: Source) -> sql.Composed:
+    """The row trigger's function, in mediad's schema, owned by mediad.
+
+    SECURITY DEFINER with a fixed search_path: the application's role needs no privilege
+    on mediad's schema for its own writes to queue work.
+    """
+    skip = ""
+    if source.skip_existing and source.metadata_column:
+        skip = """
+    IF TG_OP = 'INSERT' AND NEW.{meta} IS NOT NULL THEN
+        RETURN NULL;  -- skip-existing: the application already has its metadata
+    END IF;"""
+    body = _raw("""
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM {files} WHERE source_id = {sid} AND source_row = OLD.{id}::text;
+        RETURN NULL;
+    END IF;
+    IF NEW.{path} IS NULL OR NEW.{path}::text = '' THEN
+        DELETE FROM {files} WHERE source_id = {sid} AND source_row = NEW.{id}::text;
+        RETURN NULL;
+    END IF;""" + skip + """
+    INSERT INTO {files} AS f (source_id, source_row, source_path)
+    VALUES ({sid}, NEW.{id}::text, NEW.{path}::text)
+    ON CONFLICT (source_id, source_row) WHERE source_id IS NOT NULL DO UPDATE
+        SET source_path = EXCLUDED.source_path,
+            """ + _REQUEUE + """;
+    RETURN NULL;
+END
+""").format(
+        files=_files(schema),
+        sid=sql.Literal(source.id),
+        id=sql.Identifier(source.id_column),
+        path=sql.Identifier(source.path_column),
+        meta=sql.Identifier(source.metadata_column or "-"),
+    )
+    tag = _dollar_tag(body)
+    return sql.SQL(
+        "CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql\n"
+        "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {tag}{body}{tag}"
+    ).format(function=sql.Identifier(schema, function_name(source)), tag=sql.SQL(tag),
+             body=body)
+
+
+def _dollar_tag(body: sql.Composable) -> str:
+    """A dollar-quote tag that the body (which holds user identifiers) cannot close."""
+    text = body.as_string(None)
+    tag, n = "$mediad$", 0
+    while tag in text:
+        n += 1
+        tag = f"$mediad{n}$"
+    return tag
+
+
+def create_triggers(schema: str, source: Source) -> list[sql.Composed]:
+    """Two triggers: a WHEN clause may not mention OLD on INSERT nor NEW on DELETE."""
+    def one(suffix: str, events: sql.Composable, when: sql.Composable) -> sql.Composed:
+        return sql.SQL(
+            "CREATE TRIGGER {trigger}\nAFTER {events} ON {table}\nFOR EACH ROW{when}\n"
+            "EXECUTE FUNCTION {function}()"
+        ).format(
+            trigger=sql.Identifier(trigger_name(schema, source) + suffix),
+            events=events,
+            table=app_table(source),
+            when=when,
+            function=sql.Identifier(schema, function_name(source)),
+        )
+
+    path = sql.Identifier(source.path_column)
+    return [
+        one("", sql.SQL("INSERT OR DELETE"), sql.SQL("")),
+        one("_path", sql.SQL("UPDATE OF {}").format(path),
+            sql.SQL("\nWHEN (OLD.{path} IS DISTINCT FROM NEW.{path})").format(path=path)),
+    ]
+
+
+def trigger_names(schema: str, source: Source) -> list[str]:
+    base = trigger_name(schema, source)
+    return [base, base + "_path"]
+
+
+def drop_triggers(schema: str, source: Source) -> list[sql.Composed]:
+    return [
+        sql.SQL("DROP TRIGGER IF EXISTS {trigger} ON {table}").format(
+            trigger=sql.Identifier(name), table=app_table(source))
+        for name in trigger_names(schema, source)
+    ]
+
+
+def drop_function(schema: str, source: Source) -> sql.Composed:
+    return sql.SQL("DROP FUNCTION IF EXISTS {function}()").format(
+        function=sql.Identifier(schema, function_name(source)))
+
+
+def backfill(schema: str, source: Source, first: bool) -> sql.Composed:
+    """One batch: the next `limit` rows by id (keyset), queued unless already queued.
+
+    Only reads the application's table (ACCESS SHARE, no row locks). Parameters: after
+    (the last id of the previous batch, as text; absent on the first), limit,
+    skip_existing. Returns seen, queued and last (the batch's last id, as text).
+    """
+    ident = sql.Identifier(source.id_column)
+    after = sql.SQL("") if first else sql.SQL(
+        "\n    WHERE a.{id} > %(after)s::text::{type}").format(id=ident, type=_raw(source.id_type))
+    filled = (sql.SQL("a.{} IS NOT NULL").format(sql.Identifier(source.metadata_column))
+              if source.metadata_column else sql.SQL("false"))
+    return sql.SQL("""WITH batch AS (
+    SELECT a.{id} AS id, a.{path}::text AS path, {filled} AS filled
+    FROM {table} AS a{after}
+    ORDER BY a.{id}
+    LIMIT %(limit)s
+), queued AS (
+    INSERT INTO {files} (source_id, source_row, source_path)
+    SELECT {sid}, b.id::text, b.path FROM batch AS b
+    WHERE b.path IS NOT NULL AND b.path <> '' AND NOT (%(skip_existing)s AND b.filled)
+    ON CONFLICT (source_id, source_row) WHERE source_id IS NOT NULL DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM queued) AS queued,
+       (SELECT b.id::text FROM batch AS b ORDER BY b.id DESC LIMIT 1) AS last""").format(
+        id=ident,
+        path=sql.Identifier(source.path_column),
+        filled=filled,
+        table=app_table(source),
+        after=after,
+        files=_files(schema),
+        sid=sql.Literal(source.id),
+    )
+
+
+def write_back(source: Source) -> sql.Composed | None:
+    """The UPDATE of the application's rows after a completion; None if nothing to write.
+
+    Parameters: rows (source_row values), documents, and one array per summary key
+    (write_back_params). Run in the same transaction as the fenced `complete`.
+    """
+    sets: list[sql.Composable] = []
+    arrays: list[sql.Composable] = [sql.SQL("%(rows)s::text[]")]
+    names: list[sql.Composable] = [sql.Identifier("source_row")]
+    if source.metadata_column:
+        sets.append(sql.SQL("{} = r.document::{}").format(
+            sql.Identifier(source.metadata_column),
+            _raw(source.metadata_type or "text")))
+        arrays.append(sql.SQL("%(documents)s::text[]"))
+        names.append(sql.Identifier("document"))
+    for column, key in source.summary_keys():
+        sets.append(sql.SQL("{} = r.{}").format(sql.Identifier(column), sql.Identifier(key)))
+        arrays.append(sql.SQL("{}::{}[]").format(sql.Placeholder(key),
+                                                  _raw(SUMMARY_TYPES[key])))
+        names.append(sql.Identifier(key))
+    if not sets:
+        return None
+    return sql.SQL(
+        "UPDATE {table} AS a\nSET {sets}\nFROM unnest({arrays}) AS r({names})\n"
+        "WHERE a.{id} = r.source_row::{type}"
+    ).format(
+        table=app_table(source),
+        sets=sql.SQL(",\n    ").join(sets),
+        arrays=sql.SQL(", ").join(arrays),
+        names=sql.SQL(", ").join(names),
+        id=sql.Identifier(source.id_column),
+        type=_raw(source.id_type),
+    )
+
+
+def write_back_params(
+    source: Source, rows: Sequence[tuple[str, str, Mapping[str, Any]]]
+) -> dict[str, Any]:
+    """Parameters of write_back for (source_row, document, summary) triples."""
+    params: dict[str, Any] = {"rows": [row for row, _, _ in rows]}
+    if source.metadata_column:
+        params["documents"] = [document for _, document, _ in rows]
+    for _, key in source.summary_keys():
+        params[key] = [summary.get(key) for _, _, summary in rows]
+    return params
