@@ -15,29 +15,12 @@ INSERT INTO {schema}.schema_version (version) VALUES (%(version)s);
 
 -- name: claim
 -- One committed statement: lock a batch of due pending rows (skipping rows other daemons
--- hold), mark them running under a new fencing token and a lease, return them. Served by
--- files_claim_idx. The attempt is charged here, so a file that kills its daemon still
--- runs out of attempts.
-WITH picked AS (
-    SELECT id FROM {schema}.files
-    WHERE state = 'pending' AND run_after <= now()
-      AND (NOT %(skip_existing)s OR metadata IS NULL)
-    ORDER BY priority DESC, run_after, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), token AS (
-    SELECT nextval('{schema}.lease_token_seq') AS value
-)
-UPDATE {schema}.files AS f
-SET state = 'running',
-    attempts = f.attempts + 1,
-    lease_token = token.value,
-    lease_owner = %(owner)s,
-    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-FROM picked, token
-WHERE f.id = picked.id
-RETURNING f.id, coalesce(f.path, f.source_path) AS path, f.attempts, f.lease_token,
-          f.priority;
+-- hold), mark them running under a new fencing token and a lease, return them. The
+-- statement lives in the function {schema}.claim (migration 0003), which pins an ordered
+-- walk of files_claim_idx whatever the statistics say. The attempt is charged here, so
+-- a file that kills its daemon still runs out of attempts.
+SELECT id, path, attempts, lease_token, priority
+FROM {schema}.claim(%(limit)s, %(owner)s, %(lease_seconds)s, %(skip_existing)s);
 
 -- name: renew_leases
 UPDATE {schema}.files AS f
