@@ -256,3 +256,31 @@ def counts(sql: Callable[..., list[tuple[Any, ...]]], schema: str) -> dict[str, 
     result = {"pending": 0, "running": 0, "done": 0, "failed": 0}
     result.update({state: n for state, n in rows})
     return result
+
+
+# --- media made by the tests -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """Real files in real formats (tests/media.py), made once per run."""
+    from tests.media import make_corpus
+
+    directory = tmp_path_factory.mktemp("corpus")
+    return directory, make_corpus(directory)
+
+
+@pytest.fixture(scope="session")
+def small_mp4(corpus: tuple[Path, dict[str, Any]]) -> Path:
+    directory, expected = corpus
+    return directory / next(name for name in expected if name.endswith(".mp4"))
+
+
+def link_files(source: Path, directory: Path, count: int, marker: str = "") -> list[Path]:
+    """`count` hard links of one file: thousands of files for no disk. A marker in the name
+    triggers a worker test hook (MEDIAD_TEST_HOOKS=1), e.g. __mediad_sleep_20ms__."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"{marker}f{i:05d}.mp4" for i in range(count)]
+    for path in paths:
+        os.link(source, path)
+    return paths

@@ -26,7 +26,6 @@ from mediad.config import load
 from mediad.errors import ConfigError, UsageError
 from mediad.store import Store
 from tests.conftest import Daemon, counts, mediad, wait_until
-from tests.media import Expected, make_corpus
 from tests.test_store import extracted
 
 SQL = Callable[..., list[tuple[Any, ...]]]
@@ -277,13 +276,6 @@ def test_two_tables_and_extract_all_covers_attached_rows(
 
 
 # --- a running daemon ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def small_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("corpus")
-    expected: dict[str, Expected] = make_corpus(directory)
-    return directory / next(n for n in expected if n.endswith(".mp4"))
 
 
 def app_rows(small_mp4: Path, directory: Path, n: int) -> list[tuple[str, str | None]]:

@@ -14,24 +14,11 @@ import pytest
 
 from mediad.queries import latest_version
 from tests.conftest import Daemon, counts, mediad, wait_until
-from tests.media import Expected, make_bad_files, make_corpus
+from tests.media import Expected, make_bad_files
 
 pytestmark = pytest.mark.slow
 
 SQL = Callable[..., list[tuple[Any, ...]]]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Expected]]:
-    directory = tmp_path_factory.mktemp("corpus")
-    return directory, make_corpus(directory)
-
-
-@pytest.fixture(scope="module")
-def small_mp4(corpus: tuple[Path, dict[str, Expected]]) -> Path:
-    directory, expected = corpus
-    name = next(n for n in expected if n.endswith(".mp4"))
-    return directory / name
 
 
 def terminal(sql: SQL, schema: str) -> bool:

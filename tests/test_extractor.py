@@ -23,15 +23,9 @@ from mediad.models import Extracted, Failure, Outcome
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from media import Expected, make_bad_files, make_corpus
+from media import Expected, make_bad_files
 
 OPTIONS = ExtractOptions()
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Expected]]:
-    directory = tmp_path_factory.mktemp("corpus")
-    return directory, make_corpus(directory)
 
 
 @pytest.fixture(scope="module")

@@ -15,27 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Daemon, Server, counts, mediad, wait_until
-from tests.media import make_corpus
+from tests.conftest import Daemon, Server, counts, link_files, mediad, wait_until
 
 pytestmark = pytest.mark.slow
 
 SQL = Callable[..., list[tuple[Any, ...]]]
-
-
-@pytest.fixture(scope="module")
-def small_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("faults-corpus")
-    expected = make_corpus(directory)
-    return directory / next(n for n in expected if n.endswith(".mp4"))
-
-
-def link_files(source: Path, directory: Path, count: int, marker: str = "") -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = [directory / f"{marker}f{i:05d}.mp4" for i in range(count)]
-    for path in paths:
-        os.link(source, path)
-    return paths
 
 
 def all_terminal(sql: SQL, schema: str, total: int) -> bool:

@@ -4,7 +4,6 @@ out; SIGTTIN/SIGTTOU add and remove a worker."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import urllib.request
@@ -14,19 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Daemon, counts, mediad, wait_until
-from tests.media import make_corpus
+from tests.conftest import Daemon, counts, link_files, mediad, wait_until
 
 pytestmark = pytest.mark.slow
 
 SQL = Callable[..., list[tuple[Any, ...]]]
-
-
-@pytest.fixture(scope="module")
-def small_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("reload-corpus")
-    expected = make_corpus(directory)
-    return directory / next(n for n in expected if n.endswith(".mp4"))
 
 
 @pytest.fixture
@@ -43,12 +34,6 @@ def write_config(path: Path, workers: int, extra: str = "") -> None:
     if "[metrics]" not in extra:
         extra += '[metrics]\nlisten = ""\n'  # no port clashes between tests
     path.write_text(f"[daemon]\nworkers = {workers}\n{extra}")
-
-
-def link_files(source: Path, directory: Path, count: int, marker: str = "") -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        os.link(source, directory / f"{marker}f{i:05d}.mp4")
 
 
 def free_port() -> int:

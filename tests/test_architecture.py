@@ -1,0 +1,51 @@
+"""The direction of dependencies, as a test: pure logic imports no effects, workers never
+reach the database, and only the database layer imports psycopg."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mediad"
+DATABASE_LAYER = {"store", "attach"}
+# Modules a worker process loads: they must not even import the database layer.
+WORKER_SIDE = {"worker", "extractor", "summary", "models", "errors", "paths"}
+PURE = {"config", "retry", "summary", "paths", "queries", "models", "errors"}
+
+
+def imports_of(module: str) -> set[str]:
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def modules() -> list[str]:
+    return sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+
+
+@pytest.mark.parametrize("module", modules())
+def test_only_the_database_layer_imports_psycopg(module: str) -> None:
+    uses_psycopg = any(name.split(".")[0] in ("psycopg", "psycopg_pool")
+                       for name in imports_of(module))
+    assert not uses_psycopg or module in DATABASE_LAYER, module
+
+
+@pytest.mark.parametrize("module", sorted(WORKER_SIDE))
+def test_worker_side_never_reaches_the_database(module: str) -> None:
+    forbidden = {f"mediad.{m}" for m in (*DATABASE_LAYER, "supervisor", "runtime", "cli",
+                                         "dbthread", "pool")}
+    assert not imports_of(module) & forbidden, module
+
+
+@pytest.mark.parametrize("module", sorted(PURE))
+def test_pure_modules_have_no_effects(module: str) -> None:
+    effects = {"psycopg", "psycopg_pool", "multiprocessing", "socket", "subprocess",
+               "threading", "prometheus_client", "pymediainfo", "signal"}
+    assert not {name.split(".")[0] for name in imports_of(module)} & effects, module
