@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 
 from mediad.errors import FailureClass
 from mediad.extractor import ExtractOptions, extract
-from mediad.models import Extracted, Failure, Outcome
+from mediad.models import Extracted, Failure, Job, Outcome
+from mediad.pool import WorkerPool
+from mediad.worker import WorkerSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -448,3 +450,60 @@ def test_hostile_header_numbers_stay_out_of_the_columns(
     assert result.summary["audio_channels"] == 2
     (audio,) = [t for t in json.loads(result.document)["media"]["track"] if t["@type"] == "Audio"]
     assert audio["SamplingRate"] == str(0xFFFFFFF0)
+
+
+@pytest.fixture(scope="module")
+def worker_pool() -> Iterator[WorkerPool]:
+    """One real worker process, as the daemon runs them (spawned, memory-limited)."""
+    settings = WorkerSettings(OPTIONS, memory_limit_mb=1024, supervisor_pid=os.getpid(),
+                              cpu_seconds=30)
+    pool = WorkerPool(settings, 1, timeout_seconds=30, max_files_per_worker=0)
+    pool.maintain()
+    try:
+        yield pool
+    finally:
+        pool.kill_all()
+        pool.close()
+
+
+def _extract_in_worker(pool: WorkerPool, path: Path, job_id: int) -> Outcome:
+    job = Job(job_id, str(path), 1, job_id)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pool.maintain()
+        idle = pool.idle()
+        if idle and not pool.in_flight():
+            assert pool.dispatch(idle[0], job)
+        ready, _ = pool.wait(0.5)
+        for completion in pool.collect(ready) + pool.enforce_timeouts():
+            assert completion.job == job
+            return completion.outcome
+    raise AssertionError("no outcome from the worker within 60 s")
+
+
+@_FUZZ
+@given(
+    edits=_MUTATIONS,
+    cut=st.floats(min_value=0.0, max_value=1.0),
+    which=st.sampled_from(["tone.mp3", "picture.png"]),
+    job_id=st.integers(min_value=1, max_value=2**40),
+)
+def test_mutated_media_through_a_worker_process(
+    tmp_path: Path,
+    worker_pool: WorkerPool,
+    small_mp3: bytes,
+    small_png: bytes,
+    edits: list[tuple[int, int]],
+    cut: float,
+    which: str,
+    job_id: int,
+) -> None:
+    """The same bytes through the pipe and a real worker: a result or a classified
+    failure (a worker that died would be `worker_crash`), never a lost file."""
+    source = small_mp3 if which == "tone.mp3" else small_png
+    path = tmp_path / which
+    path.write_bytes(_mutate(source, edits, cut))
+    try:
+        _assert_classified(_extract_in_worker(worker_pool, path, job_id))
+    finally:
+        path.unlink()

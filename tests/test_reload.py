@@ -152,3 +152,34 @@ def test_sigttin_and_sigttou_add_and_remove_a_worker(
     wait_until(lambda: daemon.log().count('"workers resized"') >= 4, 10, "the last resize")
     assert len(daemon.worker_pids()) == 1
     assert daemon.stop() == 0
+
+
+def test_the_metrics_address_and_the_database_change_live(
+    small_mp4: Path, config_env: tuple[Path, dict[str, str]], test_dsn: str,
+    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+) -> None:
+    path, env = config_env
+    env = {k: v for k, v in env.items() if k != "MEDIAD_DATABASE_DSN"}
+    first, second = free_port(), free_port()
+    write_config(path, 2, f'[database]\ndsn = "{test_dsn}"\n'
+                          f'[metrics]\nlisten = "127.0.0.1:{first}"\n')
+    daemon = daemons(env=env)
+    daemon.wait_started()
+    assert b"mediad_build_info" in urllib.request.urlopen(
+        f"http://127.0.0.1:{first}/metrics", timeout=5).read()
+    # The same database under another connection string (as after a failover): a new pool.
+    moved_dsn = f"{test_dsn} application_name=mediad-moved"
+    write_config(path, 2, f'[database]\ndsn = "{moved_dsn}"\n'
+                          f'[metrics]\nlisten = "127.0.0.1:{second}"\n')
+    daemon.signal(signal.SIGHUP)
+    wait_until(lambda: '"configuration reloaded"' in daemon.log(), 30, "the reload")
+    assert '"database switched"' in daemon.log() and '"metrics endpoint moved"' in daemon.log()
+    assert b"mediad_build_info" in urllib.request.urlopen(
+        f"http://127.0.0.1:{second}/metrics", timeout=5).read()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{first}/metrics", timeout=5)
+    sql(f'INSERT INTO "{schema}".files (path) VALUES (%s)', [str(small_mp4)])
+    wait_until(lambda: counts(sql, schema)["done"] == 1, 30, "work through the new pool")
+    apps = sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mediad-moved'")
+    assert apps[0][0] >= 1
+    assert daemon.stop() == 0
