@@ -521,13 +521,43 @@ class ClaimCase:
 
 
 def explain_claim(sql: Sql, schema: str) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the claim, rolled back. When the claim runs inside a
+    function, the plan of the statement inside comes from auto_explain (superuser only)."""
     claim = compose(named_queries()["claim"], schema)
     from psycopg import sql as pgsql
 
     statement = pgsql.SQL("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, SUMMARY ON) ") + claim
     with sql.conn.transaction(force_rollback=True), sql.conn.cursor() as cur:
         cur.execute(statement, claim_params("bench:explain"))
-        return "\n".join(str(r[0]) for r in cur.fetchall())
+        plan = "\n".join(str(r[0]) for r in cur.fetchall())
+    if "Function Scan" not in plan:
+        return plan
+    nested: list[str] = []
+
+    def collect(diagnostic: Any) -> None:
+        if "Query Text" in (diagnostic.message_primary or ""):
+            nested.append(diagnostic.message_primary)
+
+    sql.conn.add_notice_handler(collect)
+    try:
+        with sql.conn.transaction(force_rollback=True), sql.conn.cursor() as cur:
+            cur.execute("LOAD 'auto_explain'")
+            for setting in (
+                "log_min_duration = 0",
+                "log_nested_statements = on",
+                "log_analyze = on",
+                "log_buffers = on",
+                "log_timing = off",
+            ):
+                cur.execute(f"SET LOCAL auto_explain.{setting}")
+            cur.execute("SET LOCAL client_min_messages = log")
+            cur.execute(claim, claim_params("bench:explain"))
+    except Exception as exc:  # not a superuser, or no auto_explain: say so
+        nested.append(f"(plan inside the function not available: {exc})")
+    finally:
+        sql.conn.remove_notice_handler(collect)
+    inner = [n for n in nested if "FROM" in n and "files" in n][:1] or nested[:1]
+    return plan + "\n-- inside the function (auto_explain):\n" + "\n".join(inner)
 
 
 def supervisor_rss_with_backlog(

@@ -30,6 +30,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bench.db import Sql, bench_database, server
+from bench.procstat import MachineClock, TreeSampler
 from bench.run import (
     CORES,
     DaemonSpec,
@@ -61,8 +62,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def pgbouncer(admin_dsn: str, work: Path, pool_size: int) -> Iterator[int]:
-    """A transaction-mode PgBouncer on a loopback port, in front of the admin DSN's server."""
+def pgbouncer(
+    admin_dsn: str, work: Path, pool_size: int, run_as: str = "postgres"
+) -> Iterator[int]:
+    """A transaction-mode PgBouncer on a loopback port, in front of the admin DSN's server.
+    As root it runs as `run_as` (PgBouncer refuses root), who must reach the server."""
     binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
     target = conninfo_to_dict(admin_dsn)
     port = free_port()
@@ -83,7 +87,7 @@ def pgbouncer(admin_dsn: str, work: Path, pool_size: int) -> Iterator[int]:
     os.chmod(folder, 0o777)
     command = [binary, str(folder / "pgbouncer.ini")]
     if os.geteuid() == 0:
-        command[1:1] = ["-u", "postgres"]  # PgBouncer refuses to run as root
+        command[1:1] = ["-u", run_as]  # PgBouncer refuses to run as root
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
@@ -101,6 +105,8 @@ def pgbouncer(admin_dsn: str, work: Path, pool_size: int) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 def prepared_statement_demo(dsn: str) -> dict[str, Any]:
@@ -140,6 +146,8 @@ def run_daemons(
         processes = [
             stack.enter_context(daemon(spec, log)) for spec, log in zip(specs, logs, strict=True)
         ]
+        samplers = [TreeSampler(p.pid) for p in processes]
+        clock = MachineClock()
         deadline = time.monotonic() + max(120.0, files / 20)
         while time.monotonic() < deadline:
             owners.update(
@@ -149,6 +157,8 @@ def run_daemons(
                     "WHERE state = 'running'"
                 )
             )
+            for sampler in samplers:
+                sampler.sample()
             if remaining(sql, specs[0].schema) == 0:
                 break
             dead = [p for p in processes if p.poll() is not None]
@@ -159,6 +169,8 @@ def run_daemons(
         else:
             error = "timed out"
         exits = [p.poll() for p in processes]
+        own = sum(s.supervisor_cpu + s.worker_cpu_total() for s in samplers)
+        load = clock.measure(own)
     counts = outcome_counts(sql, specs[0].schema)
     elapsed = max(1e-9, (counts["last_at"] or started) - started)
     errors = []
@@ -178,6 +190,8 @@ def run_daemons(
         "seconds": round(elapsed, 2),
         "files_per_s": rate(counts["done"] + counts["failed"], elapsed),
         "lease_owners_seen": len(owners),
+        "cpu_seconds_daemons": round(own, 2),
+        **load,
         "exit_codes_after_stop": exits,
         "error": error,
         "log_errors": errors[:5],

@@ -31,6 +31,7 @@ class DatabaseConfig:
     listen: bool = True
     auto_migrate: bool = False
     connect_timeout_seconds: float = 5.0
+    prepared_statements: bool = True  # false behind PgBouncer in transaction mode (< 1.21)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class DaemonConfig:
     lease_seconds: float = 30.0
     shutdown_grace_seconds: float = 30.0
     state_dir: str = ""
-    flush_seconds: float = 0.05
+    flush_seconds: float = 0.02
     max_files_per_worker: int = 5000
     memory_limit_mb: int = 1024
     instance: str = ""

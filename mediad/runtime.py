@@ -66,6 +66,7 @@ def open_store(
             password=password,
             owner=owner,
             timeout=config.database.connect_timeout_seconds,
+            prepared_statements=config.database.prepared_statements,
         )
         store.open()
         try:
@@ -89,6 +90,7 @@ def connect(config: Config, owner: str) -> Store:
         password=read_password(config),
         owner=owner,
         timeout=config.database.connect_timeout_seconds,
+        prepared_statements=config.database.prepared_statements,
     )
     store.open()
     try:

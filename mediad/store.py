@@ -84,12 +84,14 @@ class Store:
         owner: str = "",
         max_connections: int = 2,
         timeout: float = 5.0,
+        prepared_statements: bool = True,
     ) -> None:
         self.schema = schema
         self.owner = owner
         self.timeout = timeout
         self._dsn = dsn
         self._password = password
+        self._prepared = prepared_statements
         self._queries = {name: compose(text, schema) for name, text in named_queries().items()}
         self._sources: dict[int, Source] = {}  # attached tables by id, for the write-back
         self._pool = ConnectionPool(
@@ -100,14 +102,20 @@ class Store:
             open=False,
             timeout=timeout,
             # Keep trying for a day: the daemon outlives database restarts and failovers.
+            # A connection a restart broke fails its next statement and is replaced; the
+            # supervisor retries. (No check before every use: that is one more round trip
+            # per statement on the hot path.)
             reconnect_timeout=86400,
-            # A connection broken by a restart is found and replaced before use.
-            check=ConnectionPool.check_connection,
             name="mediad",
         )
 
     def connect_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(self.timeout))}
+        if not self._prepared:
+            # PgBouncer in transaction mode (before 1.21) shares server connections
+            # between clients: a statement prepared on one is unknown, or a duplicate, on
+            # the next.
+            kwargs["prepare_threshold"] = None
         if self._password is not None:
             kwargs["password"] = self._password
         return kwargs
@@ -400,7 +408,7 @@ class Store:
     def clone(self) -> Store:
         """A store of its own (own pool) on the same database and schema, not yet open."""
         return Store(self._dsn, self.schema, password=self._password, owner=self.owner,
-                     timeout=self.timeout)
+                     timeout=self.timeout, prepared_statements=self._prepared)
 
     def table_info(self, table: str) -> dict[str, Any] | None:
         """The table `table` designates (as PostgreSQL resolves it), or None."""
