@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, LiteralString, cast
 
 from psycopg import sql
+from psycopg.adapt import PyFormat
 
 from mediad.errors import UsageError
 from mediad.summary import COLUMNS
@@ -373,17 +374,18 @@ def write_back(source: Source) -> sql.Composed | None:
     (write_back_params). Run in the same transaction as the fenced `complete`.
     """
     sets: list[sql.Composable] = []
-    arrays: list[sql.Composable] = [sql.SQL("%(rows)s::text[]")]
+    # Arrays in binary format, as in queries.sql: no per-element escaping in Python.
+    arrays: list[sql.Composable] = [sql.SQL("%(rows)b::text[]")]
     names: list[sql.Composable] = [sql.Identifier("source_row")]
     if source.metadata_column:
         sets.append(sql.SQL("{} = r.document::{}").format(
             sql.Identifier(source.metadata_column),
             _raw(source.metadata_type or "text")))
-        arrays.append(sql.SQL("%(documents)s::text[]"))
+        arrays.append(sql.SQL("%(documents)b::text[]"))
         names.append(sql.Identifier("document"))
     for column, key in source.summary_keys():
         sets.append(sql.SQL("{} = r.{}").format(sql.Identifier(column), sql.Identifier(key)))
-        arrays.append(sql.SQL("{}::{}[]").format(sql.Placeholder(key),
+        arrays.append(sql.SQL("{}::{}[]").format(sql.Placeholder(key, PyFormat.BINARY),
                                                   _raw(SUMMARY_TYPES[key])))
         names.append(sql.Identifier(key))
     if not sets:

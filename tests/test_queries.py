@@ -50,7 +50,7 @@ def test_every_query_plans_against_the_migrated_schema(store: object, test_dsn: 
             if name in ("listen", "migration_lock", "record_migration"):
                 continue
             statement = compose(text, store.schema).as_string(conn)
-            params = {p: None for p in re.findall(r"%\((\w+)\)s", statement)}
+            params = {p: None for p in re.findall(r"%\((\w+)\)[sb]", statement)}
             with conn.transaction():
                 conn.execute(psycopg.sql.SQL("EXPLAIN ") + psycopg.sql.SQL(statement), params)
                 raise_rollback(conn)

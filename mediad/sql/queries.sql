@@ -1,5 +1,7 @@
 -- Every statement mediad runs, by name. {schema} is the quoted schema identifier;
--- values are always bound parameters (%(name)s). Loaded once by mediad.queries.
+-- values are always bound parameters: %(name)s, or %(name)b for arrays, which go in
+-- binary format (the text format escapes every element in Python: for MediaInfo
+-- documents that was most of the supervisor's CPU). Loaded once by mediad.queries.
 
 -- name: schema_exists
 SELECT to_regclass(format('%%I.schema_version', %(schema)s::text)) IS NOT NULL AS present;
@@ -25,7 +27,7 @@ FROM {schema}.claim(%(limit)s, %(owner)s, %(lease_seconds)s, %(skip_existing)s);
 -- name: renew_leases
 UPDATE {schema}.files AS f
 SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS r(id, token)
+FROM unnest(%(ids)b::bigint[], %(tokens)b::bigint[]) AS r(id, token)
 WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
 RETURNING f.id;
 
@@ -60,14 +62,14 @@ SET state = 'done',
     summary = r.summary::jsonb,
     metadata = r.metadata::jsonb
 FROM unnest(
-    %(ids)s::bigint[], %(tokens)s::bigint[], %(resolved_paths)s::text[],
-    %(sizes)s::bigint[], %(mtimes_us)s::bigint[], %(inodes)s::bigint[],
-    %(containers)s::text[], %(durations)s::float8[], %(bit_rates)s::bigint[],
-    %(widths)s::int[], %(heights)s::int[], %(frame_rates)s::float8[],
-    %(video_codecs)s::text[], %(audio_codecs)s::text[], %(audio_channels)s::int[],
-    %(sample_rates)s::int[], %(video_tracks)s::int[], %(audio_tracks)s::int[],
-    %(text_tracks)s::int[], %(truncated)s::bool[], %(summaries)s::text[],
-    %(documents)s::text[]
+    %(ids)b::bigint[], %(tokens)b::bigint[], %(resolved_paths)b::text[],
+    %(sizes)b::bigint[], %(mtimes_us)b::bigint[], %(inodes)b::bigint[],
+    %(containers)b::text[], %(durations)b::float8[], %(bit_rates)b::bigint[],
+    %(widths)b::int[], %(heights)b::int[], %(frame_rates)b::float8[],
+    %(video_codecs)b::text[], %(audio_codecs)b::text[], %(audio_channels)b::int[],
+    %(sample_rates)b::int[], %(video_tracks)b::int[], %(audio_tracks)b::int[],
+    %(text_tracks)b::int[], %(truncated)b::bool[], %(summaries)b::text[],
+    %(documents)b::text[]
 ) AS r(id, token, resolved_path, size_bytes, mtime_us, inode, container, duration_s,
        bit_rate, width, height, frame_rate, video_codec, audio_codec, audio_channels,
        sample_rate, video_tracks, audio_tracks, text_tracks, truncated, summary, metadata)
@@ -93,10 +95,10 @@ SET state = r.state,
                  ELSE 'epoch'::timestamptz + r.mtime_us * interval '1 microsecond' END,
     inode = CASE WHEN r.keep THEN f.inode ELSE r.inode END
 FROM unnest(
-    %(ids)s::bigint[], %(tokens)s::bigint[], %(states)s::text[], %(delays)s::float8[],
-    %(classes)s::text[], %(messages)s::text[], %(resolved_paths)s::text[],
-    %(sizes)s::bigint[], %(mtimes_us)s::bigint[], %(inodes)s::bigint[],
-    %(keep_fingerprints)s::bool[]
+    %(ids)b::bigint[], %(tokens)b::bigint[], %(states)b::text[], %(delays)b::float8[],
+    %(classes)b::text[], %(messages)b::text[], %(resolved_paths)b::text[],
+    %(sizes)b::bigint[], %(mtimes_us)b::bigint[], %(inodes)b::bigint[],
+    %(keep_fingerprints)b::bool[]
 ) AS r(id, token, state, delay_s, error_class, error, resolved_path, size_bytes, mtime_us,
        inode, keep)
 WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
@@ -111,7 +113,7 @@ SET state = 'pending',
     lease_token = NULL,
     lease_owner = NULL,
     lease_expires_at = NULL
-FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS r(id, token)
+FROM unnest(%(ids)b::bigint[], %(tokens)b::bigint[]) AS r(id, token)
 WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
 RETURNING f.id;
 
@@ -142,7 +144,7 @@ RETURNING f.id, f.state;
 -- New paths are inserted; done or failed ones are queued again; pending or running ones
 -- are left as they are.
 INSERT INTO {schema}.files AS f (path, priority)
-SELECT * FROM unnest(%(paths)s::text[], %(priorities)s::int[])
+SELECT * FROM unnest(%(paths)b::text[], %(priorities)b::int[])
 ON CONFLICT (path) DO UPDATE
 SET state = 'pending', priority = EXCLUDED.priority, attempts = 0, run_after = now(),
     enqueued_at = now(), error_class = NULL, error = NULL
@@ -153,8 +155,8 @@ RETURNING (xmax = 0) AS inserted;
 -- Like enqueue, but a known file is queued again only when its size or mtime changed.
 INSERT INTO {schema}.files AS f (path, priority, size_bytes, mtime)
 SELECT p, pr, s, 'epoch'::timestamptz + m * interval '1 microsecond'
-FROM unnest(%(paths)s::text[], %(priorities)s::int[], %(sizes)s::bigint[],
-            %(mtimes_us)s::bigint[]) AS r(p, pr, s, m)
+FROM unnest(%(paths)b::text[], %(priorities)b::int[], %(sizes)b::bigint[],
+            %(mtimes_us)b::bigint[]) AS r(p, pr, s, m)
 ON CONFLICT (path) DO UPDATE
 SET state = 'pending', priority = EXCLUDED.priority, attempts = 0, run_after = now(),
     enqueued_at = now(), error_class = NULL, error = NULL
@@ -166,7 +168,7 @@ RETURNING (xmax = 0) AS inserted;
 -- A name PostgreSQL cannot hold as it is: recorded, escaped, as failed with a reason, so
 -- the operator sees it instead of it being skipped.
 INSERT INTO {schema}.files AS f (path, state, error_class, error, finished_at)
-SELECT p, 'failed', 'bad_path', %(message)s, now() FROM unnest(%(paths)s::text[]) AS p
+SELECT p, 'failed', 'bad_path', %(message)s, now() FROM unnest(%(paths)b::text[]) AS p
 ON CONFLICT (path) DO NOTHING
 RETURNING id;
 
@@ -194,8 +196,8 @@ SELECT DISTINCT ON (coalesce(path, source_path))
        bit_rate, width, height, frame_rate, video_codec, audio_codec, audio_channels,
        sample_rate, video_tracks, audio_tracks, text_tracks, truncated
 FROM {schema}.files
-WHERE path = ANY(%(paths)s::text[])
-   OR (source_id IS NOT NULL AND source_path = ANY(%(paths)s::text[]))
+WHERE path = ANY(%(paths)b::text[])
+   OR (source_id IS NOT NULL AND source_path = ANY(%(paths)b::text[]))
 ORDER BY coalesce(path, source_path), source_id IS NOT NULL, id;
 
 -- name: retry_failed
@@ -245,7 +247,7 @@ INSERT INTO {schema}.sources (table_name, table_schema, table_relname, id_column
                               summary_columns, skip_existing)
 VALUES (%(table_name)s, %(table_schema)s, %(table_relname)s, %(id_column)s, %(id_type)s,
         %(path_column)s, %(metadata_column)s, %(metadata_type)s, %(summary_prefix)s,
-        %(summary_columns)s::text[], %(skip_existing)s)
+        %(summary_columns)b::text[], %(skip_existing)s)
 RETURNING id;
 
 -- name: sources_all
