@@ -24,11 +24,18 @@ INSERT INTO {schema}.schema_version (version) VALUES (%(version)s);
 SELECT id, path, attempts, lease_token, priority
 FROM {schema}.claim(%(limit)s, %(owner)s, %(lease_seconds)s, %(skip_existing)s);
 
+-- The fence in the statements below is `lease_token = token` alone: a claim sets the
+-- token and every way out of `running` (complete, fail, release, rescue) clears it, so a
+-- matching token means the row is still running under that claim. Leaving `state` out
+-- also keeps the planner on the primary key: with `state = 'running'` and statistics
+-- taken when nothing ran, it would walk the partial lease index and every dead entry
+-- the churn left in it.
+
 -- name: renew_leases
 UPDATE {schema}.files AS f
 SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 FROM unnest(%(ids)b::bigint[], %(tokens)b::bigint[]) AS r(id, token)
-WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
+WHERE f.id = r.id AND f.lease_token = r.token
 RETURNING f.id;
 
 -- name: complete
@@ -73,7 +80,7 @@ FROM unnest(
 ) AS r(id, token, resolved_path, size_bytes, mtime_us, inode, container, duration_s,
        bit_rate, width, height, frame_rate, video_codec, audio_codec, audio_channels,
        sample_rate, video_tracks, audio_tracks, text_tracks, truncated, summary, metadata)
-WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
+WHERE f.id = r.id AND f.lease_token = r.token
 RETURNING f.id, f.source_id, f.source_row;
 
 -- name: fail
@@ -101,7 +108,7 @@ FROM unnest(
     %(keep_fingerprints)b::bool[]
 ) AS r(id, token, state, delay_s, error_class, error, resolved_path, size_bytes, mtime_us,
        inode, keep)
-WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
+WHERE f.id = r.id AND f.lease_token = r.token
 RETURNING f.id;
 
 -- name: release
@@ -114,7 +121,7 @@ SET state = 'pending',
     lease_owner = NULL,
     lease_expires_at = NULL
 FROM unnest(%(ids)b::bigint[], %(tokens)b::bigint[]) AS r(id, token)
-WHERE f.id = r.id AND f.lease_token = r.token AND f.state = 'running'
+WHERE f.id = r.id AND f.lease_token = r.token
 RETURNING f.id;
 
 -- name: rescue_expired
