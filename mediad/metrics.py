@@ -76,6 +76,11 @@ STALE = Counter(
     "Results refused by the fence because the lease had moved on.",
     registry=REGISTRY,
 )
+DB_CONNECTIONS_OPENED = Counter(
+    "mediad_db_connections_opened",
+    "Database connections opened (pool and LISTEN); a rise after start means reconnects.",
+    registry=REGISTRY,
+)
 DB_ERRORS = Counter(
     "mediad_db_errors", "Database operations that failed (connection lost...).", ["operation"],
     registry=REGISTRY,

@@ -551,6 +551,10 @@ class Store:
     def listener(self, on_notify: Callable[[], None]) -> Listener:
         return Listener(self._dsn, self.connect_kwargs(), self._queries["listen"], on_notify)
 
+    def connections_opened(self) -> int:
+        """Connections this store's pool has opened so far: beyond the first, reconnects."""
+        return int(self._pool.get_stats().get("connections_num", 0))
+
 
 # Failures that happen without the file being looked at (the worker died, hung, or the
 # lease ran out): they say nothing about the file's fingerprint.
@@ -636,6 +640,7 @@ class Listener:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mediad-listen", daemon=True)
         self.connected = threading.Event()
+        self.connections_opened = 0  # written by its thread only; read for the metrics
 
     def start(self) -> None:
         self._thread.start()
@@ -648,6 +653,7 @@ class Listener:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._dsn, **self._kwargs) as conn:
+                    self.connections_opened += 1
                     conn.execute(self._listen)
                     self.connected.set()
                     # A notification may have been missed while (re)connecting.

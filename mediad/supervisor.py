@@ -149,6 +149,7 @@ class Supervisor:
         self._db_retry_at = 0.0
         self._db_failures = 0
         self._claiming = 0
+        self._connections_counted = 0
         self._listener: Listener | None = None
         self._metrics_server: Any = None
         self.pool = WorkerPool(
@@ -757,7 +758,16 @@ class Supervisor:
         self._backlog = counts["pending"]
         metrics.OLDEST_PENDING.set(oldest or 0.0)
 
+    def _count_connections(self) -> None:
+        opened = self.store.connections_opened() + (
+            self._listener.connections_opened if self._listener is not None else 0)
+        if opened > self._connections_counted:
+            metrics.DB_CONNECTIONS_OPENED.inc(opened - self._connections_counted)
+        # A new store (reload) or listener starts from zero again.
+        self._connections_counted = opened
+
     def _update_gauges(self) -> None:
+        self._count_connections()
         metrics.WORKERS_TARGET.set(self.pool.target_size)
         busy = self.pool.busy_count()
         metrics.WORKERS.labels("busy").set(busy)

@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
+import socket
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,19 @@ def assert_nothing_lost(sql: SQL, schema: str, total: int) -> dict[str, int]:
                      f"AND (metadata IS NULL OR container <> 'MPEG-4' OR lease_token IS NOT NULL)")
     assert incomplete == [(0,)]
     return c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def connections_opened(port: int) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    match = re.search(r"^mediad_db_connections_opened_total (\S+)$", text, re.MULTILINE)
+    assert match, text
+    return float(match.group(1))
 
 
 def zombies_of(pid: int) -> list[int]:
@@ -142,12 +158,14 @@ def test_database_restart_mid_run(
 ) -> None:
     if not pg_server.owned:
         pytest.skip("the server comes from MEDIAD_TEST_DSN: the tests may not restart it")
-    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1"}
+    port = free_port()
+    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_METRICS_LISTEN": f"127.0.0.1:{port}"}
     link_files(small_mp4, tmp_path / "lib", 600, marker="__mediad_sleep_20ms__")
     assert mediad("scan", str(tmp_path / "lib"), env=env).returncode == 0
     daemon = daemons(env=env)
     daemon.wait_started()
     wait_until(lambda: counts(sql, schema)["done"] >= 100, 60, "progress before the restart")
+    opened_before = connections_opened(port)
     before = sql("SELECT pg_postmaster_start_time()")
     pg_server.restart()
     assert sql("SELECT pg_postmaster_start_time()") != before
@@ -156,8 +174,10 @@ def test_database_restart_mid_run(
     assert_nothing_lost(sql, schema, 600)
     assert counts(sql, schema)["done"] == 600
     log = daemon.log()
-    # The outage was seen (by the loop, or by the pool replacing its broken connection).
+    # The outage was seen (by the loop, or by the pool replacing its broken connection),
+    # and the connections it broke were opened again.
     assert "database unavailable" in log or "error connecting" in log, log
+    assert connections_opened(port) > opened_before
     assert daemon.stop() == 0
 
 
