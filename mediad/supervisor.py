@@ -41,6 +41,7 @@ STATUS_EVERY = 5.0
 DB_BACKOFF_MAX = 10.0
 SUMMARY_EVERY = 30.0
 QUEUE_MEASURE_EVERY = 15.0
+GAUGES_EVERY = 0.5  # the gauges are scraped every few seconds: not every loop turn
 
 
 @dataclass
@@ -150,6 +151,7 @@ class Supervisor:
         self._db_failures = 0
         self._claiming = 0
         self._connections_counted = 0
+        self._next_gauges = 0.0
         self._listener: Listener | None = None
         self._metrics_server: Any = None
         self.pool = WorkerPool(
@@ -236,7 +238,9 @@ class Supervisor:
         self._maybe_rescue(now)
         self._maybe_summarise(now)
         self._maybe_measure_queue(now)
-        self._update_gauges()
+        if now >= self._next_gauges:
+            self._next_gauges = now + GAUGES_EVERY
+            self._update_gauges()
         if self._stopping == "drain" and now >= self._drain_deadline:
             log.warning("grace period over: stopping workers", in_flight=len(self.pool.in_flight()))
             self._stop_now()
@@ -252,7 +256,9 @@ class Supervisor:
         if self._results and not self._db.busy("write"):
             flush_at = self._first_result_at + self.config.daemon.flush_seconds
             candidates.append(max(0.0, flush_at - now))
-        if self._more_work and self._stopping is None and self._can_claim_more():
+        claim_wanted = self._more_work and self._stopping is None and self._can_claim_more()
+        if claim_wanted and not self._db.busy("claim"):
+            # (A claim in flight wakes the loop when it answers: waiting 0 s here spun.)
             candidates.append(max(0.0, self._db_retry_at - now))
         if self._stopping is None and not self._more_work:
             candidates.append(max(0.0, self._next_poll - now))
@@ -475,8 +481,14 @@ class Supervisor:
         done = [(c.job, c.outcome) for c in batch if isinstance(c.outcome, Extracted)]
         failures = [self._decide(c.job, c.outcome) for c in batch if isinstance(c.outcome, Failure)]
 
-        def write() -> tuple[WriteResult, WriteResult]:
-            return self.store.complete(done), self.store.fail(failures)
+        def write() -> tuple[WriteResult, WriteResult | DatabaseUnavailable]:
+            written_done = self.store.complete(done)
+            try:
+                return written_done, self.store.fail(failures)
+            except DatabaseUnavailable as exc:
+                # The results are committed: only the failures must be written again (a
+                # second complete would be refused by the fence and counted as stale).
+                return written_done, exc
 
         self._db.submit("write", write, context=failures)
 
@@ -487,6 +499,17 @@ class Supervisor:
             self._results = batch + self._results
             self._first_result_at = time.monotonic()
             self._db_error("write", answer.error)
+            return
+        written_done, written_failed = answer.value
+        if isinstance(written_failed, DatabaseUnavailable):
+            unwritten = [c for c in batch if isinstance(c.outcome, Failure)]
+            batch = [c for c in batch if not isinstance(c.outcome, Failure)]
+            self._results = unwritten + self._results
+            self._first_result_at = time.monotonic()
+            self._count_written((written_done, WriteResult(frozenset(), 0)), [])
+            self._db_error("write", written_failed)
+            for completion in batch:
+                self._held.pop(completion.job.id, None)
             return
         self._db_ok()
         for completion in batch:

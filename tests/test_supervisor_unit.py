@@ -1,0 +1,31 @@
+"""The supervisor's bookkeeping without processes or a database: what happens to a batch
+when the database fails half-way through writing it."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from mediad.config import Config
+from mediad.dbthread import Answer
+from mediad.errors import DatabaseUnavailable, FailureClass
+from mediad.models import Completion, Extracted, Failure, Fingerprint, Job
+from mediad.store import Store, WriteResult
+from mediad.supervisor import Supervisor
+
+
+def test_results_committed_before_a_failed_failure_write_are_not_written_again() -> None:
+    supervisor = Supervisor(Config(), cast(Store, object()))
+    done_job, failed_job = Job(1, "/m/a.mp4", 1, 10), Job(2, "/m/b.mp4", 1, 10)
+    extracted = Extracted("{}", {}, Fingerprint(1, 1, 1), "/m/a.mp4")
+    failure = Failure(FailureClass.IO_ERROR, "EIO")
+    batch = [Completion(done_job, extracted), Completion(failed_job, failure)]
+    supervisor._held = {1: done_job, 2: failed_job}
+    supervisor._writing = batch
+    value: Any = (WriteResult(frozenset({1}), 0), DatabaseUnavailable("connection lost"))
+    supervisor._written(Answer("write", value, None, context=[]))
+    # The completion is committed and counted once; only the failure waits for a retry.
+    assert supervisor.tally.done == 1 and supervisor.tally.stale == 0
+    assert [c.job.id for c in supervisor._results] == [2]
+    assert set(supervisor._held) == {2}
+    assert supervisor._db_retry_at > 0  # backing off before the retry
+    supervisor.pool.close()
