@@ -16,7 +16,7 @@ import structlog
 from mediad import __version__, attach, logs, notify
 from mediad.attach import Source
 from mediad.config import AttachConfig, Config, as_display_dict, load, mask_dsn
-from mediad.errors import MediadError, UsageError
+from mediad.errors import DatabaseUnavailable, MediadError, UsageError
 from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable
 from mediad.pool import WorkerBootError
 from mediad.progress import Progress
@@ -596,15 +596,32 @@ class Backfill:
     def _run(self) -> None:
         own = self._store.clone()
         try:
-            own.open()
             for source in self._sources:
-                seen, queued = own.backfill(source, stop=self._stop)
-                log.info("backfill finished" if not self._stop.is_set() else "backfill paused",
-                         table=source.table_name, rows=seen, queued=queued)
-        except MediadError as exc:
-            log.error("backfill stopped; it resumes at the next start", error=str(exc))
+                self._backfill_until_done(own, source)
         finally:
             own.close()
+
+    def _backfill_until_done(self, own: Store, source: Source) -> None:
+        """A database outage pauses the backfill (it resumes where it stopped, recorded in
+        the database); anything else is logged with its traceback, never lost silently."""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                own.open()
+                seen, queued = own.backfill(source, stop=self._stop)
+            except DatabaseUnavailable as exc:
+                log.warning("backfill waits for the database", table=source.table_name,
+                            error=str(exc), retry_in_s=delay)
+                self._stop.wait(delay)
+                delay = min(60.0, delay * 2)
+                continue
+            except Exception:
+                log.exception("backfill stopped; it resumes at the next start",
+                              table=source.table_name)
+                return
+            log.info("backfill finished" if not self._stop.is_set() else "backfill paused",
+                     table=source.table_name, rows=seen, queued=queued)
+            return
 
 
 def cmd_migrate(args: argparse.Namespace, config: Config) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 
@@ -23,7 +23,6 @@ class ScanReport:
     seen: int = 0
     unreadable_dirs: int = 0
     bad_names: int = 0  # not valid UTF-8: recorded as failed rows, class bad_path
-    errors: list[str] = field(default_factory=list)
 
 
 def walk(roots: list[str], report: ScanReport) -> Iterator[ScanEntry]:
@@ -35,7 +34,6 @@ def walk(roots: list[str], report: ScanReport) -> Iterator[ScanEntry]:
                 children = sorted(entries, key=lambda e: e.name)
         except OSError as exc:
             report.unreadable_dirs += 1
-            report.errors.append(f"{directory}: {exc.strerror}")
             log.warning("cannot read directory", path=directory, error=exc.strerror)
             continue
         subdirs: list[str] = []

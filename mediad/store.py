@@ -29,7 +29,7 @@ from mediad.errors import (
     UsageError,
 )
 from mediad.models import Extracted, Failure, Job, ScanEntry
-from mediad.paths import UNSTORABLE_MESSAGE
+from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable
 from mediad.queries import latest_version, migrations, named_queries
 
 
@@ -68,8 +68,7 @@ def notify_channel(schema: str) -> str:
 
 
 def _unavailable(exc: Exception) -> DatabaseUnavailable:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return DatabaseUnavailable(f"database unavailable: {text}")
+    return DatabaseUnavailable(f"database unavailable: {_first_line(exc)}")
 
 
 class Store:
@@ -245,6 +244,10 @@ class Store:
             # One document PostgreSQL refuses must not sink the batch: write one by one,
             # and record the row that cannot be stored as a failure.
             return self._complete_one_by_one(results)
+        except psycopg.Error as exc:
+            # Not about a row (a revoked grant, a read-only server after a failover):
+            # back off and write the batch again later; never fail rows for it.
+            raise _unavailable(exc) from None
         written = frozenset(r["id"] for r in rows)
         return WriteResult(written, len(results) - len(written))
 
@@ -256,7 +259,7 @@ class Store:
             except REFUSED as exc:
                 failure = Failure(
                     FailureClass.INTERNAL,
-                    f"the database refused the result: {str(exc).splitlines()[0]}",
+                    f"the database refused the result: {_first_line(exc)}",
                     extracted.fingerprint,
                     extracted.resolved_path,
                 )
@@ -568,8 +571,9 @@ UNOBSERVED = frozenset(
 # application constraint or trigger, a column dropped after the attach): the batch is
 # written again row by row and the row that cannot be stored fails with class internal.
 # Connection errors (OperationalError, deadlocks included) are not here: they are retried.
-REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError,
-           psycopg.InternalError, psycopg.NotSupportedError)
+# Errors about the values of one row (SQLSTATE classes 22 and 23): that row fails, the
+# rest of the batch is written. Anything else is about the database, not the row.
+REFUSED = (psycopg.DataError, psycopg.IntegrityError)
 
 
 def _first_line(exc: Exception) -> str:
@@ -577,8 +581,11 @@ def _first_line(exc: Exception) -> str:
 
 
 def _clean_text(value: str | None) -> str | None:
-    # PostgreSQL text cannot hold NUL; MediaInfo messages and paths from hostile files might.
-    return None if value is None else value.replace("\x00", "\\0")
+    """Text PostgreSQL can store: a resolved path or a message may carry a NUL or bytes
+    that are not UTF-8 (a symlink to such a name); they become \\xNN escapes."""
+    if value is None or is_storable(value):
+        return value
+    return escaped(value)
 
 
 def _jsonable(value: Any) -> Any:

@@ -284,3 +284,12 @@ def link_files(source: Path, directory: Path, count: int, marker: str = "") -> l
     for path in paths:
         os.link(source, path)
     return paths
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (for metrics endpoints and servers)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

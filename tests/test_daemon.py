@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mediad.queries import latest_version
-from tests.conftest import Daemon, counts, mediad, wait_until
+from tests.conftest import Daemon, counts, link_files, mediad, wait_until
 from tests.media import Expected, make_bad_files
 
 pytestmark = pytest.mark.slow
@@ -81,9 +81,7 @@ def test_two_daemons_share_2000_rows_each_done_once(
     schema: str,
 ) -> None:
     links = tmp_path / "links"
-    links.mkdir()
-    for i in range(2000):
-        os.link(small_mp4, links / f"f{i:04d}.mp4")
+    link_files(small_mp4, links, 2000)
     assert mediad("scan", str(links), env=mediad_env).returncode == 0
     first, second = daemons(), daemons()
     first.wait_started()
@@ -107,11 +105,8 @@ def test_a_killed_worker_is_replaced_and_its_file_retried(
 ) -> None:
     env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_DAEMON_WORKERS": "1",
            "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.1"}
-    hanging = tmp_path / "__mediad_hang_once__.mp4"
-    os.link(small_mp4, hanging)
-    others = [tmp_path / f"other{i}.mp4" for i in range(5)]
-    for path in others:
-        os.link(small_mp4, path)
+    [hanging] = link_files(small_mp4, tmp_path / "hang", 1, marker="__mediad_hang_once__")
+    others = link_files(small_mp4, tmp_path / "others", 5)
     daemon = daemons(env=env)
     daemon.wait_started()
     [worker] = wait_until(daemon.worker_pids, 30, "the worker")
@@ -140,11 +135,8 @@ def test_a_file_that_hangs_fails_with_timeout_while_others_finish(
 ) -> None:
     env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_EXTRACT_TIMEOUT_SECONDS": "1",
            "MEDIAD_RETRY_MAX_ATTEMPTS": "2", "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.1"}
-    hanging = tmp_path / "__mediad_hang__.mp4"
-    os.link(small_mp4, hanging)
-    others = [tmp_path / f"ok{i}.mp4" for i in range(20)]
-    for path in others:
-        os.link(small_mp4, path)
+    [hanging] = link_files(small_mp4, tmp_path / "hang", 1, marker="__mediad_hang__")
+    others = link_files(small_mp4, tmp_path / "ok", 20)
     assert mediad("enqueue", str(hanging), *map(str, others), env=env).returncode == 0
     daemon = daemons(env=env)
     daemon.wait_started()
@@ -159,9 +151,7 @@ def test_extract_limit_skip_existing_and_threads(
     small_mp4: Path, tmp_path: Path, mediad_env: dict[str, str], sql: SQL, schema: str
 ) -> None:
     files = tmp_path / "lib"
-    files.mkdir()
-    for i in range(200):
-        os.link(small_mp4, files / f"f{i:03d}.mp4")
+    link_files(small_mp4, files, 200)
     assert mediad("scan", str(files), env=mediad_env).returncode == 0
     # 50 rows get metadata, then are queued again (as an application re-queueing would).
     first = mediad("extract", "--limit", "50", "--json", env=mediad_env)
@@ -229,12 +219,9 @@ def test_sigterm_drains_and_leaves_no_running_row(
     schema: str,
 ) -> None:
     env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_DAEMON_SHUTDOWN_GRACE_SECONDS": "2"}
-    hanging = tmp_path / "__mediad_hang__.mp4"
-    os.link(small_mp4, hanging)
+    [hanging] = link_files(small_mp4, tmp_path / "hang", 1, marker="__mediad_hang__")
     links = tmp_path / "many"
-    links.mkdir()
-    for i in range(300):
-        os.link(small_mp4, links / f"f{i:03d}.mp4")
+    link_files(small_mp4, links, 300)
     assert mediad("enqueue", str(hanging), env=env).returncode == 0
     assert mediad("scan", str(links), env=env).returncode == 0
     daemon = daemons(env=env)

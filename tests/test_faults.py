@@ -9,7 +9,6 @@ import os
 import random
 import re
 import signal
-import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Daemon, Server, counts, link_files, mediad, wait_until
+from tests.conftest import Daemon, Server, counts, free_port, link_files, mediad, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -43,11 +42,6 @@ def assert_nothing_lost(sql: SQL, schema: str, total: int) -> dict[str, int]:
     assert incomplete == [(0,)]
     return c
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def connections_opened(port: int) -> float:

@@ -10,7 +10,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,7 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mediad.metrics import REGISTRY
-from tests.conftest import Daemon, counts, mediad, wait_until
+from tests.conftest import Daemon, counts, free_port, mediad, wait_until
 from tests.media import Expected
 
 SQL = Callable[..., list[tuple[Any, ...]]]
@@ -70,12 +69,6 @@ GRAFANA_BUILTINS = ("$__rate_interval", "$__interval", "$__range")
 
 # --- helpers ----------------------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def run_tool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

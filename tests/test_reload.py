@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Daemon, counts, link_files, mediad, wait_until
+from tests.conftest import Daemon, counts, free_port, link_files, mediad, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +34,6 @@ def write_config(path: Path, workers: int, extra: str = "") -> None:
         extra += '[metrics]\nlisten = ""\n'  # no port clashes between tests
     path.write_text(f"[daemon]\nworkers = {workers}\n{extra}")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_worker_count_follows_the_file_and_nothing_is_lost(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -227,3 +229,28 @@ def test_a_batch_comes_back_in_priority_order(store: Store) -> None:
         store.enqueue([f"/m/{i}.mp4"], priority=priority)
     assert [j.path for j in store.claim(10, 30)] == [
         "/m/3.mp4", "/m/1.mp4", "/m/4.mp4", "/m/2.mp4", "/m/0.mp4"]
+
+
+def test_a_rescan_after_a_crash_does_not_reset_the_attempts(store: Store) -> None:
+    store.scan_upsert([ScanEntry("/m/a.mp4", 10, 1)])
+    [job] = store.claim(10, 30)
+    store.complete([(job, extracted())])
+    assert store.scan_upsert([ScanEntry("/m/a.mp4", 20, 1)]) == (0, 1)  # changed: queued
+    [again] = store.claim(10, 30)
+    crash = Failure(FailureClass.WORKER_CRASH, "killed by SIGSEGV")
+    store.fail([FailureWrite(again, crash, final=False, delay_seconds=0)])
+    # The change was already seen; the crash looked at nothing: the same scan again must
+    # leave the row (and its charged attempt) alone.
+    assert store.scan_upsert([ScanEntry("/m/a.mp4", 20, 1)]) == (0, 0)
+
+
+def test_a_resolved_name_that_is_not_utf8_is_stored_escaped(store: Store, sql: SQL,
+                                                            schema: str) -> None:
+    store.enqueue(["/m/link.mp4", "/m/good.mp4"])
+    link, good = store.claim(10, 30)
+    odd = os.fsdecode(b"/m/caf\xe9.mp4")  # what realpath returns for such a target
+    result = store.complete([(link, replace(extracted(), resolved_path=odd)),
+                             (good, extracted("/m/good.mp4"))])
+    assert result.written == 2
+    assert sql(f'SELECT resolved_path FROM "{schema}".files WHERE path = %s',
+               ["/m/link.mp4"]) == [(r"/m/caf\xe9.mp4",)]

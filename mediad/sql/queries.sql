@@ -166,7 +166,10 @@ FROM unnest(%(paths)b::text[], %(priorities)b::int[], %(sizes)b::bigint[],
             %(mtimes_us)b::bigint[]) AS r(p, pr, s, m)
 ON CONFLICT (path) DO UPDATE
 SET state = 'pending', priority = EXCLUDED.priority, attempts = 0, run_after = now(),
-    enqueued_at = now(), error_class = NULL, error = NULL
+    enqueued_at = now(), error_class = NULL, error = NULL,
+    -- What the scan saw: if the next attempt crashes without looking at the file, the
+    -- next scan must not find the same change again and reset the attempts.
+    size_bytes = EXCLUDED.size_bytes, mtime = EXCLUDED.mtime
 WHERE f.state IN ('done', 'failed')
   AND (f.size_bytes, f.mtime) IS DISTINCT FROM (EXCLUDED.size_bytes, EXCLUDED.mtime)
 RETURNING (xmax = 0) AS inserted;
