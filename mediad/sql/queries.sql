@@ -212,14 +212,16 @@ ORDER BY coalesce(path, source_path), source_id IS NOT NULL, id;
 
 -- name: retry_failed
 UPDATE {schema}.files
-SET state = 'pending', attempts = 0, run_after = now(), error_class = NULL, error = NULL
+SET state = 'pending', attempts = 0, run_after = now(), enqueued_at = now(),
+    error_class = NULL, error = NULL
 WHERE state = 'failed' AND (%(error_class)s::text IS NULL OR error_class = %(error_class)s::text)
 RETURNING id;
 
 -- name: requeue_finished
 -- extract --all: queue again every row that already finished.
 UPDATE {schema}.files
-SET state = 'pending', attempts = 0, run_after = now(), error_class = NULL, error = NULL
+SET state = 'pending', attempts = 0, run_after = now(), enqueued_at = now(),
+    error_class = NULL, error = NULL
 WHERE state IN ('done', 'failed')
 RETURNING id;
 
