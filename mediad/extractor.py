@@ -188,16 +188,14 @@ def descriptor_view(fd: int, path: str) -> str:
 
 def run_mediainfo(source: str, options: ExtractOptions) -> str:
     # Imported here so that importing the module (and the gate) needs no libmediainfo.
-    from pymediainfo import MediaInfo
+    from mediad.mediainfo import read_json
 
-    text: str = MediaInfo.parse(
+    return read_json(
         source,
-        output="JSON",
-        full=options.full_document,
-        parse_speed=options.parse_speed,
         library_file=options.library_file,
+        parse_speed=options.parse_speed,
+        full=options.full_document,
     )
-    return text
 
 
 def _interpret(text: str, path: str, source: str) -> tuple[str, dict[str, Any]] | Failure:
@@ -218,7 +216,9 @@ def _interpret(text: str, path: str, source: str) -> tuple[str, dict[str, Any]] 
         )
     # The document names the descriptor it was read through; give it the row's path back.
     text = text.replace(json.dumps(source), json.dumps(path), 1)
-    return _JSON_NUL.sub(r"\1", text), summary
+    if "\\u0000" in text:  # rare: a scan of the whole document only when it can match
+        text = _JSON_NUL.sub(r"\1", text)
+    return text, summary
 
 
 NOOP_DOCUMENT = '{"media": {"track": [{"@type": "General", "Format": "noop"}]}}'

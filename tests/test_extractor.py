@@ -119,6 +119,34 @@ def test_document_is_json_naming_the_original_path(
     assert "\\u0000" not in result.document
 
 
+@pytest.mark.parametrize("parse_speed", [0.5, 0.0])
+def test_the_kept_handle_reads_what_pymediainfo_parse_reads(
+    parse_speed: float, corpus: tuple[Path, dict[str, Expected]], tmp_path: Path
+) -> None:
+    """The worker keeps one libmediainfo handle (mediad.mediainfo) instead of calling
+    MediaInfo.parse per file: same options, so the same document, file after file, also
+    after a file MediaInfo could not open."""
+    from pymediainfo import MediaInfo
+
+    from mediad.mediainfo import read_json
+
+    directory, _ = corpus
+    missing = str(tmp_path / "gone.mp4")
+    with pytest.raises(FileNotFoundError):
+        read_json(missing, library_file=None, parse_speed=parse_speed, full=False)
+    for name in CORPUS_NAMES * 2:
+        path = str(directory / name)
+        kept = read_json(path, library_file=None, parse_speed=parse_speed, full=False)
+        parsed = MediaInfo.parse(path, output="JSON", parse_speed=parse_speed, full=False)
+        assert kept == parsed, name
+    full = read_json(str(directory / CORPUS_NAMES[0]), library_file=None,
+                     parse_speed=parse_speed, full=True)
+    assert full == MediaInfo.parse(str(directory / CORPUS_NAMES[0]), output="JSON",
+                                   parse_speed=parse_speed, full=True)
+    assert len(full) > len(read_json(str(directory / CORPUS_NAMES[0]), library_file=None,
+                                     parse_speed=parse_speed, full=False))
+
+
 def test_mkv_tracks_and_languages(corpus: tuple[Path, dict[str, Expected]]) -> None:
     directory, _ = corpus
     summary = _extracted(extract(str(directory / "h264_two_audio_subs.mkv"), OPTIONS)).summary
