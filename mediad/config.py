@@ -42,7 +42,7 @@ class DaemonConfig:
     lease_seconds: float = 30.0
     shutdown_grace_seconds: float = 30.0
     state_dir: str = ""
-    flush_seconds: float = 0.02
+    flush_seconds: float = 0.25
     max_files_per_worker: int = 5000
     memory_limit_mb: int = 1024
     instance: str = ""

@@ -194,6 +194,35 @@ def test_an_idle_daemon_wakes_on_notify_before_the_poll(
     assert daemon.stop() == 0
 
 
+def test_write_backs_are_batched_while_busy_and_immediate_when_idle(
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
+) -> None:
+    """Each write-back statement costs PostgreSQL about as much as ten rows: while workers
+    are busy, results wait (up to flush_seconds) to be written together; a result that
+    nothing else can join is written at once, however long flush_seconds is."""
+    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_DAEMON_FLUSH_SECONDS": "30"}
+    daemon = daemons(env=env)
+    daemon.wait_started()
+    paths = link_files(small_mp4, tmp_path / "lib", 20, marker="__mediad_sleep_100ms__")
+    sql(f'INSERT INTO "{schema}".files (path) SELECT unnest(%s::text[])',
+        [[str(p) for p in paths]])
+    wait_until(lambda: counts(sql, schema)["done"] == 20, 60, "the 20 rows to be done")
+    # Rows written by one statement share its transaction's now().
+    statements = sql(f'SELECT count(DISTINCT finished_at) FROM "{schema}".files')[0][0]
+    assert statements <= 10, f"{statements} write-backs for 20 files: not batched"
+
+    sql(f'INSERT INTO "{schema}".files (path) VALUES (%s)', [str(small_mp4)])
+    started = time.monotonic()
+    wait_until(lambda: counts(sql, schema)["done"] == 21, 25, "the lone row to be done")
+    assert time.monotonic() - started < 15, "a lone result waited for flush_seconds"
+    assert daemon.stop() == 0
+
+
 def test_polling_alone_works_without_listen(
     small_mp4: Path,
     mediad_env: dict[str, str],
