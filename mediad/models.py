@@ -5,6 +5,7 @@ Frozen and picklable: they cross process boundaries as they are.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,13 +51,49 @@ class Failure:
 
 Outcome = Extracted | Failure
 
+# Where a record's summary and document start: each follows its key.
+SUMMARY_KEY = ',"summary":'
+METADATA_KEY = ',"metadata":'
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A successful extraction as the write-back reads it (mediad/record.py makes it in
+    the worker): one JSON object, `text`, and what the supervisor needs without parsing
+    it."""
+
+    row_id: int
+    text: str
+    size_bytes: int
+    seconds: float
+    summary_at: int  # where the summary's JSON starts in `text`
+    document_at: int  # where the document starts; it runs to the closing brace
+
+    def document(self) -> str:
+        """MediaInfo's document, exactly as the worker had it."""
+        return self.text[self.document_at : -1]
+
+    def summary(self) -> dict[str, Any]:
+        summary: dict[str, Any] = json.loads(
+            self.text[self.summary_at : self.document_at - len(METADATA_KEY)]
+        )
+        return summary
+
+    def observed(self) -> tuple[Fingerprint, str]:
+        """The fingerprint and resolved path (for the rare row the database refuses)."""
+        head = json.loads(self.text[: self.summary_at - len(SUMMARY_KEY)] + "}")
+        return (
+            Fingerprint(head["size_bytes"], head["mtime_us"], head["inode"]),
+            head["resolved_path"],
+        )
+
 
 @dataclass(frozen=True)
 class Completion:
     """An outcome tied to the claim it answers, ready for write-back."""
 
     job: Job
-    outcome: Outcome
+    outcome: Outcome | Record
     worker_pid: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 

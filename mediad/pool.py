@@ -199,7 +199,7 @@ class WorkerPool:
 
     def _send(self, slot: Slot, message: Job | None) -> bool:
         try:
-            slot.conn.send(message)
+            worker.send(slot.conn, message)
         except OSError:
             return False  # the worker is dying; its sentinel will tell
         return True
@@ -255,7 +255,7 @@ class WorkerPool:
             try:
                 if slot.conn.closed or not slot.conn.poll():
                     break
-                message = slot.conn.recv()
+                message = worker.receive(slot.conn)
             except (EOFError, OSError):
                 break
             completion = self._handle_message(slot, message)

@@ -7,7 +7,6 @@ models and driver errors into mediad's own (DatabaseUnavailable, SchemaError).
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,9 +27,10 @@ from mediad.errors import (
     SchemaError,
     UsageError,
 )
-from mediad.models import Extracted, Failure, Job, ScanEntry
-from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable
+from mediad.models import Extracted, Failure, Job, Record, ScanEntry
+from mediad.paths import UNSTORABLE_MESSAGE
 from mediad.queries import latest_version, migrations, named_queries
+from mediad.record import batch_text, record_of, storable_text
 
 
 class LockTimeout(MediadError):
@@ -235,15 +235,16 @@ class Store:
         )
         return {r["id"] for r in rows}
 
-    def complete(self, results: Sequence[tuple[Job, Extracted]]) -> WriteResult:
+    def complete(self, results: Sequence[tuple[Job, Extracted | Record]]) -> WriteResult:
         if not results:
             return WriteResult(frozenset(), 0)
+        records = [as_record(job, outcome) for job, outcome in results]
         try:
-            rows = self._complete(results)
+            rows = self._complete(records)
         except REFUSED:
             # One document PostgreSQL refuses must not sink the batch: write one by one,
             # and record the row that cannot be stored as a failure.
-            return self._complete_one_by_one(results)
+            return self._complete_one_by_one([job for job, _ in results], records)
         except psycopg.Error as exc:
             # Not about a row (a revoked grant, a read-only server after a failover):
             # back off and write the batch again later; never fail rows for it.
@@ -251,38 +252,39 @@ class Store:
         written = frozenset(r["id"] for r in rows)
         return WriteResult(written, len(results) - len(written))
 
-    def _complete_one_by_one(self, results: Sequence[tuple[Job, Extracted]]) -> WriteResult:
+    def _complete_one_by_one(self, jobs: Sequence[Job], records: Sequence[Record]) -> WriteResult:
         written: set[int] = set()
-        for job, extracted in results:
+        for job, record in zip(jobs, records, strict=True):
             try:
-                rows = self._complete([(job, extracted)])
+                rows = self._complete([record])
             except REFUSED as exc:
+                fingerprint, resolved_path = record.observed()
                 failure = Failure(
                     FailureClass.INTERNAL,
                     f"the database refused the result: {_first_line(exc)}",
-                    extracted.fingerprint,
-                    extracted.resolved_path,
+                    fingerprint,
+                    resolved_path,
                 )
                 # Counted as written: the row holds our (failed) outcome.
                 rows = [{"id": i} for i in self.fail([FailureWrite(job, failure, True, 0.0)])
                         .written_ids]
             written.update(r["id"] for r in rows)
-        return WriteResult(frozenset(written), len(results) - len(written))
+        return WriteResult(frozenset(written), len(records) - len(written))
 
-    def _complete(self, results: Sequence[tuple[Job, Extracted]]) -> list[dict[str, Any]]:
+    def _complete(self, records: Sequence[Record]) -> list[dict[str, Any]]:
         """The fenced update and, for rows of attached tables, the write-back into the
         application's rows: one transaction, so both are written or neither."""
         with (self._connection() as conn, conn.transaction(),
               conn.cursor(row_factory=dict_row) as cur):
-            cur.execute(self._queries["complete"], _completion_params(results))
+            cur.execute(self._queries["complete"], {"records": batch_text(records)})
             rows = cur.fetchall()
             attached: dict[int, list[tuple[str, str, dict[str, Any]]]] = {}
-            by_id = {job.id: extracted for job, extracted in results}
+            by_id = {record.row_id: record for record in records}
             for row in rows:  # only what the fence let through
                 if row["source_id"] is not None:
-                    extracted = by_id[row["id"]]
+                    record = by_id[row["id"]]
                     attached.setdefault(row["source_id"], []).append(
-                        (row["source_row"], extracted.document, extracted.summary))
+                        (row["source_row"], record.document(), record.summary()))
             for source_id, written in sorted(attached.items()):
                 source = self._source_on(conn, source_id)
                 statement = attach.write_back(source) if source else None
@@ -308,8 +310,8 @@ class Store:
             "states": ["failed" if f.final else "pending" for f in failures],
             "delays": [0.0 if f.final else f.delay_seconds for f in failures],
             "classes": [str(f.failure.failure_class) for f in failures],
-            "messages": [_clean_text(f.failure.message) for f in failures],
-            "resolved_paths": [_clean_text(f.failure.resolved_path) for f in failures],
+            "messages": [storable_text(f.failure.message) for f in failures],
+            "resolved_paths": [storable_text(f.failure.resolved_path) for f in failures],
             "sizes": [fp.size_bytes if fp else None for fp in fps],
             "mtimes_us": [fp.mtime_us if fp else None for fp in fps],
             "inodes": [fp.inode if fp else None for fp in fps],
@@ -580,50 +582,17 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _clean_text(value: str | None) -> str | None:
-    """Text PostgreSQL can store: a resolved path or a message may carry a NUL or bytes
-    that are not UTF-8 (a symlink to such a name); they become \\xNN escapes."""
-    if value is None or is_storable(value):
-        return value
-    return escaped(value)
+
+
+def as_record(job: Job, outcome: Extracted | Record) -> Record:
+    """Workers send records; an Extracted (tests, tools) is turned into one here."""
+    return outcome if isinstance(outcome, Record) else record_of(job, outcome)
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
-
-
-def _completion_params(results: Sequence[tuple[Job, Extracted]]) -> dict[str, Any]:
-    summaries = [e.summary for _, e in results]
-
-    def column(key: str) -> list[Any]:
-        return [s.get(key) for s in summaries]
-
-    return {
-        "ids": [j.id for j, _ in results],
-        "tokens": [j.lease_token for j, _ in results],
-        "resolved_paths": [_clean_text(e.resolved_path) for _, e in results],
-        "sizes": [e.fingerprint.size_bytes for _, e in results],
-        "mtimes_us": [e.fingerprint.mtime_us for _, e in results],
-        "inodes": [e.fingerprint.inode for _, e in results],
-        "containers": column("container"),
-        "durations": column("duration_s"),
-        "bit_rates": column("bit_rate"),
-        "widths": column("width"),
-        "heights": column("height"),
-        "frame_rates": column("frame_rate"),
-        "video_codecs": column("video_codec"),
-        "audio_codecs": column("audio_codec"),
-        "audio_channels": column("audio_channels"),
-        "sample_rates": column("sample_rate"),
-        "video_tracks": column("video_tracks"),
-        "audio_tracks": column("audio_tracks"),
-        "text_tracks": column("text_tracks"),
-        "truncated": column("truncated"),
-        "summaries": [json.dumps(s) for s in summaries],
-        "documents": [e.document for _, e in results],
-    }
 
 
 class Listener:

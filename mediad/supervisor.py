@@ -27,7 +27,7 @@ from mediad.config import Config, mask_dsn
 from mediad.dbthread import Answer, DatabaseThreads
 from mediad.errors import DatabaseUnavailable, MediadError
 from mediad.extractor import ExtractOptions
-from mediad.models import Completion, Extracted, Failure, Job
+from mediad.models import Completion, Failure, Job, Record
 from mediad.notify import Notifier
 from mediad.pool import WorkerPool
 from mediad.retry import RetryPolicy
@@ -467,6 +467,8 @@ class Supervisor:
                     attempt=completion.job.attempts,
                     worker_pid=completion.worker_pid,
                 )
+            elif isinstance(outcome, Record):
+                metrics.BYTES.inc(outcome.size_bytes)
             else:
                 metrics.BYTES.inc(outcome.fingerprint.size_bytes)
         self._results.extend(completions)
@@ -484,7 +486,7 @@ class Supervisor:
             return
         batch, self._results = self._results, []
         self._writing = batch
-        done = [(c.job, c.outcome) for c in batch if isinstance(c.outcome, Extracted)]
+        done = [(c.job, c.outcome) for c in batch if not isinstance(c.outcome, Failure)]
         failures = [self._decide(c.job, c.outcome) for c in batch if isinstance(c.outcome, Failure)]
 
         def write() -> tuple[WriteResult, WriteResult | DatabaseUnavailable]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import pickle
 import re
 import resource
 import signal
@@ -16,10 +17,12 @@ import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from typing import Any
 
 from mediad.errors import FailureClass
 from mediad.extractor import ExtractOptions, extract
-from mediad.models import Failure, Job
+from mediad.models import Extracted, Failure, Job
+from mediad.record import record_of
 
 # Exit code of a worker that cannot start at all (libmediainfo missing): the pool stops
 # instead of restarting it forever (gunicorn's WORKER_BOOT_ERROR).
@@ -106,6 +109,16 @@ def _test_hook(job: Job) -> None:
         os.kill(os.getpid(), signal.SIGSEGV)
 
 
+def send(conn: Connection, message: object) -> None:
+    """Connection.send without multiprocessing's ForkingPickler, which copies its
+    reducer table for every message: nothing sent here needs its reducers."""
+    conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+
+
+def receive(conn: Connection) -> Any:
+    return pickle.loads(conn.recv_bytes())
+
+
 def main(conn: Connection, settings: WorkerSettings) -> None:
     _die_with_parent(settings.supervisor_pid)
     _init_signals()
@@ -116,15 +129,15 @@ def main(conn: Connection, settings: WorkerSettings) -> None:
         if not MediaInfo.can_parse(library_file=library):
             raise OSError(f"libmediainfo could not be loaded from {library or 'pymediainfo'}")
     except (ImportError, OSError) as exc:
-        conn.send((BOOT_ERROR, f"cannot load MediaInfo: {exc}"))
+        send(conn, (BOOT_ERROR, f"cannot load MediaInfo: {exc}"))
         sys.exit(BOOT_ERROR_EXIT)
     # After loading the library: the limit is for files, not for the import.
     _limit_memory(settings.memory_limit_mb)
     hooks = os.environ.get("MEDIAD_TEST_HOOKS") == "1"
-    conn.send((READY, os.getpid()))
+    send(conn, (READY, os.getpid()))
     while True:
         try:
-            job: Job | None = conn.recv()
+            job: Job | None = receive(conn)
         except (EOFError, OSError):
             return  # the supervisor is gone
         if job is None:
@@ -138,4 +151,6 @@ def main(conn: Connection, settings: WorkerSettings) -> None:
             outcome = Failure(
                 FailureClass.OUT_OF_MEMORY, "ran out of memory (daemon.memory_limit_mb)"
             )
-        conn.send((RESULT, job.id, outcome))
+        # A record is what the write-back reads: made here, not in the supervisor.
+        message = record_of(job, outcome) if isinstance(outcome, Extracted) else outcome
+        send(conn, (RESULT, job.id, message))

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from mediad.errors import FailureClass
 from mediad.extractor import ExtractOptions, extract
-from mediad.models import Extracted, Failure, Job, Outcome
+from mediad.models import Extracted, Failure, Job, Outcome, Record
 from mediad.pool import WorkerPool
 from mediad.worker import WorkerSettings
 
@@ -395,8 +395,13 @@ def _extract_bytes(directory: Path, name: str, data: bytes) -> Outcome:
         path.unlink()
 
 
-def _assert_classified(outcome: Outcome) -> None:
-    if isinstance(outcome, Extracted):
+def _assert_classified(outcome: Outcome | Record) -> None:
+    if isinstance(outcome, Record):  # what a worker sends: the write-back's JSON object
+        row = json.loads(outcome.text)
+        assert row["metadata"] == json.loads(outcome.document())
+        assert "\\u0000" not in outcome.document()
+        assert isinstance(row["summary"]["streams"], list)
+    elif isinstance(outcome, Extracted):
         json.loads(outcome.document)
         assert "\\u0000" not in outcome.document
         assert isinstance(outcome.summary["streams"], list)
@@ -494,7 +499,7 @@ def worker_pool() -> Iterator[WorkerPool]:
         pool.close()
 
 
-def _extract_in_worker(pool: WorkerPool, path: Path, job_id: int) -> Outcome:
+def _extract_in_worker(pool: WorkerPool, path: Path, job_id: int) -> Outcome | Record:
     job = Job(job_id, str(path), 1, job_id)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -66,20 +66,16 @@ SET state = 'done',
     audio_tracks = r.audio_tracks,
     text_tracks = r.text_tracks,
     truncated = r.truncated,
-    summary = r.summary::jsonb,
-    metadata = r.metadata::jsonb
-FROM unnest(
-    %(ids)b::bigint[], %(tokens)b::bigint[], %(resolved_paths)b::text[],
-    %(sizes)b::bigint[], %(mtimes_us)b::bigint[], %(inodes)b::bigint[],
-    %(containers)b::text[], %(durations)b::float8[], %(bit_rates)b::bigint[],
-    %(widths)b::int[], %(heights)b::int[], %(frame_rates)b::float8[],
-    %(video_codecs)b::text[], %(audio_codecs)b::text[], %(audio_channels)b::int[],
-    %(sample_rates)b::int[], %(video_tracks)b::int[], %(audio_tracks)b::int[],
-    %(text_tracks)b::int[], %(truncated)b::bool[], %(summaries)b::text[],
-    %(documents)b::text[]
-) AS r(id, token, resolved_path, size_bytes, mtime_us, inode, container, duration_s,
-       bit_rate, width, height, frame_rate, video_codec, audio_codec, audio_channels,
-       sample_rate, video_tracks, audio_tracks, text_tracks, truncated, summary, metadata)
+    summary = r.summary,
+    metadata = r.metadata
+-- One JSON array for the whole batch (mediad/record.py makes its objects, in the worker):
+-- one parameter instead of one array per column, and each document parsed once.
+FROM jsonb_to_recordset(%(records)s::jsonb) AS r(
+    id bigint, token bigint, resolved_path text, size_bytes bigint, mtime_us bigint,
+    inode bigint, container text, duration_s float8, bit_rate bigint, width int,
+    height int, frame_rate float8, video_codec text, audio_codec text, audio_channels int,
+    sample_rate int, video_tracks int, audio_tracks int, text_tracks int, truncated bool,
+    summary jsonb, metadata jsonb)
 WHERE f.id = r.id AND f.lease_token = r.token
 RETURNING f.id, f.source_id, f.source_row;
 

@@ -1,0 +1,63 @@
+"""mediad.record: the JSON object a worker makes for the write-back. Pure: no database."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from mediad.models import Extracted, Fingerprint, Job
+from mediad.queries import named_queries
+from mediad.record import RECORD_KEYS, batch_text, record_of
+from mediad.summary import COLUMNS
+
+DOCUMENT = '{\n"media":{"@ref":"/m/a.mkv","track":[{"@type":"General","Format":"Matroska"}]}\n}\n'
+SUMMARY = {key: None for key in COLUMNS} | {
+    "container": "Matroska", "width": 1920, "duration_s": 2.5, "truncated": False,
+    "languages": ["en", "fr"], "streams": [{"kind": "video", "codec": "AVC"}],
+}
+
+
+def record() -> tuple[Job, Extracted]:
+    job = Job(7, "/m/a.mkv", 1, 99)
+    return job, Extracted(DOCUMENT, SUMMARY, Fingerprint(123, 1_700_000_000_000_001, 42),
+                          "/m/ré\udcff.mkv", seconds=0.25)
+
+
+def test_a_record_is_one_json_object_with_the_statements_keys() -> None:
+    job, extracted = record()
+    made = record_of(job, extracted)
+    row = json.loads(made.text)
+    assert list(row) == list(RECORD_KEYS)
+    assert (row["id"], row["token"], row["size_bytes"], row["inode"]) == (7, 99, 123, 42)
+    assert row["mtime_us"] == 1_700_000_000_000_001
+    # A name that is not UTF-8 is escaped, as everywhere else it is stored.
+    assert row["resolved_path"] == "/m/ré\\xff.mkv"
+    assert row["summary"] == SUMMARY
+    assert row["metadata"] == json.loads(DOCUMENT)
+    assert row["width"] == 1920 and row["container"] == "Matroska"
+    assert (made.row_id, made.size_bytes, made.seconds) == (7, 123, 0.25)
+
+
+def test_the_supervisor_reads_parts_without_parsing_the_whole() -> None:
+    job, extracted = record()
+    made = record_of(job, extracted)
+    assert made.document() == DOCUMENT  # byte for byte, whitespace included
+    assert made.summary() == SUMMARY
+    fingerprint, resolved = made.observed()
+    assert fingerprint == extracted.fingerprint
+    assert resolved == "/m/ré\\xff.mkv"
+
+
+def test_a_batch_is_a_json_array_of_its_records() -> None:
+    job, extracted = record()
+    other = record_of(Job(8, "/m/b.mkv", 1, 100), extracted)
+    rows = json.loads(batch_text([record_of(job, extracted), other]))
+    assert [r["id"] for r in rows] == [7, 8]
+
+
+def test_the_complete_statement_reads_exactly_these_keys() -> None:
+    statement = named_queries()["complete"]
+    columns = re.search(r"jsonb_to_recordset\(.*?\) AS r\((.*?)\)\s*WHERE", statement, re.S)
+    assert columns is not None
+    names = [part.split()[0] for part in columns.group(1).split(",")]
+    assert names == list(RECORD_KEYS)
