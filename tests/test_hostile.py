@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from mediad.extractor import ExtractOptions, extract
 from tests.conftest import Daemon, counts, mediad, wait_until
 from tests.media import make_corpus
 
@@ -196,12 +197,28 @@ def test_an_unreadable_file_fails_with_permission() -> None:
         locked = base / "locked.mp4"
         locked.write_bytes(b"\0" * 100)
         locked.chmod(0o000)
-        code = ("from mediad.extractor import ExtractOptions, extract; "
-                f"print(extract({str(locked)!r}, ExtractOptions()).failure_class)")
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                user=65534, group=65534, cwd="/", timeout=60,
-                                env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == "permission"
+        # Fork and drop to nobody in the child, rather than exec a Python as nobody: the
+        # interpreter may live where nobody cannot read it (a pyenv under /root).
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: only system calls and the gate, then _exit
+            code = 1
+            try:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                outcome = extract(str(locked), ExtractOptions())
+                os.write(write_end, str(getattr(outcome, "failure_class", outcome)).encode())
+                code = 0
+            except BaseException as exc:
+                os.write(write_end, repr(exc).encode())
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as answer:
+            said = answer.read().decode()
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, said
+        assert said == "permission"
     finally:
         shutil.rmtree(base, ignore_errors=True)
