@@ -69,6 +69,11 @@ class Record:
     summary_at: int  # where the summary's JSON starts in `text`
     document_at: int  # where the document starts; it runs to the closing brace
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # The default for a slotted dataclass calls dataclasses.fields() per unpickle.
+        return Record, (self.row_id, self.text, self.size_bytes, self.seconds,
+                        self.summary_at, self.document_at)
+
     def document(self) -> str:
         """MediaInfo's document, exactly as the worker had it."""
         return self.text[self.document_at : -1]
