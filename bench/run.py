@@ -881,6 +881,13 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         "noop_files_per_s": results["noop"]["files_per_s"],
         "noop_steady_files_per_s": results["noop"]["steady_files_per_s"],
     }
+    # Each round ran every contender once; the ratio within each round shows the spread
+    # that the least disturbed figure above hides (this host's speed varies run to run).
+    paired = list(zip(mediad.get("rounds", []), ideal_run.get("rounds", []), strict=False))
+    if len(paired) > 1:
+        by_round = [round(m["files_per_s"] / i["files_per_s"], 3) for m, i in paired]
+        found["mediad_over_ideal_by_round"] = by_round
+        found["mediad_over_ideal_median"] = round(statistics.median(by_round), 3)
     batched = results.get("mediainfo_batched")
     if batched:
         found["mediad_over_mediainfo_batched"] = round(

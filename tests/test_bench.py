@@ -106,3 +106,26 @@ def test_benchmark_runs_on_a_tiny_corpus_and_prints_every_row(
     assert "files_claim_idx" in plan or "not available" in plan, plan
     for name in ("mediad_over_ideal", "noop_files_per_s"):
         assert name in data["ratios"]
+
+
+def test_the_end_to_end_harness_runs_this_checkouts_daemon_or_another(
+    test_dsn: str, tmp_path: Path
+) -> None:
+    """bench.e2e (two versions of mediad in turn): every row done, once, by the daemon
+    of the directory given; a directory without mediad makes the run fail, not pass."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
+    command = [sys.executable, "-m", "bench.e2e", "--files", "60", "--engine", "noop",
+               "--dsn", test_dsn, "--mediad", str(ROOT)]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (run["done"], run["failed"]) == (60, 0)
+    assert run["table"]["updates"] == 120  # a claim and a completion per row, no more
+    assert 1 <= run["write_statements"] <= 60
+
+    empty = tmp_path / "no-mediad-here"
+    empty.mkdir()
+    elsewhere = subprocess.run([*command[:-1], str(empty)], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=120)
+    assert elsewhere.returncode != 0

@@ -1,0 +1,109 @@
+"""mediad end to end alone, for comparing two versions of mediad on this host.
+
+`python -m bench.run` measures every contender; tuning needs the one figure, repeated and
+alternated with another version, since this host's speed varies from run to run. The
+daemon is this checkout's `mediad`, or the one in `--mediad DIR` (a worktree of another
+commit: `git worktree add /tmp/old <commit>`), so two versions can be run in turn.
+
+Prints one JSON object per run: files/s, the CPU seconds of the supervisor, the workers
+and the PostgreSQL backends, and how many write-back statements the rows took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.db import Sql, bench_database, server
+from bench.run import (
+    CORES,
+    DaemonSpec,
+    build_corpus,
+    drop_schema,
+    enqueue_paths,
+    fill_noop_rows,
+    run_mediad,
+    table_stats,
+)
+
+KEYS = (
+    "files_per_s",
+    "steady_files_per_s",
+    "seconds",
+    "cpu_seconds_supervisor",
+    "cpu_seconds_workers",
+    "cpu_seconds_db_backends",
+    "other_load_cores",
+    "done",
+    "failed",
+)
+
+
+def one_run(
+    sql: Sql, dsn: str, work: Path, paths: list[str], engine: str, n: int, mediad: Path | None
+) -> dict[str, Any]:
+    schema = f"bench_e2e_{engine}_{n}"
+    spec = DaemonSpec(dsn, schema, CORES, engine, str(work / "corpus"), work / "state")
+    if mediad is not None:
+        # First on sys.path, ahead of the working directory; spawned workers inherit it.
+        code = (
+            f"import sys; sys.path.insert(0, {str(mediad)!r}); import mediad; "
+            f"sys.exit('mediad is not from ' + {str(mediad)!r}) "
+            f"if not mediad.__file__.startswith({str(mediad) + '/'!r}) else None; "
+            "from mediad.cli import main; sys.exit(main())"
+        )
+        spec.argv = ("-c", code, "run")
+    if engine == "noop":
+        fill_noop_rows(dsn, sql, schema, len(paths))
+    else:
+        enqueue_paths(dsn, schema, paths)
+    result = run_mediad(sql, spec, len(paths), work / f"{engine}-{n}.log")
+    time.sleep(1.0)  # the stopped daemon's backends report their statistics
+    found = {key: result[key] for key in KEYS}
+    found["table"] = table_stats(sql, schema)
+    # Rows written by one statement share its transaction's now().
+    found["write_statements"] = sql.one(
+        f'SELECT count(DISTINCT finished_at) FROM "{schema}".files'
+    )[0]
+    drop_schema(sql, schema)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--engine", choices=("mediainfo", "noop"), default="mediainfo")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--dsn", help="admin DSN (default: a throwaway pgserver)")
+    parser.add_argument(
+        "--mediad", type=Path, help="run the mediad package found in this directory"
+    )
+    args = parser.parse_args(argv)
+    if args.mediad is not None:
+        args.mediad = args.mediad.resolve()
+        if not (args.mediad / "mediad" / "__init__.py").is_file():
+            raise SystemExit(f"--mediad: no mediad package in {args.mediad}")
+    work = Path(tempfile.mkdtemp(prefix="mediad-e2e-"))
+    try:
+        paths, _ = build_corpus(work / "corpus", args.files, None)
+        with server(args.dsn) as (admin_dsn, _kind), bench_database(admin_dsn) as dsn:
+            sql = Sql(dsn)
+            try:
+                for n in range(args.repeat):
+                    found = one_run(sql, dsn, work, paths, args.engine, n, args.mediad)
+                    print(json.dumps({"engine": args.engine, "round": n + 1, **found}), flush=True)
+            finally:
+                sql.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
