@@ -46,7 +46,7 @@ class DaemonConfig:
     max_files_per_worker: int = 5000
     memory_limit_mb: int = 1024
     instance: str = ""
-    prefetch: int = 2  # files sent ahead to each worker, so none waits between two files
+    prefetch: int = 4  # files sent ahead to each worker, so none waits between two files
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,12 @@ Own the processes instead of using multiprocessing.Pool: we always know which fi
 worker holds, so a worker that dies or hangs costs that file one attempt and nothing else.
 
 Each worker may also hold a short queue of files sent ahead (`prefetch`), so it never
-waits for the supervisor between two files. A worker reads its pipe in order, so the head
-of its queue is the file it is reading; the others are not started. A worker that dies
-charges the head file and gives the rest back to the supervisor, uncharged.
+waits for the supervisor between two files. A worker reads its pipe in order and answers
+in order, but sends the results of fast files several at a time (one wake-up of the
+supervisor for several files), so the oldest unanswered file is not always the one it is
+reading: the worker publishes that one in shared memory (`Slot.reading`). A worker that
+dies or hangs charges that file alone and gives the rest back to the supervisor,
+uncharged: files not started yet, and finished files whose results died with it.
 
 The supervisor waits on every worker's pipe and process sentinel, and its own wake-up
 pipe, through one persistent selector (`wait`), and hands what became ready to `collect`.
@@ -57,11 +60,36 @@ class Slot:
     retiring: bool = False
     told_to_leave: bool = False
     pid: int = 0
+    reading: Any = None  # shared with the worker: [job id or 0, start in monotonic ns]
 
-    @property
-    def job(self) -> Job | None:
-        """The file this worker is reading now."""
-        return self.queue[0] if self.queue else None
+    def reading_now(self) -> tuple[int, float] | None:
+        """(position in the queue, start) of the file the worker is reading, if it says.
+
+        Results of fast files come back several at a time, so the oldest unanswered file
+        is not always the one being read: the worker publishes it in shared memory."""
+        if self.reading is None:
+            return None
+        job_id = self.reading[0]
+        started_ns = self.reading[1]
+        if job_id:
+            for position, job in enumerate(self.queue):
+                if job.id == job_id:
+                    return position, started_ns / 1e9
+        return None
+
+    def charged(self) -> tuple[Job | None, float, list[Job]]:
+        """For a worker that died or hung: the file it was reading (charged), when that
+        started, and every other file it held (given back uncharged: never started, or
+        finished with a result that died with the worker)."""
+        now_reading = self.reading_now()
+        if now_reading is not None:
+            position, started = now_reading
+            held = list(self.queue)
+            return held[position], started, held[:position] + held[position + 1 :]
+        if self.reading is not None:
+            return None, self.head_started_at, list(self.queue)  # between two files
+        head = self.queue[0] if self.queue else None
+        return head, self.head_started_at, list(self.queue)[1:]
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -79,6 +107,12 @@ def _readable(fd: int) -> bool:
     """One select(2) call. (Connection.poll builds and closes a selector every time: a
     tenth of the supervisor's CPU per file.)"""
     return bool(select.select([fd], [], [], 0)[0])
+
+
+def _started(slot: Slot) -> float:
+    """When the file a worker holds started: the one it says it reads, else the oldest."""
+    now_reading = slot.reading_now()
+    return now_reading[1] if now_reading is not None else slot.head_started_at
 
 
 class WorkerPool:
@@ -174,9 +208,10 @@ class WorkerPool:
 
     def _spawn(self) -> None:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        reading = self._ctx.RawArray("q", 2)
         process = self._ctx.Process(
             target=worker.main,
-            args=(child_conn, self.settings),
+            args=(child_conn, self.settings, reading),
             name="mediad-worker",
             daemon=True,
         )
@@ -189,6 +224,7 @@ class WorkerPool:
             started_at=self._clock(),
             retire_after=(self.max_files_per_worker + jitter) if self.max_files_per_worker else 0,
             pid=process.pid or 0,
+            reading=reading,
         )
         self._slots[process.sentinel] = slot
         self._selector.register(parent_conn.fileno(), selectors.EVENT_READ, ("pipe", slot))
@@ -265,31 +301,36 @@ class WorkerPool:
                 message = worker.receive(slot.conn)
             except (EOFError, OSError):
                 break
-            completion = self._handle_message(slot, message)
-            if completion is not None:
-                completions.append(completion)
+            completions.extend(self._handle_message(slot, message))
         return completions
 
-    def _handle_message(self, slot: Slot, message: tuple[Any, ...]) -> Completion | None:
+    def _handle_message(self, slot: Slot, message: tuple[Any, ...]) -> list[Completion]:
         tag = message[0]
         if tag == worker.READY:
             slot.ready = True
             self._maybe_dismiss(slot)
-            return None
+            return []
         if tag == worker.BOOT_ERROR:
             raise WorkerBootError(str(message[1]))
-        if tag != worker.RESULT or not slot.queue or slot.queue[0].id != message[1]:
-            return None
-        job, outcome = slot.queue.popleft(), message[2]
+        if tag != worker.RESULT:
+            return []
+        completions: list[Completion] = []
+        for job_id, outcome in message[1]:
+            if not slot.queue or slot.queue[0].id != job_id:
+                continue
+            job = slot.queue.popleft()
+            slot.files_done += 1
+            completions.append(Completion(job, outcome, slot.pid))
+        if not completions:
+            return []
         # The worker goes straight on to the next file it holds.
         slot.head_started_at = self._clock()
-        slot.files_done += 1
         self._early_deaths = 0
         if slot.retire_after and slot.files_done >= slot.retire_after and not slot.retiring:
             slot.retiring = True
             self._on_event("worker_recycled", {"pid": slot.pid, "files": slot.files_done})
         self._maybe_dismiss(slot)
-        return Completion(job, outcome, slot.pid)
+        return completions
 
     def _forget(self, slot: Slot) -> None:
         del self._slots[slot.process.sentinel]
@@ -313,16 +354,15 @@ class WorkerPool:
             self._early_deaths += 1
             delay = min(MAX_RESTART_DELAY, 0.1 * 2**self._early_deaths)
             self._next_start_at = now + delay
-        head = slot.job
+        head, started, others = slot.charged()
         self._on_event(
             "worker_died",
             {"pid": slot.pid, "how": describe_exit(exitcode), "path": head.path if head else None},
         )
+        self._returned.extend(others)
         if head is None:
             return None
-        self._returned.extend(list(slot.queue)[1:])
-        return Completion(head, self._death_failure(exitcode, now - slot.head_started_at),
-                          slot.pid)
+        return Completion(head, self._death_failure(exitcode, now - started), slot.pid)
 
     def _death_failure(self, exitcode: int, seconds: float) -> Failure:
         if exitcode == -signal.SIGXCPU:
@@ -341,7 +381,7 @@ class WorkerPool:
     # --- deadlines --------------------------------------------------------------------
 
     def next_deadline_in(self) -> float | None:
-        deadlines = [s.head_started_at + self.timeout_seconds for s in self._slots.values()
+        deadlines = [_started(s) + self.timeout_seconds for s in self._slots.values()
                      if s.queue]
         if not deadlines:
             return None
@@ -352,19 +392,21 @@ class WorkerPool:
         now = self._clock()
         completions: list[Completion] = []
         for slot in list(self._slots.values()):
-            head = slot.job
-            if head is None or now - slot.head_started_at < self.timeout_seconds:
+            if not slot.queue or now - _started(slot) < self.timeout_seconds:
                 continue
             # A worker stuck in native code cannot handle a polite signal: SIGKILL.
             self._kill(slot)
             self._forget(slot)
-            self._on_event("worker_timeout", {"pid": slot.pid, "path": head.path})
-            self._returned.extend(list(slot.queue)[1:])
+            head, started, others = slot.charged()
+            self._on_event("worker_timeout", {"pid": slot.pid, "path": head.path if head else None})
+            self._returned.extend(others)
+            if head is None:
+                continue
             failure = Failure(
                 FailureClass.TIMEOUT,
                 f"no result after {self.timeout_seconds:g} s (extract.timeout_seconds); "
                 "the worker was killed",
-                seconds=now - slot.head_started_at,
+                seconds=now - started,
             )
             completions.append(Completion(head, failure, slot.pid))
         return completions

@@ -95,6 +95,8 @@ def worker_settings(config: Config) -> WorkerSettings:
         config.daemon.memory_limit_mb,
         os.getpid(),
         config.extract.cpu_seconds,
+        # Half the files sent ahead: the other half keeps the worker busy meanwhile.
+        results_per_message=max(1, config.daemon.prefetch // 2),
     )
 
 

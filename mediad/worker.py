@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import resource
+import select
 import signal
 import sys
 import time
@@ -31,7 +32,7 @@ _PR_SET_PDEATHSIG = 1
 
 # Message tags on the pipe, worker to supervisor.
 READY = "ready"
-RESULT = "result"
+RESULT = "result"  # (RESULT, [(job id, outcome), ...]): one or more, in the order sent
 BOOT_ERROR = "boot_error"
 
 # Test hooks: only active when MEDIAD_TEST_HOOKS=1 is in the worker's environment, so the
@@ -49,6 +50,14 @@ class WorkerSettings:
     memory_limit_mb: int
     supervisor_pid: int
     cpu_seconds: float = 0.0
+    # Results of fast files go back together, up to this many per message: one wake-up
+    # of the supervisor for several files. 1: every result on its own.
+    results_per_message: int = 1
+
+
+# A file faster than this may wait for the next one's result before it is sent; a slower
+# one is sent at once (so a slow file never holds back an earlier result for long).
+FAST_FILE_SECONDS = 0.02
 
 
 def _limit_cpu_for_next_file(seconds: float) -> None:
@@ -119,7 +128,36 @@ def receive(conn: Connection) -> Any:
     return pickle.loads(conn.recv_bytes())
 
 
-def main(conn: Connection, settings: WorkerSettings) -> None:
+def _read(job: Job, settings: WorkerSettings, reading: Any, hooks: bool) -> tuple[Any, float]:
+    """One file: what goes back to the supervisor (a record or a failure), and how long
+    it took."""
+    _limit_cpu_for_next_file(settings.cpu_seconds)
+    started = time.monotonic()
+    if reading is not None:
+        # Which file this worker reads, for the supervisor, even while earlier results
+        # are still here: a crash or a timeout charges this one.
+        reading[1] = time.monotonic_ns()
+        reading[0] = job.id
+    if hooks:
+        _test_hook(job)
+    try:
+        outcome = extract(job.path, settings.options)
+    except MemoryError:
+        outcome = Failure(FailureClass.OUT_OF_MEMORY, "ran out of memory (daemon.memory_limit_mb)")
+    if reading is not None:
+        reading[0] = 0
+    # A record is what the write-back reads: made here, not in the supervisor.
+    message = record_of(job, outcome) if isinstance(outcome, Extracted) else outcome
+    return message, time.monotonic() - started
+
+
+def _job_waiting(conn: Connection) -> bool:
+    return bool(select.select([conn.fileno()], [], [], 0)[0])
+
+
+def main(conn: Connection, settings: WorkerSettings, reading: Any = None) -> None:
+    """`reading`: shared memory [job id, start in monotonic ns] of the file being read
+    (id 0 between files)."""
     _die_with_parent(settings.supervisor_pid)
     _init_signals()
     try:
@@ -135,22 +173,23 @@ def main(conn: Connection, settings: WorkerSettings) -> None:
     _limit_memory(settings.memory_limit_mb)
     hooks = os.environ.get("MEDIAD_TEST_HOOKS") == "1"
     send(conn, (READY, os.getpid()))
+    buffered: list[tuple[int, Any]] = []
     while True:
+        if buffered and (
+            len(buffered) >= settings.results_per_message or not _job_waiting(conn)
+        ):
+            send(conn, (RESULT, buffered))
+            buffered = []
         try:
             job: Job | None = receive(conn)
         except (EOFError, OSError):
             return  # the supervisor is gone
         if job is None:
+            if buffered:  # cannot happen (told only once all is answered), never lose one
+                send(conn, (RESULT, buffered))
             return  # asked to retire
-        _limit_cpu_for_next_file(settings.cpu_seconds)
-        if hooks:
-            _test_hook(job)
-        try:
-            outcome = extract(job.path, settings.options)
-        except MemoryError:
-            outcome = Failure(
-                FailureClass.OUT_OF_MEMORY, "ran out of memory (daemon.memory_limit_mb)"
-            )
-        # A record is what the write-back reads: made here, not in the supervisor.
-        message = record_of(job, outcome) if isinstance(outcome, Extracted) else outcome
-        send(conn, (RESULT, job.id, message))
+        message, seconds = _read(job, settings, reading, hooks)
+        buffered.append((job.id, message))
+        if seconds >= FAST_FILE_SECONDS:
+            send(conn, (RESULT, buffered))
+            buffered = []

@@ -1,0 +1,93 @@
+"""The worker pool with real worker processes, no database: which file a worker that dies
+or hangs is charged with, when results of fast files come back several at a time."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from mediad.errors import FailureClass
+from mediad.extractor import ExtractOptions
+from mediad.models import Completion, Failure, Job, Record
+from mediad.pool import WorkerPool
+from mediad.worker import WorkerSettings
+
+
+def _pool(results_per_message: int, timeout: float = 30) -> WorkerPool:
+    settings = WorkerSettings(ExtractOptions(), memory_limit_mb=1024,
+                              supervisor_pid=os.getpid(), cpu_seconds=30,
+                              results_per_message=results_per_message)
+    return WorkerPool(settings, 1, timeout_seconds=timeout, max_files_per_worker=0,
+                      prefetch=4)
+
+
+def _run(pool: WorkerPool, jobs: list[Job], until: int) -> tuple[list[Completion], list[Job]]:
+    """Send every job to the one worker at once; collect `until` answers (the charged
+    ones and the results), and what came back uncharged."""
+    completions: list[Completion] = []
+    returned: list[Job] = []
+    deadline = time.monotonic() + 60
+    sent = False
+    while len(completions) + len(returned) < until and time.monotonic() < deadline:
+        pool.maintain()
+        idle = pool.idle()
+        if idle and not sent:
+            for job in jobs:
+                assert pool.dispatch(idle[0], job)
+            sent = True
+        ready, _ = pool.wait(0.2)
+        completions += pool.collect(ready) + pool.enforce_timeouts()
+        returned += pool.take_returned()
+    return completions, returned
+
+
+@pytest.fixture()
+def hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDIAD_TEST_HOOKS", "1")  # read by the spawned worker
+
+
+@pytest.mark.parametrize("marker", ["__mediad_crash__", "__mediad_hang__"])
+def test_a_worker_holding_finished_results_charges_only_the_file_it_reads(
+    marker: str, small_mp4: Path, tmp_path: Path, hooks: None
+) -> None:
+    """The first file is slow (its result goes back at once, and meanwhile the other two
+    reach the worker's pipe); the second is fast, so its result waits in the worker for
+    the third's, and the worker dies on (or hangs in) the third. Only the third is
+    charged; the second comes back uncharged, to be read again, not failed as a crash."""
+    paths = []
+    for name in ("__mediad_sleep_300ms__a.mp4", "b.mp4", f"{marker}c.mp4"):
+        os.link(small_mp4, tmp_path / name)
+        paths.append(str(tmp_path / name))
+    jobs = [Job(n + 1, path, 1, 7) for n, path in enumerate(paths)]
+    pool = _pool(results_per_message=3, timeout=3)
+    try:
+        completions, returned = _run(pool, jobs, until=3)
+    finally:
+        pool.kill_all()
+        pool.close()
+    charged = [c for c in completions if isinstance(c.outcome, Failure)]
+    assert [c.job.id for c in charged] == [3]
+    expected = FailureClass.WORKER_CRASH if "crash" in marker else FailureClass.TIMEOUT
+    assert charged[0].outcome.failure_class is expected
+    assert {c.job.id for c in completions if isinstance(c.outcome, Record)} == {1}
+    assert [j.id for j in returned] == [2]  # its result died with the worker
+
+
+def test_fast_results_come_back_together_and_in_order(small_mp4: Path, tmp_path: Path) -> None:
+    paths = []
+    for n in range(4):
+        os.link(small_mp4, tmp_path / f"f{n}.mp4")
+        paths.append(str(tmp_path / f"f{n}.mp4"))
+    jobs = [Job(n + 1, path, 1, 7) for n, path in enumerate(paths)]
+    pool = _pool(results_per_message=2)
+    try:
+        completions, returned = _run(pool, jobs, until=4)
+    finally:
+        pool.kill_all()
+        pool.close()
+    assert not returned
+    assert [c.job.id for c in completions] == [1, 2, 3, 4]
+    assert all(isinstance(c.outcome, Record) for c in completions)
