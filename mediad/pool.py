@@ -63,33 +63,27 @@ class Slot:
     reading: Any = None  # shared with the worker: [job id or 0, start in monotonic ns]
 
     def reading_now(self) -> tuple[int, float] | None:
-        """(position in the queue, start) of the file the worker is reading, if it says.
+        """(position in the queue, start) of the file the worker says it is reading.
 
         Results of fast files come back several at a time, so the oldest unanswered file
-        is not always the one being read: the worker publishes it in shared memory."""
-        if self.reading is None:
-            return None
-        job_id = self.reading[0]
-        started_ns = self.reading[1]
-        if job_id:
-            for position, job in enumerate(self.queue):
-                if job.id == job_id:
-                    return position, started_ns / 1e9
+        is not always the one being read: the worker publishes it in shared memory, from
+        before it opens the file until its answer is made (0 between files)."""
+        job_id, started_ns = self.reading[0], self.reading[1]
+        for position, job in enumerate(self.queue):
+            if job.id == job_id:
+                return position, started_ns / 1e9
         return None
 
     def charged(self) -> tuple[Job | None, float, list[Job]]:
-        """For a worker that died or hung: the file it was reading (charged), when that
-        started, and every other file it held (given back uncharged: never started, or
-        finished with a result that died with the worker)."""
+        """For a worker that died or hung: the file it was reading (charged, or None if
+        it was between files), when that started, and every other file it held (given
+        back uncharged: never started, or finished with a result that died with it)."""
+        held = list(self.queue)
         now_reading = self.reading_now()
-        if now_reading is not None:
-            position, started = now_reading
-            held = list(self.queue)
-            return held[position], started, held[:position] + held[position + 1 :]
-        if self.reading is not None:
-            return None, self.head_started_at, list(self.queue)  # between two files
-        head = self.queue[0] if self.queue else None
-        return head, self.head_started_at, list(self.queue)[1:]
+        if now_reading is None:
+            return None, self.head_started_at, held
+        position, started = now_reading
+        return held[position], started, held[:position] + held[position + 1 :]
 
 
 def describe_exit(exitcode: int | None) -> str:

@@ -40,6 +40,7 @@ BOOT_ERROR = "boot_error"
 HANG_MARKER = "__mediad_hang__"
 HANG_ONCE_MARKER = "__mediad_hang_once__"  # hangs on the first attempt only
 CRASH_MARKER = "__mediad_crash__"
+CRASH_AFTER_MARKER = "__mediad_crash_after__"  # dies once the file is read, before answering
 SPIN_MARKER = "__mediad_spin__"  # burns CPU forever, as a parser in a loop would
 SLEEP_MARKER = re.compile(r"__mediad_sleep_(\d+)ms__")  # a slow file, e.g. __mediad_sleep_20ms__
 
@@ -130,24 +131,23 @@ def receive(conn: Connection) -> Any:
 
 def _read(job: Job, settings: WorkerSettings, reading: Any, hooks: bool) -> tuple[Any, float]:
     """One file: what goes back to the supervisor (a record or a failure), and how long
-    it took."""
+    it took. `reading` names the file from before it is opened until its answer is made:
+    a crash or a hang anywhere in between charges this file, not the files around it."""
     _limit_cpu_for_next_file(settings.cpu_seconds)
     started = time.monotonic()
-    if reading is not None:
-        # Which file this worker reads, for the supervisor, even while earlier results
-        # are still here: a crash or a timeout charges this one.
-        reading[1] = time.monotonic_ns()
-        reading[0] = job.id
+    reading[1] = time.monotonic_ns()
+    reading[0] = job.id
     if hooks:
         _test_hook(job)
     try:
         outcome = extract(job.path, settings.options)
     except MemoryError:
         outcome = Failure(FailureClass.OUT_OF_MEMORY, "ran out of memory (daemon.memory_limit_mb)")
-    if reading is not None:
-        reading[0] = 0
     # A record is what the write-back reads: made here, not in the supervisor.
     message = record_of(job, outcome) if isinstance(outcome, Extracted) else outcome
+    if hooks and CRASH_AFTER_MARKER in job.path:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    reading[0] = 0
     return message, time.monotonic() - started
 
 
@@ -155,7 +155,7 @@ def _job_waiting(conn: Connection) -> bool:
     return bool(select.select([conn.fileno()], [], [], 0)[0])
 
 
-def main(conn: Connection, settings: WorkerSettings, reading: Any = None) -> None:
+def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
     """`reading`: shared memory [job id, start in monotonic ns] of the file being read
     (id 0 between files)."""
     _die_with_parent(settings.supervisor_pid)

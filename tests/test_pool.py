@@ -91,3 +91,22 @@ def test_fast_results_come_back_together_and_in_order(small_mp4: Path, tmp_path:
     assert not returned
     assert [c.job.id for c in completions] == [1, 2, 3, 4]
     assert all(isinstance(c.outcome, Record) for c in completions)
+
+
+def test_a_worker_that_dies_after_reading_but_before_answering_charges_that_file(
+    small_mp4: Path, tmp_path: Path, hooks: None
+) -> None:
+    """A file whose answer kills the worker (say its record cannot be made) is charged,
+    so it runs out of attempts: given back uncharged, it would kill workers forever."""
+    os.link(small_mp4, tmp_path / "__mediad_crash_after__b.mp4")
+    job = Job(1, str(tmp_path / "__mediad_crash_after__b.mp4"), 1, 7)
+    pool = _pool(results_per_message=2)
+    try:
+        completions, returned = _run(pool, [job], until=1)
+    finally:
+        pool.kill_all()
+        pool.close()
+    assert not returned
+    [crashed] = completions
+    assert isinstance(crashed.outcome, Failure)
+    assert crashed.outcome.failure_class is FailureClass.WORKER_CRASH
