@@ -98,7 +98,7 @@ class Completion:
     """An outcome tied to the claim it answers, ready for write-back."""
 
     job: Job
-    outcome: Outcome | Record
+    outcome: Record | Failure  # a worker sends a record, not the Extracted it made it from
     worker_pid: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 

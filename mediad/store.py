@@ -27,10 +27,10 @@ from mediad.errors import (
     SchemaError,
     UsageError,
 )
-from mediad.models import Extracted, Failure, Job, Record, ScanEntry
+from mediad.models import Failure, Job, Record, ScanEntry
 from mediad.paths import UNSTORABLE_MESSAGE
 from mediad.queries import latest_version, migrations, named_queries
-from mediad.record import batch_text, record_of, storable_text
+from mediad.record import batch_text, storable_text
 
 
 class LockTimeout(MediadError):
@@ -235,10 +235,10 @@ class Store:
         )
         return {r["id"] for r in rows}
 
-    def complete(self, results: Sequence[tuple[Job, Extracted | Record]]) -> WriteResult:
+    def complete(self, results: Sequence[tuple[Job, Record]]) -> WriteResult:
         if not results:
             return WriteResult(frozenset(), 0)
-        records = [as_record(job, outcome) for job, outcome in results]
+        records = [record for _, record in results]
         try:
             rows = self._complete(records)
         except REFUSED:
@@ -461,11 +461,7 @@ class Store:
                     for statement in ddl:
                         conn.execute(statement)
             except psycopg.errors.LockNotAvailable:
-                raise LockTimeout(
-                    f"{source.table_name}: could not lock the table within "
-                    f"{lock_timeout_ms} ms to create the trigger (a long transaction holds "
-                    "it?); nothing was changed, try again"
-                ) from None
+                raise _lock_timeout(source, lock_timeout_ms, "create") from None
             except psycopg.errors.UniqueViolation:
                 raise UsageError(f"{source.table_name} is already attached") from None
             except psycopg.errors.InsufficientPrivilege as exc:
@@ -539,10 +535,7 @@ class Store:
                     for statement in ddl:
                         conn.execute(statement)
             except psycopg.errors.LockNotAvailable:
-                raise LockTimeout(
-                    f"{source.table_name}: could not lock the table within "
-                    f"{lock_timeout_ms} ms to drop the trigger; nothing was changed, try again"
-                ) from None
+                raise _lock_timeout(source, lock_timeout_ms, "drop") from None
             conn.execute(self._queries["source_delete"], {"id": source.id})
         self._sources.pop(source.id, None)
         return shown
@@ -584,9 +577,11 @@ def _first_line(exc: Exception) -> str:
 
 
 
-def as_record(job: Job, outcome: Extracted | Record) -> Record:
-    """Workers send records; an Extracted (tests, tools) is turned into one here."""
-    return outcome if isinstance(outcome, Record) else record_of(job, outcome)
+def _lock_timeout(source: Source, lock_timeout_ms: int, verb: str) -> LockTimeout:
+    return LockTimeout(
+        f"{source.table_name}: could not lock the table within {lock_timeout_ms} ms to "
+        f"{verb} the trigger (a long transaction holds it?); nothing was changed, try again"
+    )
 
 
 def _jsonable(value: Any) -> Any:

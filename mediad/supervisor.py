@@ -27,7 +27,7 @@ from mediad.config import Config, mask_dsn
 from mediad.dbthread import Answer, DatabaseThreads
 from mediad.errors import DatabaseUnavailable, MediadError
 from mediad.extractor import ExtractOptions
-from mediad.models import Completion, Failure, Job, Record
+from mediad.models import Completion, Failure, Job
 from mediad.notify import Notifier
 from mediad.pool import WorkerPool
 from mediad.retry import RetryPolicy
@@ -469,10 +469,8 @@ class Supervisor:
                     attempt=completion.job.attempts,
                     worker_pid=completion.worker_pid,
                 )
-            elif isinstance(outcome, Record):
-                metrics.BYTES.inc(outcome.size_bytes)
             else:
-                metrics.BYTES.inc(outcome.fingerprint.size_bytes)
+                metrics.BYTES.inc(outcome.size_bytes)
         self._results.extend(completions)
 
     def _maybe_flush(self, now: float, force: bool = False) -> None:

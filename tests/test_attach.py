@@ -26,7 +26,7 @@ from mediad.config import load
 from mediad.errors import ConfigError, UsageError
 from mediad.store import Store
 from tests.conftest import Daemon, counts, mediad, wait_until
-from tests.test_store import extracted
+from tests.test_store import extracted, records
 
 SQL = Callable[..., list[tuple[Any, ...]]]
 
@@ -203,7 +203,8 @@ def test_attach_queues_follows_inserts_updates_deletes_and_detach_restores(
     jobs = {j.path: j for j in store.claim(100, 30)}
     first, second = jobs["/m/1.mp4"], jobs["/m/2.mp4"]
     sql(f"UPDATE \"{schema}\".files SET lease_token = -1 WHERE id = %s", [second.id])  # fenced
-    result_w = store.complete([(first, extracted("/m/1.mp4")), (second, extracted("/m/2.mp4"))])
+    result_w = store.complete(
+        records([(first, extracted("/m/1.mp4")), (second, extracted("/m/2.mp4"))]))
     assert result_w.written == 1 and result_w.stale == 1
     written = sql(f'SELECT path, metadata, media_duration_s, media_width FROM '
                   f'"{app_schema}".media_files WHERE path IN (%s, %s) ORDER BY path',

@@ -12,11 +12,17 @@ import psycopg
 import pytest
 
 from mediad.errors import FailureClass, SchemaError
-from mediad.models import Extracted, Failure, Fingerprint, Job, ScanEntry
+from mediad.models import Extracted, Failure, Fingerprint, Job, Record, ScanEntry
 from mediad.queries import latest_version
+from mediad.record import record_of
 from mediad.store import FailureWrite, Store
 
 SQL = Callable[..., list[tuple[Any, ...]]]
+
+
+def records(pairs: list[tuple[Job, Extracted]]) -> list[tuple[Job, Record]]:
+    """What workers send: each extraction as its write-back record."""
+    return [(job, record_of(job, extracted)) for job, extracted in pairs]
 
 
 def extracted(path: str = "/m/a.mp4") -> Extracted:
@@ -89,7 +95,7 @@ def test_claim_walks_the_index_even_with_stale_statistics(
 def test_complete_writes_summary_and_document(store: Store, sql: SQL, schema: str) -> None:
     store.enqueue(["/m/a.mp4"])
     [job] = store.claim(10, 30)
-    result = store.complete([(job, extracted())])
+    result = store.complete(records([(job, extracted())]))
     assert (result.written, result.stale) == (1, 0)
     row = sql(f'SELECT state, container, width, metadata->\'media\'->>\'@ref\', size_bytes, '
               f'lease_token, attempts FROM "{schema}".files')[0]
@@ -104,11 +110,11 @@ def test_a_stale_claim_cannot_overwrite_a_newer_one(store: Store, sql: SQL, sche
     assert store.rescue_expired(max_attempts=5) == (1, 0)
     [new] = store.claim(10, 30)
     assert new.lease_token != old.lease_token
-    assert store.complete([(old, extracted())]).stale == 1
+    assert store.complete(records([(old, extracted())])).stale == 1
     failure = FailureWrite(old, Failure(FailureClass.TIMEOUT, "late"), True, 0)
     assert store.fail([failure]).stale == 1
     assert store.counts()["running"] == 1
-    assert store.complete([(new, extracted())]).written == 1
+    assert store.complete(records([(new, extracted())])).written == 1
     assert sql(f'SELECT state, attempts FROM "{schema}".files') == [("done", 2)]
 
 
@@ -157,7 +163,7 @@ def test_rescue_fails_rows_out_of_attempts(store: Store, sql: SQL, schema: str) 
 def test_enqueue_requeues_finished_rows_only(store: Store) -> None:
     assert store.enqueue(["/m/a.mp4", "/m/b.mp4"]) == (2, 0)
     [a, _b] = store.claim(10, 30)
-    store.complete([(a, extracted())])
+    store.complete(records([(a, extracted())]))
     # a is done: queued again; b is running: left alone.
     assert store.enqueue(["/m/a.mp4", "/m/b.mp4"]) == (0, 1)
     assert store.counts() == {"pending": 1, "running": 1, "done": 0, "failed": 0}
@@ -167,7 +173,7 @@ def test_scan_skips_unchanged_and_requeues_changed(store: Store) -> None:
     entry = ScanEntry("/m/a.mp4", 1234, 1_700_000_000_123_456)
     assert store.scan_upsert([entry]) == (1, 0)
     [job] = store.claim(10, 30)
-    store.complete([(job, extracted())])
+    store.complete(records([(job, extracted())]))
     assert store.scan_upsert([entry]) == (0, 0)
     changed = ScanEntry("/m/a.mp4", 1234, 1_700_000_000_999_999)
     assert store.scan_upsert([changed]) == (0, 1)
@@ -186,7 +192,7 @@ def test_a_document_postgres_refuses_fails_only_its_row(store: Store, sql: SQL,
     store.enqueue(["/m/good.mp4", "/m/bad.mp4"])
     good, bad = store.claim(10, 30)
     broken = Extracted("{not json", extracted().summary, extracted().fingerprint, "/m/bad.mp4")
-    result = store.complete([(good, extracted("/m/good.mp4")), (bad, broken)])
+    result = store.complete(records([(good, extracted("/m/good.mp4")), (bad, broken)]))
     assert result.written == 2  # one done, one recorded as failed
     rows = sql(f'SELECT path, state, error_class FROM "{schema}".files ORDER BY path')
     assert rows == [("/m/bad.mp4", "failed", "internal"), ("/m/good.mp4", "done", None)]
@@ -234,7 +240,7 @@ def test_a_batch_comes_back_in_priority_order(store: Store) -> None:
 def test_a_rescan_after_a_crash_does_not_reset_the_attempts(store: Store) -> None:
     store.scan_upsert([ScanEntry("/m/a.mp4", 10, 1)])
     [job] = store.claim(10, 30)
-    store.complete([(job, extracted())])
+    store.complete(records([(job, extracted())]))
     assert store.scan_upsert([ScanEntry("/m/a.mp4", 20, 1)]) == (0, 1)  # changed: queued
     [again] = store.claim(10, 30)
     crash = Failure(FailureClass.WORKER_CRASH, "killed by SIGSEGV")
@@ -249,8 +255,8 @@ def test_a_resolved_name_that_is_not_utf8_is_stored_escaped(store: Store, sql: S
     store.enqueue(["/m/link.mp4", "/m/good.mp4"])
     link, good = store.claim(10, 30)
     odd = os.fsdecode(b"/m/caf\xe9.mp4")  # what realpath returns for such a target
-    result = store.complete([(link, replace(extracted(), resolved_path=odd)),
-                             (good, extracted("/m/good.mp4"))])
+    result = store.complete(records([(link, replace(extracted(), resolved_path=odd)),
+                             (good, extracted("/m/good.mp4"))]))
     assert result.written == 2
     assert sql(f'SELECT resolved_path FROM "{schema}".files WHERE path = %s',
                ["/m/link.mp4"]) == [(r"/m/caf\xe9.mp4",)]

@@ -9,6 +9,7 @@ from mediad.config import Config
 from mediad.dbthread import Answer
 from mediad.errors import DatabaseUnavailable, FailureClass
 from mediad.models import Completion, Extracted, Failure, Fingerprint, Job
+from mediad.record import record_of
 from mediad.store import Store, WriteResult
 from mediad.supervisor import Supervisor
 
@@ -16,7 +17,7 @@ from mediad.supervisor import Supervisor
 def test_results_committed_before_a_failed_failure_write_are_not_written_again() -> None:
     supervisor = Supervisor(Config(), cast(Store, object()))
     done_job, failed_job = Job(1, "/m/a.mp4", 1, 10), Job(2, "/m/b.mp4", 1, 10)
-    extracted = Extracted("{}", {}, Fingerprint(1, 1, 1), "/m/a.mp4")
+    extracted = record_of(done_job, Extracted("{}", {}, Fingerprint(1, 1, 1), "/m/a.mp4"))
     failure = Failure(FailureClass.IO_ERROR, "EIO")
     batch = [Completion(done_job, extracted), Completion(failed_job, failure)]
     supervisor._held = {1: done_job, 2: failed_job}
