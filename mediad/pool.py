@@ -21,7 +21,6 @@ import contextlib
 import multiprocessing
 import os
 import random
-import select
 import selectors
 import signal
 import time
@@ -95,12 +94,6 @@ def describe_exit(exitcode: int | None) -> str:
         except ValueError:
             return f"was killed by signal {-exitcode}"
     return f"exited with code {exitcode}"
-
-
-def _readable(fd: int) -> bool:
-    """One select(2) call. (Connection.poll builds and closes a selector every time: a
-    tenth of the supervisor's CPU per file.)"""
-    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _started(slot: Slot) -> float:
@@ -290,7 +283,7 @@ class WorkerPool:
         completions: list[Completion] = []
         while True:
             try:
-                if slot.conn.closed or not _readable(slot.conn.fileno()):
+                if slot.conn.closed or not worker.readable(slot.conn):
                     break
                 message = worker.receive(slot.conn)
             except (EOFError, OSError):
