@@ -46,10 +46,18 @@ KEYS = (
 
 
 def one_run(
-    sql: Sql, dsn: str, work: Path, paths: list[str], engine: str, n: int, mediad: Path | None
+    sql: Sql,
+    dsn: str,
+    work: Path,
+    paths: list[str],
+    engine: str,
+    n: int,
+    mediad: Path | None,
+    settings: dict[str, str],
 ) -> dict[str, Any]:
     schema = f"bench_e2e_{engine}_{n}"
-    spec = DaemonSpec(dsn, schema, CORES, engine, str(work / "corpus"), work / "state")
+    spec = DaemonSpec(dsn, schema, CORES, engine, str(work / "corpus"), work / "state",
+                      extra=settings)
     if mediad is not None:
         # First on sys.path, ahead of the working directory; spawned workers inherit it.
         code = (
@@ -84,7 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mediad", type=Path, help="run the mediad package found in this directory"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION_KEY=VALUE",
+        help="a setting for the daemon, as its environment variable without MEDIAD_ "
+        "(e.g. --set DAEMON_PREFETCH=8); repeatable",
+    )
     args = parser.parse_args(argv)
+    settings = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item}: expected SECTION_KEY=VALUE")
+        settings[f"MEDIAD_{name.upper()}"] = value
     if args.mediad is not None:
         args.mediad = args.mediad.resolve()
         if not (args.mediad / "mediad" / "__init__.py").is_file():
@@ -96,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             sql = Sql(dsn)
             try:
                 for n in range(args.repeat):
-                    found = one_run(sql, dsn, work, paths, args.engine, n, args.mediad)
+                    found = one_run(
+                        sql, dsn, work, paths, args.engine, n, args.mediad, settings
+                    )
                     print(json.dumps({"engine": args.engine, "round": n + 1, **found}), flush=True)
             finally:
                 sql.close()
