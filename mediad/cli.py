@@ -18,13 +18,13 @@ from mediad.attach import Source
 from mediad.config import AttachConfig, Config, as_display_dict, load, mask_dsn
 from mediad.errors import DatabaseUnavailable, MediadError, UsageError
 from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable
-from mediad.pool import WorkerBootError
+from mediad.pool import WorkerBootError, WorkerPool
 from mediad.progress import Progress
 from mediad.runtime import connect, open_store
 from mediad.scan import ScanReport, batched, walk
 from mediad.store import LockTimeout, Store
 from mediad.summary import COLUMNS
-from mediad.supervisor import RunMode, Supervisor, Tally, owner_name
+from mediad.supervisor import RunMode, Supervisor, Tally, make_pool, owner_name
 
 log = structlog.get_logger("mediad")
 
@@ -200,6 +200,23 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     startup_environment = _scrub_secret_environment()
     config = _run_config(args, startup_environment)
     notifier = notify.from_environment()  # before anything slow: a missing extra fails now
+    # Workers boot (a Python and libmediainfo each, a fraction of a second) while the
+    # database is reached; after the secrets left the environment they inherit.
+    pool = make_pool(config)
+    pool.maintain()
+    try:
+        return _run_daemon(args, config, startup_environment, notifier, pool)
+    finally:
+        pool.close()
+
+
+def _run_daemon(
+    args: argparse.Namespace,
+    config: Config,
+    startup_environment: dict[str, str],
+    notifier: notify.Notifier,
+    pool: WorkerPool,
+) -> int:
     with open_store(config, owner=owner_name(config.daemon.instance)) as store:
         pending_backfills = _apply_attach_config(store, config.attach)
         if args.scan:
@@ -214,6 +231,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
             reload_config=lambda: _run_config(args, startup_environment),
             notifier=notifier,
             store_factory=lambda new: connect(new, store.owner),
+            pool=pool,
         )
         backfill = Backfill(store, pending_backfills)
         backfill.start()

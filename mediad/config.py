@@ -37,7 +37,7 @@ class DatabaseConfig:
 @dataclass(frozen=True)
 class DaemonConfig:
     workers: int = 0  # 0 means one per core
-    batch_size: int = 50
+    batch_size: int = 500  # the most rows per claim; the claim follows the pace (claimsize.py)
     poll_seconds: float = 5.0
     lease_seconds: float = 30.0
     shutdown_grace_seconds: float = 30.0

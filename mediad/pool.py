@@ -121,12 +121,13 @@ class WorkerPool:
         self.prefetch = max(1, prefetch)
         self._ctx = multiprocessing.get_context("spawn")
         self._slots: dict[int, Slot] = {}  # by sentinel
-        self._on_event = on_event or (lambda name, fields: None)
+        self.on_event: EventSink = on_event or (lambda name, fields: None)
         self._clock = clock
         self._early_deaths = 0
         self._next_start_at = 0.0
         self._selector = selectors.DefaultSelector()
         self._returned: list[Job] = []
+        self._closed = False
 
     # --- shape ------------------------------------------------------------------------
 
@@ -227,7 +228,7 @@ class WorkerPool:
             slot.told_to_leave = True
             self._send(slot, None)
 
-    def _send(self, slot: Slot, message: Job | None) -> bool:
+    def _send(self, slot: Slot, message: list[tuple[int, str, int, int]] | None) -> bool:
         try:
             worker.send(slot.conn, message)
         except OSError:
@@ -254,12 +255,19 @@ class WorkerPool:
 
     # --- work ---------------------------------------------------------------------------
 
-    def dispatch(self, slot: Slot, job: Job) -> bool:
-        if not self._send(slot, job):
+    def room(self, slot: Slot) -> int:
+        """How many more files this worker may hold."""
+        return max(0, self.prefetch - len(slot.queue))
+
+    def dispatch(self, slot: Slot, jobs: list[Job]) -> bool:
+        """Send files to a worker in one message (one wake-up of it for all of them)."""
+        # Plain tuples: a list of dataclasses pickles several times slower.
+        message = [(job.id, job.path, job.attempts, job.lease_token) for job in jobs]
+        if not self._send(slot, message):
             return False
         if not slot.queue:
             slot.head_started_at = self._clock()
-        slot.queue.append(job)
+        slot.queue.extend(jobs)
         return True
 
     def collect(self, ready: list[tuple[str, Slot]]) -> list[Completion]:
@@ -315,7 +323,7 @@ class WorkerPool:
         self._early_deaths = 0
         if slot.retire_after and slot.files_done >= slot.retire_after and not slot.retiring:
             slot.retiring = True
-            self._on_event("worker_recycled", {"pid": slot.pid, "files": slot.files_done})
+            self.on_event("worker_recycled", {"pid": slot.pid, "files": slot.files_done})
         self._maybe_dismiss(slot)
         return completions
 
@@ -342,7 +350,7 @@ class WorkerPool:
             delay = min(MAX_RESTART_DELAY, 0.1 * 2**self._early_deaths)
             self._next_start_at = now + delay
         head, started, others = slot.charged()
-        self._on_event(
+        self.on_event(
             "worker_died",
             {"pid": slot.pid, "how": describe_exit(exitcode), "path": head.path if head else None},
         )
@@ -385,7 +393,7 @@ class WorkerPool:
             self._kill(slot)
             self._forget(slot)
             head, started, others = slot.charged()
-            self._on_event("worker_timeout", {"pid": slot.pid, "path": head.path if head else None})
+            self.on_event("worker_timeout", {"pid": slot.pid, "path": head.path if head else None})
             self._returned.extend(others)
             if head is None:
                 continue
@@ -420,4 +428,10 @@ class WorkerPool:
         return held
 
     def close(self) -> None:
+        """Stop what is left (nothing, after a drain) and release the selector. Idempotent:
+        a command that fails before its supervisor runs closes the pool it started."""
+        if self._closed:
+            return
+        self.kill_all()
+        self._closed = True
         self._selector.close()

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from mediad import logs, metrics
+from mediad.claimsize import ClaimSizer
 from mediad.config import Config, mask_dsn
 from mediad.dbthread import Answer, DatabaseThreads
 from mediad.errors import DatabaseUnavailable, MediadError
@@ -100,6 +101,17 @@ def worker_settings(config: Config) -> WorkerSettings:
     )
 
 
+def make_pool(config: Config) -> WorkerPool:
+    """The worker pool a config asks for (no worker started yet)."""
+    return WorkerPool(
+        worker_settings(config),
+        config.effective_workers(),
+        timeout_seconds=config.extract.timeout_seconds,
+        max_files_per_worker=config.daemon.max_files_per_worker,
+        prefetch=config.daemon.prefetch,
+    )
+
+
 def retry_policy(config: Config) -> RetryPolicy:
     return RetryPolicy(
         config.retry.max_attempts,
@@ -119,6 +131,7 @@ class Supervisor:
         on_progress: Callable[[Tally], None] | None = None,
         notifier: Notifier | None = None,
         store_factory: Callable[[Config], Store] | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.config = config
         self._store_factory = store_factory
@@ -152,18 +165,15 @@ class Supervisor:
         self._db_retry_at = 0.0
         self._db_failures = 0
         self._claiming = 0
+        self._claim_sizer = ClaimSizer()
+        self._received = 0  # results received from workers, written or not
         self._connections_counted = 0
         self._next_gauges = 0.0
         self._listener: Listener | None = None
         self._metrics_server: Any = None
-        self.pool = WorkerPool(
-            worker_settings(config),
-            config.effective_workers(),
-            timeout_seconds=config.extract.timeout_seconds,
-            max_files_per_worker=config.daemon.max_files_per_worker,
-            prefetch=config.daemon.prefetch,
-            on_event=self._pool_event,
-        )
+        # `pool`: one started early, so its workers booted while the database was reached.
+        self.pool = pool if pool is not None else make_pool(config)
+        self.pool.on_event = self._pool_event
         self.pool.register_wakeup(self._wake_r)
         self._db = DatabaseThreads(self._wake)
 
@@ -391,19 +401,28 @@ class Supervisor:
 
     # --- claiming and dispatching -----------------------------------------------------
 
+    def _claim_size(self) -> int:
+        capacity = self.pool.target_size * self.pool.prefetch
+        return self._claim_sizer.size(capacity, self.config.daemon.batch_size)
+
     def _can_claim_more(self) -> bool:
         if self.mode.limit and self.tally.claimed >= self.mode.limit:
             return False
-        return len(self._buffer) < max(self.pool.target_size, self.config.daemon.batch_size // 2)
+        # Claim again when half the last claim's worth is left: the next one arrives
+        # before the workers run dry.
+        return len(self._buffer) < max(self.pool.target_size, self._claim_size() // 2)
 
     def _maybe_claim(self, now: float) -> None:
         if now >= self._next_poll:
             self._more_work = True
         if self._db.busy("claim") or now < self._db_retry_at:
             return
-        if not self._more_work or not self._can_claim_more():
+        if not self._more_work:
             return
-        want = self.config.daemon.batch_size
+        self._claim_sizer.observe(now, self._received)
+        if not self._can_claim_more():
+            return
+        want = self._claim_size()
         if self.mode.limit:
             want = min(want, self.mode.limit - self.tally.claimed - self._claiming)
         if want <= 0:
@@ -435,19 +454,27 @@ class Supervisor:
         self._buffer.extend(jobs)
 
     def _dispatch(self) -> None:
-        while self._buffer:
-            accepting = self.pool.accepting()
-            if not accepting:
-                return
-            for slot in accepting:
+        """Share the buffer out one file at a time, the least loaded worker first (so a
+        short buffer is spread, not handed to one worker), then send each worker its
+        share in one message."""
+        slots = self.pool.accepting()
+        if not self._buffer or not slots:
+            return
+        shares: list[list[Job]] = [[] for _ in slots]
+        open_slots = list(range(len(slots)))
+        while self._buffer and open_slots:
+            for n in list(open_slots):
                 if not self._buffer:
-                    return
+                    break
                 job = self._buffer.popleft()
                 if job.id not in self._held:
                     continue  # its lease was lost at renewal
-                if not self.pool.dispatch(slot, job):
-                    self._buffer.appendleft(job)
-                    return
+                shares[n].append(job)
+                if len(shares[n]) >= self.pool.room(slots[n]):
+                    open_slots.remove(n)
+        for slot, share in zip(slots, shares, strict=True):
+            if share and not self.pool.dispatch(slot, share):
+                self._buffer.extendleft(reversed(share))  # its worker is dying: resend
 
     # --- results ----------------------------------------------------------------------
 
@@ -456,6 +483,7 @@ class Supervisor:
             return
         if not self._results:
             self._first_result_at = time.monotonic()
+        self._received += len(completions)
         for completion in completions:
             outcome = completion.outcome
             metrics.EXTRACT_SECONDS.observe(outcome.seconds)

@@ -1,4 +1,5 @@
-"""A worker process: receives one job at a time on its pipe, extracts, sends the outcome.
+"""A worker process: receives jobs on its pipe (several per message), reads them one at a
+time in the order sent, sends the outcomes back.
 
 Never touches the database. Started by the pool with a `spawn` context, so it inherits
 no threads, connections or locks from the supervisor.
@@ -16,6 +17,7 @@ import select
 import signal
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -175,23 +177,28 @@ def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
     _limit_memory(settings.memory_limit_mb)
     hooks = os.environ.get("MEDIAD_TEST_HOOKS") == "1"
     send(conn, (READY, os.getpid()))
+    waiting: deque[Job] = deque()  # sent to this worker, not read yet, in order
     buffered: list[tuple[int, Any]] = []
     while True:
         if buffered and (
-            len(buffered) >= settings.results_per_message or not readable(conn)
+            len(buffered) >= settings.results_per_message
+            or (not waiting and not readable(conn))
         ):
             send(conn, (RESULT, buffered))
             buffered = []
-        try:
-            job: Job | None = receive(conn)
-        except (EOFError, OSError):
-            return  # the supervisor is gone
-        if job is None:
-            if buffered:  # cannot happen (told only once all is answered), never lose one
-                send(conn, (RESULT, buffered))
-            return  # asked to retire
-        message, seconds = _read(job, settings, reading, hooks)
-        buffered.append((job.id, message))
+        if not waiting:
+            try:
+                message: list[tuple[int, str, int, int]] | None = receive(conn)
+            except (EOFError, OSError):
+                return  # the supervisor is gone
+            if message is None:
+                if buffered:  # cannot happen (told only once all is answered), never lose one
+                    send(conn, (RESULT, buffered))
+                return  # asked to retire
+            waiting.extend(Job(*fields) for fields in message)
+        job = waiting.popleft()
+        result, seconds = _read(job, settings, reading, hooks)
+        buffered.append((job.id, result))
         if seconds >= FAST_FILE_SECONDS:
             send(conn, (RESULT, buffered))
             buffered = []

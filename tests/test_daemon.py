@@ -223,6 +223,38 @@ def test_write_backs_are_batched_while_busy_and_immediate_when_idle(
     assert daemon.stop() == 0
 
 
+def test_a_daemon_on_slow_files_holds_only_a_little_work(
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
+) -> None:
+    """Claims follow the pace (mediad/claimsize.py): one worker reading ten files a second
+    holds about half a second of work plus its queue, not batch_size rows that another
+    daemon could be reading."""
+    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_DAEMON_WORKERS": "1",
+           "MEDIAD_DAEMON_PREFETCH": "2", "MEDIAD_DAEMON_BATCH_SIZE": "500"}
+    daemon = daemons(env=env)
+    daemon.wait_started()
+    paths = link_files(small_mp4, tmp_path / "lib", 40, marker="__mediad_sleep_100ms__")
+    sql(f'INSERT INTO "{schema}".files (path) SELECT unnest(%s::text[])',
+        [[str(p) for p in paths]])
+    held: list[int] = []
+
+    def finished() -> bool:
+        found = counts(sql, schema)
+        held.append(found["running"])
+        return found["done"] == 40
+
+    wait_until(finished, 60, "the 40 rows to be done", interval=0.02)
+    # Pace 10/s: claims of 5 (half a second), the next when 1 is left, 2 at the worker,
+    # and the results of up to flush_seconds (0.25 s) waiting to be written: about 11.
+    assert 0 < max(held) <= 13, f"held up to {max(held)} of 40 rows"
+    assert daemon.stop() == 0
+
+
 def test_polling_alone_works_without_listen(
     small_mp4: Path,
     mediad_env: dict[str, str],

@@ -506,7 +506,7 @@ def _extract_in_worker(pool: WorkerPool, path: Path, job_id: int) -> Outcome | R
         pool.maintain()
         idle = pool.idle()
         if idle and not pool.in_flight():
-            assert pool.dispatch(idle[0], job)
+            assert pool.dispatch(idle[0], [job])
         ready, _ = pool.wait(0.5)
         for completion in pool.collect(ready) + pool.enforce_timeouts():
             assert completion.job == job

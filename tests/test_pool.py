@@ -35,8 +35,7 @@ def _run(pool: WorkerPool, jobs: list[Job], until: int) -> tuple[list[Completion
         pool.maintain()
         idle = pool.idle()
         if idle and not sent:
-            for job in jobs:
-                assert pool.dispatch(idle[0], job)
+            assert pool.dispatch(idle[0], jobs)
             sent = True
         ready, _ = pool.wait(0.2)
         completions += pool.collect(ready) + pool.enforce_timeouts()
