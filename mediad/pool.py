@@ -3,13 +3,15 @@
 Own the processes instead of using multiprocessing.Pool: we always know which file a
 worker holds, so a worker that dies or hangs costs that file one attempt and nothing else.
 
-Each worker may also hold a short queue of files sent ahead (`prefetch`), so it never
-waits for the supervisor between two files. A worker reads its pipe in order and answers
-in order, but sends the results of fast files several at a time (one wake-up of the
-supervisor for several files), so the oldest unanswered file is not always the one it is
-reading: the worker publishes that one in shared memory (`Slot.reading`). A worker that
-dies or hangs charges that file alone and gives the rest back to the supervisor,
-uncharged: files not started yet, and finished files whose results died with it.
+Each worker may also hold a short queue of files sent ahead, so it never waits for the
+supervisor between two files: about 50 ms of work at the current pace, between 2 and
+`daemon.prefetch` (mediad/pace.py), sent in one message. A worker reads its pipe in order
+and answers in order, but sends the results of fast files several at a time (half its
+depth: one wake-up of the supervisor for several files), so the oldest unanswered file is
+not always the one it is reading: the worker publishes that one in shared memory
+(`Slot.reading`). A worker that dies or hangs charges that file alone and gives the rest
+back to the supervisor, uncharged: files not started yet, and finished files whose
+results died with it.
 
 The supervisor waits on every worker's pipe and process sentinel, and its own wake-up
 pipe, through one persistent selector (`wait`), and hands what became ready to `collect`.
@@ -34,6 +36,7 @@ from typing import Any
 from mediad import worker
 from mediad.errors import FailureClass, MediadError
 from mediad.models import Completion, Failure, Job
+from mediad.pace import FilePace, answer_every
 
 # A worker that dies this soon after starting counts as failing to boot: back off.
 EARLY_DEATH_SECONDS = 2.0
@@ -118,7 +121,8 @@ class WorkerPool:
         self.target_size = size
         self.timeout_seconds = timeout_seconds
         self.max_files_per_worker = max_files_per_worker
-        self.prefetch = max(1, prefetch)
+        self.prefetch = max(1, prefetch)  # the most files a worker holds
+        self.pace = FilePace()  # what a file costs a worker lately: sets the depth
         self._ctx = multiprocessing.get_context("spawn")
         self._slots: dict[int, Slot] = {}  # by sentinel
         self.on_event: EventSink = on_event or (lambda name, fields: None)
@@ -138,11 +142,16 @@ class WorkerPool:
     def live_count(self) -> int:
         return sum(1 for s in self._slots.values() if not s.retiring)
 
+    def depth(self) -> int:
+        """Files each worker may hold now: about 50 ms of work, at most `prefetch`."""
+        return self.pace.depth(self.prefetch)
+
     def accepting(self) -> list[Slot]:
         """Workers that can take another file, the least loaded first."""
+        depth = self.depth()
         open_slots = [
             s for s in self._slots.values()
-            if s.ready and not s.retiring and len(s.queue) < self.prefetch
+            if s.ready and not s.retiring and len(s.queue) < depth
         ]
         return sorted(open_slots, key=lambda s: len(s.queue))
 
@@ -228,7 +237,7 @@ class WorkerPool:
             slot.told_to_leave = True
             self._send(slot, None)
 
-    def _send(self, slot: Slot, message: list[tuple[int, str, int, int]] | None) -> bool:
+    def _send(self, slot: Slot, message: worker.Files | None) -> bool:
         try:
             worker.send(slot.conn, message)
         except OSError:
@@ -257,13 +266,13 @@ class WorkerPool:
 
     def room(self, slot: Slot) -> int:
         """How many more files this worker may hold."""
-        return max(0, self.prefetch - len(slot.queue))
+        return max(0, self.depth() - len(slot.queue))
 
     def dispatch(self, slot: Slot, jobs: list[Job]) -> bool:
         """Send files to a worker in one message (one wake-up of it for all of them)."""
         # Plain tuples: a list of dataclasses pickles several times slower.
-        message = [(job.id, job.path, job.attempts, job.lease_token) for job in jobs]
-        if not self._send(slot, message):
+        files = [(job.id, job.path, job.attempts, job.lease_token) for job in jobs]
+        if not self._send(slot, (answer_every(self.depth()), files)):
             return False
         if not slot.queue:
             slot.head_started_at = self._clock()
@@ -315,6 +324,7 @@ class WorkerPool:
                 continue
             job = slot.queue.popleft()
             slot.files_done += 1
+            self.pace.observe(outcome.seconds)
             completions.append(Completion(job, outcome, slot.pid))
         if not completions:
             return []

@@ -23,13 +23,13 @@ from typing import Any
 import structlog
 
 from mediad import logs, metrics
-from mediad.claimsize import ClaimSizer
 from mediad.config import Config, mask_dsn
 from mediad.dbthread import Answer, DatabaseThreads
 from mediad.errors import DatabaseUnavailable, MediadError
 from mediad.extractor import ExtractOptions
 from mediad.models import Completion, Failure, Job
 from mediad.notify import Notifier
+from mediad.pace import ClaimSizer
 from mediad.pool import WorkerPool
 from mediad.retry import RetryPolicy
 from mediad.store import FailureWrite, Listener, Store, WriteResult
@@ -96,8 +96,6 @@ def worker_settings(config: Config) -> WorkerSettings:
         config.daemon.memory_limit_mb,
         os.getpid(),
         config.extract.cpu_seconds,
-        # Half the files sent ahead: the other half keeps the worker busy meanwhile.
-        results_per_message=max(1, config.daemon.prefetch // 2),
     )
 
 
@@ -402,7 +400,7 @@ class Supervisor:
     # --- claiming and dispatching -----------------------------------------------------
 
     def _claim_size(self) -> int:
-        capacity = self.pool.target_size * self.pool.prefetch
+        capacity = self.pool.target_size * self.pool.depth()
         return self._claim_sizer.size(capacity, self.config.daemon.batch_size)
 
     def _can_claim_more(self) -> bool:
@@ -461,6 +459,7 @@ class Supervisor:
         if not self._buffer or not slots:
             return
         shares: list[list[Job]] = [[] for _ in slots]
+        rooms = [self.pool.room(slot) for slot in slots]
         open_slots = list(range(len(slots)))
         while self._buffer and open_slots:
             for n in list(open_slots):
@@ -470,7 +469,7 @@ class Supervisor:
                 if job.id not in self._held:
                     continue  # its lease was lost at renewal
                 shares[n].append(job)
-                if len(shares[n]) >= self.pool.room(slots[n]):
+                if len(shares[n]) >= rooms[n]:
                     open_slots.remove(n)
         for slot, share in zip(slots, shares, strict=True):
             if share and not self.pool.dispatch(slot, share):
@@ -484,6 +483,7 @@ class Supervisor:
         if not self._results:
             self._first_result_at = time.monotonic()
         self._received += len(completions)
+        read_bytes = 0
         for completion in completions:
             outcome = completion.outcome
             metrics.EXTRACT_SECONDS.observe(outcome.seconds)
@@ -498,7 +498,8 @@ class Supervisor:
                     worker_pid=completion.worker_pid,
                 )
             else:
-                metrics.BYTES.inc(outcome.size_bytes)
+                read_bytes += outcome.size_bytes
+        metrics.BYTES.inc(read_bytes)  # once per turn: a counter's lock per file shows
         self._results.extend(completions)
 
     def _maybe_flush(self, now: float, force: bool = False) -> None:

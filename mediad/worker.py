@@ -53,14 +53,20 @@ class WorkerSettings:
     memory_limit_mb: int
     supervisor_pid: int
     cpu_seconds: float = 0.0
-    # Results of fast files go back together, up to this many per message: one wake-up
-    # of the supervisor for several files. 1: every result on its own.
-    results_per_message: int = 1
+
+
+# Supervisor to worker: (answer_every, [(job id, path, attempts, lease token), ...]).
+# The results of fast files go back together, up to answer_every per message: one wake-up
+# of the supervisor for several files (the pool sets it from the pace, mediad/pace.py).
+Files = tuple[int, list[tuple[int, str, int, int]]]
 
 
 # A file faster than this may wait for the next one's result before it is sent; a slower
 # one is sent at once (so a slow file never holds back an earlier result for long).
 FAST_FILE_SECONDS = 0.02
+
+
+_cpu_limit_set: list[tuple[int, int]] = []  # (soft, hard) as last set by this process
 
 
 def _limit_cpu_for_next_file(seconds: float) -> None:
@@ -70,10 +76,13 @@ def _limit_cpu_for_next_file(seconds: float) -> None:
         return
     usage = resource.getrusage(resource.RUSAGE_SELF)
     soft = math.ceil(usage.ru_utime + usage.ru_stime + seconds)
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if _cpu_limit_set and _cpu_limit_set[0][0] == soft:
+        return  # whole seconds: unchanged over a run of fast files, one syscall saved
+    hard = _cpu_limit_set[0][1] if _cpu_limit_set else resource.getrlimit(resource.RLIMIT_CPU)[1]
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    _cpu_limit_set[:] = [(soft, hard)]
 
 
 def _die_with_parent(supervisor_pid: int) -> None:
@@ -179,23 +188,24 @@ def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
     send(conn, (READY, os.getpid()))
     waiting: deque[Job] = deque()  # sent to this worker, not read yet, in order
     buffered: list[tuple[int, Any]] = []
+    answer_every = 1
     while True:
         if buffered and (
-            len(buffered) >= settings.results_per_message
-            or (not waiting and not readable(conn))
+            len(buffered) >= answer_every or (not waiting and not readable(conn))
         ):
             send(conn, (RESULT, buffered))
             buffered = []
         if not waiting:
             try:
-                message: list[tuple[int, str, int, int]] | None = receive(conn)
+                message: Files | None = receive(conn)
             except (EOFError, OSError):
                 return  # the supervisor is gone
             if message is None:
                 if buffered:  # cannot happen (told only once all is answered), never lose one
                     send(conn, (RESULT, buffered))
                 return  # asked to retire
-            waiting.extend(Job(*fields) for fields in message)
+            answer_every, files = message
+            waiting.extend(Job(*fields) for fields in files)
         job = waiting.popleft()
         result, seconds = _read(job, settings, reading, hooks)
         buffered.append((job.id, result))

@@ -231,7 +231,7 @@ def test_a_daemon_on_slow_files_holds_only_a_little_work(
     sql: SQL,
     schema: str,
 ) -> None:
-    """Claims follow the pace (mediad/claimsize.py): one worker reading ten files a second
+    """Claims follow the pace (mediad/pace.py): one worker reading ten files a second
     holds about half a second of work plus its queue, not batch_size rows that another
     daemon could be reading."""
     env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_DAEMON_WORKERS": "1",

@@ -16,12 +16,15 @@ from mediad.pool import WorkerPool
 from mediad.worker import WorkerSettings
 
 
-def _pool(results_per_message: int, timeout: float = 30) -> WorkerPool:
+def _pool(timeout: float = 30) -> WorkerPool:
     settings = WorkerSettings(ExtractOptions(), memory_limit_mb=1024,
-                              supervisor_pid=os.getpid(), cpu_seconds=30,
-                              results_per_message=results_per_message)
-    return WorkerPool(settings, 1, timeout_seconds=timeout, max_files_per_worker=0,
+                              supervisor_pid=os.getpid(), cpu_seconds=30)
+    pool = WorkerPool(settings, 1, timeout_seconds=timeout, max_files_per_worker=0,
                       prefetch=4)
+    # As after a run of fast files: the worker holds 4 and answers every 2 (pace.py).
+    pool.pace.observe(0.001)
+    assert pool.depth() == 4
+    return pool
 
 
 def _run(pool: WorkerPool, jobs: list[Job], until: int) -> tuple[list[Completion], list[Job]]:
@@ -61,7 +64,7 @@ def test_a_worker_holding_finished_results_charges_only_the_file_it_reads(
         os.link(small_mp4, tmp_path / name)
         paths.append(str(tmp_path / name))
     jobs = [Job(n + 1, path, 1, 7) for n, path in enumerate(paths)]
-    pool = _pool(results_per_message=3, timeout=3)
+    pool = _pool(timeout=3)
     try:
         completions, returned = _run(pool, jobs, until=3)
     finally:
@@ -81,7 +84,7 @@ def test_fast_results_come_back_together_and_in_order(small_mp4: Path, tmp_path:
         os.link(small_mp4, tmp_path / f"f{n}.mp4")
         paths.append(str(tmp_path / f"f{n}.mp4"))
     jobs = [Job(n + 1, path, 1, 7) for n, path in enumerate(paths)]
-    pool = _pool(results_per_message=2)
+    pool = _pool()
     try:
         completions, returned = _run(pool, jobs, until=4)
     finally:
@@ -99,7 +102,7 @@ def test_a_worker_that_dies_after_reading_but_before_answering_charges_that_file
     so it runs out of attempts: given back uncharged, it would kill workers forever."""
     os.link(small_mp4, tmp_path / "__mediad_crash_after__b.mp4")
     job = Job(1, str(tmp_path / "__mediad_crash_after__b.mp4"), 1, 7)
-    pool = _pool(results_per_message=2)
+    pool = _pool()
     try:
         completions, returned = _run(pool, [job], until=1)
     finally:

@@ -1,8 +1,15 @@
-"""The claim size follows the pace: pure, no database."""
+"""Claims and worker queues follow the pace: pure, no database or process."""
 
 from __future__ import annotations
 
-from mediad.claimsize import CLAIM_AHEAD_SECONDS, RATE_WINDOW_SECONDS, ClaimSizer
+from mediad.pace import (
+    CLAIM_AHEAD_SECONDS,
+    MIN_DEPTH,
+    RATE_WINDOW_SECONDS,
+    ClaimSizer,
+    FilePace,
+    answer_every,
+)
 
 
 def _paced(rate: float, seconds: float, start: float = 0.0, done: int = 0) -> ClaimSizer:
@@ -42,3 +49,27 @@ def test_a_burst_is_forgotten_after_the_window() -> None:
     for n in range(int(late * 10)):  # then a slow stretch, twice the window long
         sizer.observe(2.1 + n / 10, 10_000 + n // 10)
     assert sizer.size(capacity=8, maximum=500) == 8
+
+
+def test_a_worker_holds_about_50_ms_of_work_between_2_and_prefetch() -> None:
+    pace = FilePace()
+    assert pace.depth(most=16) == MIN_DEPTH  # nothing read yet
+    for _ in range(50):
+        pace.observe(0.003)  # small media: 3 ms each
+    assert pace.depth(most=16) == 16
+    assert answer_every(16) == 8
+    slow = FilePace()
+    slow.observe(0.5)
+    assert slow.depth(most=16) == MIN_DEPTH  # one read, one waiting
+    assert answer_every(MIN_DEPTH) == 1
+    assert slow.depth(most=1) == 1  # prefetch = 1: one file at a time
+
+
+def test_the_pace_follows_a_change_of_files_within_a_few_dozen() -> None:
+    pace = FilePace()
+    for _ in range(100):
+        pace.observe(0.002)
+    assert pace.depth(most=16) == 16
+    for _ in range(40):  # the library moves on to long videos
+        pace.observe(0.2)
+    assert pace.depth(most=16) == MIN_DEPTH
