@@ -883,13 +883,12 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         "noop_files_per_s": results["noop"]["files_per_s"],
         "noop_steady_files_per_s": results["noop"]["steady_files_per_s"],
     }
-    # Each round ran every contender once; the ratio within each round shows the spread
-    # that the least disturbed figure above hides (this host's speed varies run to run).
-    paired = list(zip(mediad.get("rounds", []), ideal_run.get("rounds", []), strict=False))
-    if len(paired) > 1:
-        by_round = [round(m["files_per_s"] / i["files_per_s"], 3) for m, i in paired]
-        found["mediad_over_ideal_by_round"] = by_round
-        found["mediad_over_ideal_median"] = round(statistics.median(by_round), 3)
+    # Each round ran every contender once, minutes apart at most; the ratio within each
+    # round shows the spread that the least disturbed figure above hides. This host's
+    # speed moves by 20-40 % within a minute (another tenant's load on the same physical
+    # cores: it shows neither as steal time nor as other load), so the targets are
+    # judged on the median over the rounds.
+    _by_round(found, "mediad_over_ideal", mediad, ideal_run)
     batched = results.get("mediainfo_batched")
     if batched:
         found["mediad_over_mediainfo_batched"] = round(
@@ -898,14 +897,35 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         found["ideal_over_mediainfo_batched"] = round(
             ideal_run["files_per_s"] / batched["files_per_s"], 3
         )
+        _by_round(found, "mediad_over_mediainfo_batched", mediad, batched)
+    noop_rounds = [r["files_per_s"] for r in results["noop"].get("rounds", [])]
+    if len(noop_rounds) > 1:
+        found["noop_files_per_s_by_round"] = noop_rounds
+        found["noop_files_per_s_median"] = round(statistics.median(noop_rounds), 1)
     return found
+
+
+def _by_round(
+    found: dict[str, Any], name: str, top: dict[str, Any], bottom: dict[str, Any]
+) -> None:
+    paired = list(zip(top.get("rounds", []), bottom.get("rounds", []), strict=False))
+    if len(paired) > 1:
+        by_round = [round(t["files_per_s"] / b["files_per_s"], 3) for t, b in paired]
+        found[f"{name}_by_round"] = by_round
+        found[f"{name}_median"] = round(statistics.median(by_round), 3)
+
+
+def judged(r: dict[str, Any], name: str) -> Any:
+    """The figure a target is judged on: the median over rounds when there were several."""
+    return r.get(f"{name}_median", r[name])
 
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
     r = results["ratios"]
+    over_ideal, noop = judged(r, "mediad_over_ideal"), judged(r, "noop_files_per_s")
     checks: dict[str, Any] = {
-        "mediad >= 0.90 x ideal": (r["mediad_over_ideal"], r["mediad_over_ideal"] >= 0.90),
-        "noop >= 10,000 files/s": (r["noop_files_per_s"], r["noop_files_per_s"] >= 10_000),
+        "mediad >= 0.90 x ideal": (over_ideal, over_ideal >= 0.90),
+        "noop >= 10,000 files/s": (noop, noop >= 10_000),
         "insert->done p50 < 100 ms": (
             results["mediad"]["insert_to_done"]["p50_ms"],
             results["mediad"]["insert_to_done"]["p50_ms"] < 100,
@@ -916,7 +936,7 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         ),
     }
     if "mediad_over_mediainfo_batched" in r:
-        value = r["mediad_over_mediainfo_batched"]
+        value = judged(r, "mediad_over_mediainfo_batched")
         checks["mediad >= 0.85 x mediainfo batched"] = (value, value >= 0.85)
     cases = {c["rows"]: c for c in results.get("claim_latency", []) if c["scenario"] == "steady"}
     small, big = cases.get(10_000), cases.get(10_000_000)
@@ -1058,7 +1078,9 @@ def report(results: dict[str, Any]) -> None:
         "database connections per daemon (max seen at once): "
         + ", ".join(f"{k} {v}" for k, v in results["connections"].items())
     )
-    print("\ntargets (issue 5):")
+    rounds = len(results["mediad"].get("rounds", [])) or 1
+    how = f"median of {rounds} rounds" if rounds > 1 else "one round"
+    print(f"\ntargets (issue 5; throughput ratios and noop: {how}):")
     for name, check in results["targets"].items():
         print(f"  {'MET ' if check['met'] else 'MISS'}  {name:<38} {check['value']}")
 

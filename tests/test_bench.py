@@ -87,7 +87,7 @@ def test_benchmark_runs_on_a_tiny_corpus_and_prints_every_row(
         "insert -> done",
         "supervisor RSS with",
         "database connections per daemon",
-        "targets (issue 5):",
+        "targets (issue 5; throughput ratios and noop: one round):",
         "plan of the claim at 10,000 rows",
     ):
         assert line in table, (line, table)
