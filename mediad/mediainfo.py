@@ -47,8 +47,9 @@ def _load(library_file: str | None) -> Reader:
 
 
 def _apply(reader: Reader, parse_speed: float, full: bool) -> None:
-    """The options `MediaInfo.parse` sets, in its order. Some (Complete) are global to
-    the library, not to the handle: they are all set again whenever they change."""
+    """The options `MediaInfo.parse` sets, in its order, and one more. Some (Complete)
+    are global to the library, not to the handle: they are all set again whenever they
+    change."""
     lib, handle = reader.library, reader.handle
     if reader.version >= (18, 3):
         lib.MediaInfo_Option(handle, "Cover_Data", "")
@@ -58,6 +59,11 @@ def _apply(reader: Reader, parse_speed: float, full: bool) -> None:
         ("Complete", "1" if full else ""),
         ("ParseSpeed", str(parse_speed)),
         ("LegacyStreamDisplay", ""),
+        # Not set by `parse`. MediaInfo reads through a view named fd<N>.<ext> (see
+        # extractor.descriptor_view); looking for the next name of an image sequence
+        # there finds the views of other descriptors of this process, not the file's
+        # neighbours. One row is one file: no sequence detection.
+        ("File_TestContinuousFileNames", "0"),
     ):
         lib.MediaInfo_Option(handle, name, value)
 

@@ -366,6 +366,7 @@ class Supervisor:
         self.policy = retry_policy(new)
         self.pool.timeout_seconds = new.extract.timeout_seconds
         self.pool.max_files_per_worker = new.daemon.max_files_per_worker
+        self.pool.prefetch = max(1, new.daemon.prefetch)
         settings = worker_settings(new)
         if self._stopping is None:
             self._resize(new.effective_workers())

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mediad.errors import FailureClass
-from mediad.extractor import ExtractOptions, extract
+from mediad.extractor import ExtractOptions, descriptor_view, extract
 from mediad.models import Extracted, Failure, Job, Outcome, Record
 from mediad.pool import WorkerPool
 from mediad.worker import WorkerSettings
@@ -540,3 +540,32 @@ def test_mutated_media_through_a_worker_process(
         _assert_classified(_extract_in_worker(worker_pool, path, job_id))
     finally:
         path.unlink()
+
+
+def test_the_view_keeps_the_extension_and_names_this_process_descriptor(
+    small_mp4: Path, tmp_path: Path
+) -> None:
+    """MediaInfo reads through a named view of the descriptor the gate checked; a forked
+    child (its descriptors are its own) gets views of its own."""
+    other = tmp_path / "other.mp4"
+    other.write_bytes(b"not the checked file")
+    fd = os.open(small_mp4, os.O_RDONLY)
+    try:
+        view = descriptor_view(fd, str(small_mp4))
+        assert view.endswith(".mp4")
+        assert os.path.samestat(os.stat(view), os.fstat(fd))
+        assert descriptor_view(fd, "/x/y.mp4") == view  # made once per number and extension
+        pid = os.fork()
+        if pid == 0:  # the child: its fd number now names another file
+            code = 1
+            try:
+                os.dup2(os.open(other, os.O_RDONLY), fd)
+                child_view = descriptor_view(fd, str(small_mp4))
+                same = os.path.samestat(os.stat(child_view), os.stat(other))
+                code = 0 if same and child_view != view else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        os.close(fd)

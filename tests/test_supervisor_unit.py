@@ -3,6 +3,7 @@ when the database fails half-way through writing it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, cast
 
 from mediad.config import Config
@@ -30,3 +31,16 @@ def test_results_committed_before_a_failed_failure_write_are_not_written_again()
     assert set(supervisor._held) == {2}
     assert supervisor._db_retry_at > 0  # backing off before the retry
     supervisor.pool.close()
+
+
+def test_a_reload_changes_how_many_files_a_worker_may_hold() -> None:
+    supervisor = Supervisor(Config(), cast(Store, object()))
+    try:
+        for _ in range(20):
+            supervisor.pool.pace.observe(0.001)  # small files: the most a worker may hold
+        assert supervisor.pool.depth() == Config().daemon.prefetch
+        smaller = Config(daemon=replace(Config().daemon, prefetch=3))
+        supervisor.apply_config(smaller)
+        assert supervisor.pool.depth() == 3
+    finally:
+        supervisor.pool.close()
