@@ -58,10 +58,14 @@ def test_a_worker_holding_finished_results_charges_only_the_file_it_reads(
     """The first file is slow (its result goes back at once, and meanwhile the other two
     reach the worker's pipe); the second is fast, so its result waits in the worker for
     the third's, and the worker dies on (or hangs in) the third. Only the third is
-    charged; the second comes back uncharged, to be read again, not failed as a crash."""
+    charged; the second comes back uncharged, to be read again, not failed as a crash.
+    (The second is empty: refused in microseconds, fast however loaded the machine.)"""
     paths = []
     for name in ("__mediad_sleep_300ms__a.mp4", "b.mp4", f"{marker}c.mp4"):
-        os.link(small_mp4, tmp_path / name)
+        if name == "b.mp4":
+            (tmp_path / name).write_bytes(b"")
+        else:
+            os.link(small_mp4, tmp_path / name)
         paths.append(str(tmp_path / name))
     jobs = [Job(n + 1, path, 1, 7) for n, path in enumerate(paths)]
     pool = _pool(timeout=3)
