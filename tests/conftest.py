@@ -163,11 +163,13 @@ def mediad(
 class Daemon:
     """A `mediad run` subprocess with its log in a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, *args: str, command: list[str] | None = None
+    ) -> None:
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mediad", "run", *args],
+            [*(command or [sys.executable, "-m", "mediad"]), "run", *args],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -227,8 +229,11 @@ def children_of(pid: int, marker: str = "") -> list[int]:
 def daemons(mediad_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Daemon:
-        daemon = Daemon(env or mediad_env, tmp_path / f"daemon-{len(started)}.log", *args)
+    def start(
+        *args: str, env: dict[str, str] | None = None, command: list[str] | None = None
+    ) -> Daemon:
+        daemon = Daemon(env or mediad_env, tmp_path / f"daemon-{len(started)}.log", *args,
+                        command=command)
         started.append(daemon)
         return daemon
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -252,6 +253,26 @@ def test_a_daemon_on_slow_files_holds_only_a_little_work(
     # Pace 10/s: claims of 5 (half a second), the next when 1 is left, 2 at the worker,
     # and the results of up to flush_seconds (0.25 s) waiting to be written: about 11.
     assert 0 < max(held) <= 13, f"held up to {max(held)} of 40 rows"
+    assert daemon.stop() == 0
+
+
+def test_workers_of_the_installed_command_do_not_load_the_cli(
+    mediad_env: dict[str, str], daemons: Callable[..., Daemon]
+) -> None:
+    """systemd runs the `mediad` script, not `python -m mediad`. Spawned workers first
+    re-run the parent's main module: for the script, `from mediad.cli import main`, with
+    psycopg and the rest of the CLI (18 MiB more per worker, and a slower boot)."""
+    script = Path(sys.executable).parent / "mediad"
+    assert script.is_file(), "the console script is installed beside the interpreter"
+    daemon = daemons(env=mediad_env, command=[str(script)])
+    daemon.wait_started()
+    wait_until(lambda: '"ready"' in daemon.log(), 60, "the workers to be ready")
+    workers = daemon.worker_pids()
+    assert len(workers) == 2
+    for pid in workers:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "libmediainfo" in maps  # what a worker needs
+        assert "psycopg" not in maps, "a worker loaded the database driver"
     assert daemon.stop() == 0
 
 
