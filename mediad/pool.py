@@ -43,6 +43,10 @@ from mediad.pace import FilePace, answer_every
 # A worker that dies this soon after starting counts as failing to boot: back off.
 EARLY_DEATH_SECONDS = 2.0
 MAX_RESTART_DELAY = 30.0
+# A file given back uncharged this many times (its workers died while it waited, or
+# between reading it and answering) is charged as a crash: were something about it
+# killing workers outside the shared-memory window, it would otherwise go round forever.
+MAX_GIVEN_BACK = 3
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -149,6 +153,7 @@ class WorkerPool:
         self._next_start_at = 0.0
         self._selector = selectors.DefaultSelector()
         self._returned: list[Job] = []
+        self._given_back: dict[int, int] = {}  # job id -> times given back uncharged
         self._closed = False
 
     # --- shape ------------------------------------------------------------------------
@@ -309,9 +314,7 @@ class WorkerPool:
                 dead.append(slot)
         for slot in dead:
             completions.extend(self._drain_pipe(slot))
-            completion = self._bury(slot)
-            if completion is not None:
-                completions.append(completion)
+            completions.extend(self._bury(slot))
         return completions
 
     def _drain_pipe(self, slot: Slot) -> list[Completion]:
@@ -341,6 +344,7 @@ class WorkerPool:
             if not slot.queue or slot.queue[0].id != job_id:
                 continue
             job = slot.queue.popleft()
+            self._given_back.pop(job.id, None)
             slot.files_done += 1
             self.pace.observe(outcome.seconds)
             completions.append(Completion(job, outcome, slot.pid))
@@ -362,16 +366,16 @@ class WorkerPool:
                 self._selector.unregister(fd)
         slot.conn.close()
 
-    def _bury(self, slot: Slot) -> Completion | None:
+    def _bury(self, slot: Slot) -> list[Completion]:
         slot.process.join(timeout=1.0)  # reaps: no zombies
         if slot.process.exitcode is None:
-            return None  # the sentinel lied (it cannot, but never bury the living)
+            return []  # the sentinel lied (it cannot, but never bury the living)
         self._forget(slot)
         exitcode = slot.process.exitcode
         if exitcode == worker.BOOT_ERROR_EXIT:
             raise WorkerBootError("a worker could not start (see its message above)")
         if slot.retiring and not slot.queue:
-            return None
+            return []
         now = self._clock()
         if now - slot.started_at < EARLY_DEATH_SECONDS:
             self._early_deaths += 1
@@ -382,10 +386,27 @@ class WorkerPool:
             "worker_died",
             {"pid": slot.pid, "how": describe_exit(exitcode), "path": head.path if head else None},
         )
-        self._returned.extend(others)
-        if head is None:
-            return None
-        return Completion(head, self._death_failure(exitcode, now - started), slot.pid)
+        completions = self._give_back(others, slot.pid)
+        if head is not None:
+            self._given_back.pop(head.id, None)
+            failure = self._death_failure(exitcode, now - started)
+            completions.append(Completion(head, failure, slot.pid))
+        return completions
+
+    def _give_back(self, jobs: list[Job], pid: int) -> list[Completion]:
+        """Files a dead worker held but was not reading go back to the supervisor,
+        uncharged, up to MAX_GIVEN_BACK times each; then they are charged as a crash."""
+        charged: list[Completion] = []
+        for job in jobs:
+            times = self._given_back.get(job.id, 0) + 1
+            if times < MAX_GIVEN_BACK:
+                self._given_back[job.id] = times
+                self._returned.append(job)
+                continue
+            self._given_back.pop(job.id, None)
+            message = f"{times} workers died while holding this file, none while reading it"
+            charged.append(Completion(job, Failure(FailureClass.WORKER_CRASH, message), pid))
+        return charged
 
     def _death_failure(self, exitcode: int, seconds: float) -> Failure:
         if exitcode == -signal.SIGXCPU:
@@ -422,9 +443,10 @@ class WorkerPool:
             self._forget(slot)
             head, started, others = slot.charged()
             self.on_event("worker_timeout", {"pid": slot.pid, "path": head.path if head else None})
-            self._returned.extend(others)
+            completions.extend(self._give_back(others, slot.pid))
             if head is None:
                 continue
+            self._given_back.pop(head.id, None)
             failure = Failure(
                 FailureClass.TIMEOUT,
                 f"no result after {self.timeout_seconds:g} s (extract.timeout_seconds); "
@@ -450,6 +472,7 @@ class WorkerPool:
     def kill_all(self) -> list[Job]:
         """Stop every worker now; returns the files they held (read or queued)."""
         held = self.in_flight() + self.take_returned()
+        self._given_back.clear()
         for slot in list(self._slots.values()):
             self._kill(slot)
             self._forget(slot)

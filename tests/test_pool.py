@@ -4,6 +4,7 @@ or hangs is charged with, when results of fast files come back several at a time
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -116,3 +117,43 @@ def test_a_worker_that_dies_after_reading_but_before_answering_charges_that_file
     [crashed] = completions
     assert isinstance(crashed.outcome, Failure)
     assert crashed.outcome.failure_class is FailureClass.WORKER_CRASH
+
+
+def test_a_file_given_back_three_times_is_charged_as_a_crash(
+    small_mp4: Path, tmp_path: Path, hooks: None
+) -> None:
+    """A file waiting behind the one being read goes back uncharged when the worker dies;
+    the third time, it is charged: something killing workers between its reading and its
+    answer must not send it round forever (its row would stay running)."""
+    os.link(small_mp4, tmp_path / "waiting.mp4")
+    waiting = Job(99, str(tmp_path / "waiting.mp4"), 1, 7)
+    pool = _pool()
+    outcomes: list[Completion] = []
+    try:
+        for n in range(3):
+            os.link(small_mp4, tmp_path / f"__mediad_sleep_5000ms__{n}.mp4")
+            slow = Job(n + 1, str(tmp_path / f"__mediad_sleep_5000ms__{n}.mp4"), 1, 7)
+            deadline = time.monotonic() + 60
+            while not pool.idle() and time.monotonic() < deadline:
+                pool.maintain()
+                ready, _ = pool.wait(0.1)
+                pool.collect(ready)
+            [slot] = pool.idle()
+            assert pool.dispatch(slot, [slow, waiting])
+            while slot.reading[0] != slow.id and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.kill(slot.pid, signal.SIGKILL)
+            found: list[Completion] = []
+            while len(found) < 1 + (n == 2) and time.monotonic() < deadline:
+                ready, _ = pool.wait(0.1)
+                found += pool.collect(ready)
+            returned = pool.take_returned()
+            assert [c.job.id for c in found if c.job.id == slow.id] == [slow.id]
+            outcomes += [c for c in found if c.job.id == waiting.id]
+            assert returned == ([] if n == 2 else [waiting])
+    finally:
+        pool.kill_all()
+        pool.close()
+    [charged] = outcomes
+    assert isinstance(charged.outcome, Failure)
+    assert charged.outcome.failure_class is FailureClass.WORKER_CRASH
