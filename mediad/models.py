@@ -6,7 +6,7 @@ Frozen and picklable: they cross process boundaries as they are.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mediad.errors import FailureClass
@@ -100,7 +100,6 @@ class Completion:
     job: Job
     outcome: Record | Failure  # a worker sends a record, not the Extracted it made it from
     worker_pid: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -416,11 +416,10 @@ class Supervisor:
             self._more_work = True
         if self._db.busy("claim") or now < self._db_retry_at:
             return
-        if not self._more_work:
+        if not self._more_work or not self._can_claim_more():
             return
+        # A sample per claim (about two a second), not per loop turn.
         self._claim_sizer.observe(now, self._received)
-        if not self._can_claim_more():
-            return
         want = self._claim_size()
         if self.mode.limit:
             want = min(want, self.mode.limit - self.tally.claimed - self._claiming)

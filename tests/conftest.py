@@ -188,6 +188,11 @@ class Daemon:
                    timeout, "the daemon to start")
         assert self.process.poll() is None, f"mediad run exited early:\n{self.log()}"
 
+    def ready_worker_pids(self, timeout: float = 60) -> list[int]:
+        """The workers, once the daemon logged that every one reported ready."""
+        wait_until(lambda: '"ready"' in self.log(), timeout, "the workers to be ready")
+        return self.worker_pids()
+
     def worker_pids(self) -> list[int]:
         return children_of(self.pid, "spawn_main")
 

@@ -266,8 +266,7 @@ def test_workers_of_the_installed_command_do_not_load_the_cli(
     assert script.is_file(), "the console script is installed beside the interpreter"
     daemon = daemons(env=mediad_env, command=[str(script)])
     daemon.wait_started()
-    wait_until(lambda: '"ready"' in daemon.log(), 60, "the workers to be ready")
-    workers = daemon.worker_pids()
+    workers = daemon.ready_worker_pids()
     assert len(workers) == 2
     for pid in workers:
         maps = Path(f"/proc/{pid}/maps").read_text()

@@ -290,8 +290,7 @@ def test_workers_run_under_the_memory_limit_and_are_recycled(
            "MEDIAD_DAEMON_MAX_FILES_PER_WORKER": "20", "MEDIAD_LOG_LEVEL": "debug"}
     daemon = daemons(env=env)
     daemon.wait_started()
-    wait_until(lambda: '"ready"' in daemon.log(), 30, "the workers to be ready")
-    first = daemon.worker_pids()
+    first = daemon.ready_worker_pids()
     assert len(first) == 2
     for pid in first:
         limits = Path(f"/proc/{pid}/limits").read_text()
