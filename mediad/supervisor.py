@@ -458,19 +458,16 @@ class Supervisor:
         slots = self.pool.accepting()
         if not self._buffer or not slots:
             return
-        shares: list[list[Job]] = [[] for _ in slots]
         rooms = [self.pool.room(slot) for slot in slots]
-        open_slots = list(range(len(slots)))
-        while self._buffer and open_slots:
-            for n in list(open_slots):
-                if not self._buffer:
-                    break
+        shares: list[list[Job]] = [[] for _ in slots]
+        n = 0
+        while self._buffer and any(rooms):
+            if rooms[n]:
                 job = self._buffer.popleft()
-                if job.id not in self._held:
-                    continue  # its lease was lost at renewal
-                shares[n].append(job)
-                if len(shares[n]) >= rooms[n]:
-                    open_slots.remove(n)
+                if job.id in self._held:  # else its lease was lost at renewal
+                    shares[n].append(job)
+                    rooms[n] -= 1
+            n = (n + 1) % len(slots)
         for slot, share in zip(slots, shares, strict=True):
             if share and not self.pool.dispatch(slot, share):
                 self._buffer.extendleft(reversed(share))  # its worker is dying: resend
