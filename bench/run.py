@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import ideal
+from bench import cli_lib, ideal
 from bench.db import Sql, bench_database, server
 from bench.procstat import MachineClock, TreeSampler, cpu_seconds, memory_kib
 from mediad.config import load as load_config
@@ -400,10 +400,11 @@ def mediainfo_version(binary: str) -> str:
     return " ".join(result.stdout.split()[-1:]) or "unknown"
 
 
-def _cli_call(binary: str, chunk: list[str]) -> int:
+def _cli_call(binary: str, chunk: list[str], env: dict[str, str] | None = None) -> int:
     """Run mediainfo on a chunk of files; returns how many documents name a media format."""
     result = subprocess.run(
-        [binary, "--Output=JSON", *chunk], capture_output=True, timeout=600, check=False
+        [binary, "--Output=JSON", *chunk], capture_output=True, timeout=600, check=False,
+        env=env,
     )
     try:
         document = json.loads(result.stdout)
@@ -413,13 +414,19 @@ def _cli_call(binary: str, chunk: list[str]) -> int:
     return sum(1 for d in documents if isinstance(d, dict) and d.get("media"))
 
 
-def run_cli(binary: str, paths: list[str], workers: int, per_call: int) -> dict[str, Any]:
+def run_cli(
+    binary: str,
+    paths: list[str],
+    workers: int,
+    per_call: int,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     chunks = [paths[i : i + per_call] for i in range(0, len(paths), per_call)]
     cpu_before = children_cpu()
     clock = MachineClock()
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as executor:
-        recognised = sum(executor.map(lambda c: _cli_call(binary, c), chunks))
+        recognised = sum(executor.map(lambda c: _cli_call(binary, c, env), chunks))
     elapsed = time.perf_counter() - started
     cpu = children_cpu() - cpu_before
     return {
@@ -779,6 +786,7 @@ def throughput(ctx: Context, results: dict[str, Any]) -> None:
     args, paths = ctx.args, ctx.paths
     options = extract_options(load_config(None, environ=ctx.spec("x", "mediainfo").env()))
     runs: dict[str, list[dict[str, Any]]] = {}
+    same_library = _cli_on_mediads_library(ctx, options, results)
 
     def ideal_run(n: int) -> None:
         say(f"ideal multiprocessing.Pool over {len(paths):,} files, {args.workers} processes")
@@ -791,6 +799,11 @@ def throughput(ctx: Context, results: dict[str, Any]) -> None:
         runs.setdefault("mediainfo_batched", []).append(
             run_cli(args.mediainfo, paths, args.workers, CLI_BATCH)
         )
+        if same_library is not None:
+            say(f"mediainfo CLI batched on mediad's libmediainfo {same_library.version}")
+            runs.setdefault("mediainfo_same_library", []).append(
+                run_cli(args.mediainfo, paths, args.workers, CLI_BATCH, same_library.env)
+            )
         subset = paths[: max(1, min(len(paths), args.single_files))]
         say(f"mediainfo CLI once per file ({len(subset):,} files)")
         runs.setdefault("mediainfo_single", []).append(
@@ -811,6 +824,43 @@ def throughput(ctx: Context, results: dict[str, Any]) -> None:
         results[name] = least_disturbed(found)
     # Measured once, in the first round: keep it whichever round is reported.
     results["mediad"]["insert_to_done"] = runs["mediad"][0]["insert_to_done"]
+
+
+def _cli_on_mediads_library(
+    ctx: Context, options: Any, results: dict[str, Any]
+) -> cli_lib.CliOnLibrary | None:
+    """The CLI on mediad's libmediainfo, when it runs there and writes the same documents."""
+    if not ctx.args.mediainfo:
+        return None
+    from mediad.mediainfo import read_json
+
+    found = cli_lib.prepare(ctx.args.mediainfo, options.library_file, ctx.work / "cli-lib")
+    try:
+        originals = ctx.paths[: len(results["environment"]["corpus_originals"])]
+        same, why = cli_lib.same_documents(
+            found,
+            ctx.args.mediainfo,
+            originals,
+            lambda path: read_json(
+                path,
+                library_file=options.library_file,
+                parse_speed=options.parse_speed,
+                full=options.full_document,
+            ),
+        )
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
+        same, why = False, f"could not compare documents: {exc}"
+    results["environment"]["mediainfo_cli_same_library"] = {
+        "library": found.library,
+        "version": found.version,
+        "documents_identical": same,
+        "files_compared": found.checked_files,
+        "why_not": why,
+    }
+    if not same:
+        say(f"mediainfo CLI on mediad's libmediainfo: skipped ({why})")
+        return None
+    return found
 
 
 def connections(ctx: Context, results: dict[str, Any]) -> None:
@@ -898,6 +948,12 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
             ideal_run["files_per_s"] / batched["files_per_s"], 3
         )
         _by_round(found, "mediad_over_mediainfo_batched", mediad, batched)
+    same_library = results.get("mediainfo_same_library")
+    if same_library:
+        found["mediad_over_mediainfo_same_library"] = round(
+            mediad["files_per_s"] / same_library["files_per_s"], 3
+        )
+        _by_round(found, "mediad_over_mediainfo_same_library", mediad, same_library)
     noop_rounds = [r["files_per_s"] for r in results["noop"].get("rounds", [])]
     if len(noop_rounds) > 1:
         found["noop_files_per_s_by_round"] = noop_rounds
@@ -938,6 +994,10 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     if "mediad_over_mediainfo_batched" in r:
         value = judged(r, "mediad_over_mediainfo_batched")
         checks["mediad >= 0.85 x mediainfo batched"] = (value, value >= 0.85)
+    if "mediad_over_mediainfo_same_library" in r:
+        # The same comparison with both on one MediaInfoLib (bench/cli_lib.py).
+        value = judged(r, "mediad_over_mediainfo_same_library")
+        checks["... with the CLI on mediad's libmediainfo"] = (value, value >= 0.85)
     cases = {c["rows"]: c for c in results.get("claim_latency", []) if c["scenario"] == "steady"}
     small, big = cases.get(10_000), cases.get(10_000_000)
     if small and big:
@@ -982,6 +1042,11 @@ def _throughput_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
             results["mediainfo_batched"],
             f"{CLI_BATCH} files/call, one call per core",
         )
+        add(
+            "mediainfo CLI batched, mediad's lib",
+            results.get("mediainfo_same_library"),
+            f"the same, run on libmediainfo {results['environment']['libmediainfo']}",
+        )
         add("mediainfo CLI once per file", results["mediainfo_single"], "subset")
     else:
         rows.append(("mediainfo CLI batched", "-", "-", "-", "-", "-", "not installed"))
@@ -1024,7 +1089,10 @@ def report(results: dict[str, Any]) -> None:
     )
     busy = [
         name
-        for name in ("mediad", "ideal", "mediainfo_batched", "mediainfo_single", "noop")
+        for name in (
+            "mediad", "ideal", "mediainfo_batched", "mediainfo_same_library", "mediainfo_single",
+            "noop",
+        )
         if (results.get(name) or {}).get("other_load_cores", 0) > 0.2
     ]
     if busy:

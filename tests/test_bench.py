@@ -96,6 +96,17 @@ def test_benchmark_runs_on_a_tiny_corpus_and_prints_every_row(
     for key in JSON_KEYS:
         assert key in data, key
     assert ("mediainfo_batched" in data) == installed
+    if installed:
+        # The CLI on mediad's own libmediainfo: run when it writes mediad's documents, and
+        # otherwise skipped with the reason on record (never a silent absence).
+        same = data["environment"]["mediainfo_cli_same_library"]
+        assert same["documents_identical"] == ("mediainfo_same_library" in data), same
+        if same["documents_identical"]:
+            assert len(same["files_compared"]) == 8
+            assert "mediad_over_mediainfo_same_library" in data["ratios"]
+            assert "mediainfo CLI batched, mediad's lib" in table
+        else:
+            assert same["why_not"], same
     assert data["mediad"]["done"] + data["mediad"]["failed"] == 200
     assert data["mediad"]["done"] == 200  # the generated corpus is all real media
     assert data["ideal"]["done"] == 200
