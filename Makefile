@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MEDIA  ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck check clean system-deps
+.PHONY: install bytecode run test lint typecheck check clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,19 +16,25 @@ $(STAMP): pyproject.toml
 	if pkg-config --exists libsystemd 2>/dev/null; then $(BIN)/pip install --quiet -e '.[systemd]'; fi
 	touch $(STAMP)
 
+## Bytecode for mediad's own modules, as `pip install` of a wheel writes it: an editable
+## install has none, and where PYTHONDONTWRITEBYTECODE is set every start (the daemon and
+## each worker) would compile them again. Only changed modules are compiled.
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q mediad
+
 ## System packages for the whole suite (installed when missing, where root can).
 system-deps:
 	bash .ci/system-deps
 
-install: $(STAMP)
+install: $(STAMP) bytecode
 
 ## run MEDIA=DIR: start mediad on its embedded PostgreSQL, scan DIR, keep extracting.
-run: $(STAMP)
+run: $(STAMP) bytecode
 	@test -n "$(MEDIA)" || { echo "usage: make run MEDIA=DIR" >&2; exit 2; }
 	$(BIN)/mediad run --scan "$(MEDIA)"
 
 ## test: the whole suite (unit, integration on real PostgreSQL, slow end-to-end).
-test: system-deps $(STAMP)
+test: system-deps $(STAMP) bytecode
 	$(BIN)/ruff check mediad tests $(wildcard bench)
 	$(BIN)/mypy mediad
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -25,6 +25,7 @@ from bench.run import (
     CORES,
     DaemonSpec,
     build_corpus,
+    compile_bytecode,
     drop_schema,
     enqueue_paths,
     fill_noop_rows,
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         args.mediad = args.mediad.resolve()
         if not (args.mediad / "mediad" / "__init__.py").is_file():
             raise SystemExit(f"--mediad: no mediad package in {args.mediad}")
+    compile_bytecode(args.mediad or Path(__file__).resolve().parent.parent)
     work = Path(tempfile.mkdtemp(prefix="mediad-e2e-"))
     try:
         paths, _ = build_corpus(work / "corpus", args.files, None)
