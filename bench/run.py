@@ -37,9 +37,9 @@ from bench import cli_lib, ideal
 from bench.db import Sql, bench_database, server
 from bench.procstat import MachineClock, TreeSampler, cpu_seconds, memory_kib
 from mediad.config import load as load_config
+from mediad.pool import extract_options
 from mediad.queries import named_queries
 from mediad.store import Store, compose
-from mediad.supervisor import extract_options
 
 CORES = os.cpu_count() or 1
 CLI_BATCH = 1000

@@ -36,7 +36,9 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from mediad import worker
+from mediad.config import Config
 from mediad.errors import FailureClass, MediadError
+from mediad.extractor import ExtractOptions
 from mediad.models import Completion, Failure, Job
 from mediad.pace import FilePace, answer_every
 
@@ -486,3 +488,37 @@ class WorkerPool:
         self.kill_all()
         self._closed = True
         self._selector.close()
+
+
+# --- from the config --------------------------------------------------------------------
+
+
+def extract_options(config: Config) -> ExtractOptions:
+    return ExtractOptions(
+        roots=config.extract.roots,
+        parse_speed=config.extract.parse_speed,
+        max_file_bytes=config.extract.max_file_bytes,
+        full_document=config.extract.full_document,
+        engine=config.extract.engine,
+        library_file=config.extract.library_file or None,
+    )
+
+
+def worker_settings(config: Config) -> worker.WorkerSettings:
+    return worker.WorkerSettings(
+        extract_options(config),
+        config.daemon.memory_limit_mb,
+        os.getpid(),
+        config.extract.cpu_seconds,
+    )
+
+
+def make_pool(config: Config) -> WorkerPool:
+    """The worker pool a config asks for (no worker started yet)."""
+    return WorkerPool(
+        worker_settings(config),
+        config.effective_workers(),
+        timeout_seconds=config.extract.timeout_seconds,
+        max_files_per_worker=config.daemon.max_files_per_worker,
+        prefetch=config.daemon.prefetch,
+    )

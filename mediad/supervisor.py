@@ -26,14 +26,12 @@ from mediad import logs, metrics
 from mediad.config import Config, mask_dsn
 from mediad.dbthread import Answer, DatabaseThreads
 from mediad.errors import DatabaseUnavailable, MediadError
-from mediad.extractor import ExtractOptions
 from mediad.models import Completion, Failure, Job
 from mediad.notify import Notifier
 from mediad.pace import ClaimSizer
-from mediad.pool import WorkerPool
+from mediad.pool import WorkerPool, make_pool, worker_settings
 from mediad.retry import RetryPolicy
 from mediad.store import FailureWrite, Listener, Store, WriteResult
-from mediad.worker import WorkerSettings
 
 log = structlog.get_logger("mediad")
 
@@ -77,37 +75,6 @@ class ReloadRefused(MediadError):
 def owner_name(instance: str) -> str:
     name = f"{socket.gethostname()}:{os.getpid()}"
     return f"{name}:{instance}" if instance else name
-
-
-def extract_options(config: Config) -> ExtractOptions:
-    return ExtractOptions(
-        roots=config.extract.roots,
-        parse_speed=config.extract.parse_speed,
-        max_file_bytes=config.extract.max_file_bytes,
-        full_document=config.extract.full_document,
-        engine=config.extract.engine,
-        library_file=config.extract.library_file or None,
-    )
-
-
-def worker_settings(config: Config) -> WorkerSettings:
-    return WorkerSettings(
-        extract_options(config),
-        config.daemon.memory_limit_mb,
-        os.getpid(),
-        config.extract.cpu_seconds,
-    )
-
-
-def make_pool(config: Config) -> WorkerPool:
-    """The worker pool a config asks for (no worker started yet)."""
-    return WorkerPool(
-        worker_settings(config),
-        config.effective_workers(),
-        timeout_seconds=config.extract.timeout_seconds,
-        max_files_per_worker=config.daemon.max_files_per_worker,
-        prefetch=config.daemon.prefetch,
-    )
 
 
 def retry_policy(config: Config) -> RetryPolicy:

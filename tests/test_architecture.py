@@ -4,6 +4,8 @@ reach the database, and only the database layer imports psycopg."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,7 +42,7 @@ def test_only_the_database_layer_imports_psycopg(module: str) -> None:
 @pytest.mark.parametrize("module", sorted(WORKER_SIDE))
 def test_worker_side_never_reaches_the_database(module: str) -> None:
     forbidden = {f"mediad.{m}" for m in (*DATABASE_LAYER, "supervisor", "runtime", "cli",
-                                         "dbthread", "pool")}
+                                         "commands", "dbthread", "pool")}
     assert not imports_of(module) & forbidden, module
 
 
@@ -49,3 +51,14 @@ def test_pure_modules_have_no_effects(module: str) -> None:
     effects = {"psycopg", "psycopg_pool", "multiprocessing", "socket", "subprocess",
                "threading", "prometheus_client", "pymediainfo", "signal"}
     assert not {name.split(".")[0] for name in imports_of(module)} & effects, module
+
+
+def test_the_command_line_loads_the_database_driver_only_after_starting_workers() -> None:
+    """`mediad run` starts its workers from mediad/cli.py, before it imports the commands:
+    importing the command line must not load psycopg, structlog or prometheus-client, or
+    the workers' boot would wait for them (mediad/cli.py)."""
+    heavy = ("psycopg", "structlog", "prometheus_client", "mediad.store", "mediad.supervisor")
+    code = f"import sys, mediad.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, cwd=PACKAGE.parent, check=True)
+    assert result.stdout.strip() == "[]", result.stdout

@@ -1,0 +1,516 @@
+"""The commands of `mediad` other than argument parsing: each opens what it needs (the
+store, the supervisor, the workers) and returns an exit code. Imported by mediad/cli.py
+once the arguments are read and, for `run`, once the workers are booting, so that they
+boot while this module's dependencies (psycopg, structlog, prometheus-client) load."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+
+from mediad import attach, notify
+from mediad.attach import Source
+from mediad.config import AttachConfig, Config, as_display_dict, mask_dsn
+from mediad.errors import DatabaseUnavailable, UsageError
+from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable
+from mediad.pool import WorkerPool
+from mediad.progress import Progress
+from mediad.runtime import connect, open_store
+from mediad.scan import ScanReport, batched, walk
+from mediad.store import LockTimeout, Store
+from mediad.summary import COLUMNS
+from mediad.supervisor import RunMode, Supervisor, Tally, owner_name
+
+log = structlog.get_logger("mediad")
+
+SHOW_SUMMARY_KEYS = (*COLUMNS, "image_tracks", "hdr_format", "languages", "streams")
+SHOW_FIELDS = ("path", "state", "attempts", "error_class", "error", "priority",
+               "resolved_path", "size_bytes", "mtime", "finished_at", "summary")
+
+
+def cmd_run(
+    args: argparse.Namespace,
+    config: Config,
+    *,
+    reload_config: Callable[[], Config],
+    notifier: notify.Notifier,
+    pool: WorkerPool,
+) -> int:
+    """The daemon, with workers that the command line started already (mediad/cli.py)."""
+    with open_store(config, owner=owner_name(config.daemon.instance)) as store:
+        pending_backfills = _apply_attach_config(store, config.attach)
+        if args.scan:
+            _scan(store, args.scan, 0)
+        if not config.extract.roots:
+            log.warning("extract.roots is empty: any file this user can read may be extracted")
+        else:
+            log.info("reading only files under extract.roots", roots=list(config.extract.roots))
+        supervisor = Supervisor(
+            config,
+            store,
+            reload_config=reload_config,
+            notifier=notifier,
+            store_factory=lambda new: connect(new, store.owner),
+            pool=pool,
+        )
+        backfill = Backfill(store, pending_backfills)
+        backfill.start()
+        try:
+            return supervisor.run()
+        finally:
+            backfill.stop()
+
+
+def cmd_extract(args: argparse.Namespace, config: Config) -> int:
+    if args.all and args.skip_existing:
+        raise_usage("--all and --skip-existing contradict each other")
+    if args.limit < 0:
+        raise_usage("--limit must be 0 or more")
+    with open_store(config, owner=owner_name("extract")) as store:
+        if args.all:
+            requeued = store.requeue_finished()
+            log.info("queued every finished row again", rows=requeued)
+            for source in store.sources():
+                # Attached rows never queued because they had metadata (skip-existing).
+                _, queued = store.backfill(source, skip_existing=False, resume=False,
+                                           record=False)
+                log.info("queued the rows of an attached table", table=source.table_name,
+                         rows=queued)
+        counts = store.counts()
+        skipped = store.count_pending_with_metadata() if args.skip_existing else 0
+        total = counts["pending"] - skipped
+        if args.limit:
+            total = min(total, args.limit)
+        progress = Progress(total)
+        mode = RunMode(one_shot=True, limit=args.limit, skip_existing=args.skip_existing)
+        supervisor = Supervisor(config, store, mode, on_progress=progress.update)
+        code = supervisor.run()
+        progress.close()
+        _print_extract_summary(supervisor.tally, skipped, args.json)
+        return code
+
+
+def _print_extract_summary(tally: Tally, skipped: int, as_json: bool) -> None:
+    elapsed = max(1e-9, time.monotonic() - tally.started_at)
+    summary: dict[str, Any] = {
+        "processed": tally.finished,
+        "done": tally.done,
+        "failed": sum(tally.failed.values()),
+        "failed_by_class": dict(sorted(tally.failed.items())),
+        "retried": tally.retried,
+        "skipped": skipped,
+        "seconds": round(elapsed, 3),
+        "files_per_second": round(tally.finished / elapsed, 1),
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    print(f"processed {summary['processed']} files in {summary['seconds']} s "
+          f"({summary['files_per_second']} files/s)")
+    print(f"  done     {summary['done']}")
+    print(f"  failed   {summary['failed']}")
+    for cls, count in summary["failed_by_class"].items():
+        print(f"    {cls:<14} {count}")
+    print(f"  skipped  {skipped} (already had metadata)")
+
+
+def _scan(store: Store, dirs: Sequence[str], priority: int) -> tuple[int, int, ScanReport]:
+    for directory in dirs:
+        if not os.path.isdir(directory):
+            raise_usage(f"{directory}: not a directory")
+    report = ScanReport()
+    inserted = requeued = 0
+    for batch in batched(walk(list(dirs), report), 1000):
+        new, again = store.scan_upsert(batch, priority)
+        inserted += new
+        requeued += again
+    unchanged = report.seen - report.bad_names - inserted - requeued
+    log.info("scan finished", files=report.seen, new=inserted, changed=requeued,
+             unchanged=unchanged, bad_names=report.bad_names,
+             unreadable_dirs=report.unreadable_dirs)
+    return inserted, requeued, report
+
+
+def cmd_scan(args: argparse.Namespace, config: Config) -> int:
+    with open_store(config) as store:
+        inserted, requeued, report = _scan(store, args.dirs, args.priority)
+    print(f"{report.seen} files: {inserted} new, {requeued} changed, "
+          f"{report.seen - report.bad_names - inserted - requeued} unchanged")
+    if report.bad_names or report.unreadable_dirs:
+        print(f"{report.bad_names} names that are not UTF-8 (recorded as failed, bad_path), "
+              f"{report.unreadable_dirs} unreadable directories (see the log)")
+        return 1
+    return 0
+
+
+def cmd_enqueue(args: argparse.Namespace, config: Config) -> int:
+    paths = list(args.paths)
+    if paths == ["-"]:
+        paths = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    # The name the application gave, made absolute, never resolved: the gate decides later.
+    absolute = [os.path.abspath(p) if not os.path.isabs(p) else p for p in paths]
+    storable = [p for p in absolute if is_storable(p)]
+    unstorable = [escaped(p) for p in absolute if not is_storable(p)]
+    with open_store(config) as store:
+        inserted = requeued = 0
+        for start in range(0, len(storable), 1000):
+            new, again = store.enqueue(storable[start : start + 1000], args.priority)
+            inserted += new
+            requeued += again
+        store.record_unstorable(unstorable, UNSTORABLE_MESSAGE)
+    already = len(storable) - inserted - requeued
+    print(f"{inserted} new, {requeued} queued again, {already} already pending or running")
+    if unstorable:
+        print(f"{len(unstorable)} names are not valid UTF-8: recorded as failed (bad_path): "
+              + ", ".join(unstorable[:5]), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    with open_store(config) as store:
+        counts = store.counts()
+        failures = store.failures_by_class()
+        done_1m, failed_1m = store.finished_since(60)
+        oldest = store.oldest_pending_seconds()
+        version = store.check_schema()
+    report: dict[str, Any] = {
+        "counts": counts,
+        "total": sum(counts.values()),
+        "failures_by_class": failures,
+        "rates": {"done_per_s_1m": round(done_1m / 60, 3),
+                  "failed_per_s_1m": round(failed_1m / 60, 3)},
+        "oldest_pending_seconds": oldest,
+        "schema": config.database.schema,
+        "schema_version": version,
+        "database": mask_dsn(config.database.dsn) or "embedded",
+    }
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"schema {config.database.schema} (version {version}) on {report['database']}")
+    for state in ("pending", "running", "done", "failed"):
+        print(f"  {state:<8} {counts[state]:>10}")
+    print(f"last minute: {report['rates']['done_per_s_1m']} done/s, "
+          f"{report['rates']['failed_per_s_1m']} failed/s")
+    if oldest is not None:
+        print(f"oldest due pending row waits {oldest:.1f} s")
+    if failures:
+        print("failures by class:")
+        for cls, count in failures.items():
+            print(f"  {cls:<14} {count:>10}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, config: Config) -> int:
+    paths = [os.path.abspath(p) if not os.path.isabs(p) else p for p in args.paths]
+    with open_store(config) as store:
+        known = store.show(paths)
+    for path in paths:
+        row = known.get(path)
+        record = _show_record(path, row)
+        if args.json:
+            print(json.dumps(record))
+        else:
+            _print_show(record)
+    return 0
+
+
+def _show_record(path: str, row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        return dict.fromkeys(SHOW_FIELDS) | {"path": path}
+    stored = row.get("summary") or {}
+    summary = {key: stored.get(key, row.get(key)) for key in SHOW_SUMMARY_KEYS}
+    return {
+        "path": path,
+        "state": row["state"],
+        "attempts": row["attempts"],
+        "error_class": row["error_class"],
+        "error": row["error"],
+        "priority": row["priority"],
+        "resolved_path": row["resolved_path"],
+        "size_bytes": row["size_bytes"],
+        "mtime": row["mtime"],
+        "finished_at": row["finished_at"],
+        "summary": summary if row.get("summary") is not None else None,
+    }
+
+
+def _print_show(record: dict[str, Any]) -> None:
+    print(record["path"])
+    if record["state"] is None:
+        print("  unknown to mediad")
+        return
+    print(f"  state {record['state']}, attempts {record['attempts']}")
+    if record["error_class"]:
+        print(f"  error [{record['error_class']}] {record['error']}")
+    summary = record["summary"] or {}
+    for key in COLUMNS:
+        if summary.get(key) is not None:
+            print(f"  {key:<15} {summary[key]}")
+
+
+def cmd_retry(args: argparse.Namespace, config: Config) -> int:
+    with open_store(config) as store:
+        count = store.retry_failed(args.error_class)
+    print(f"{count} failed rows queued again")
+    return 0
+
+
+# --- attached tables --------------------------------------------------------------------
+
+
+LOCK_TRIES = 5
+
+
+def _resolve(store: Store, table: str, *, id_column: str, path_column: str,
+             metadata_column: str | None, summary_prefix: str | None,
+             skip_existing: bool) -> tuple[attach.Plan, Source | None]:
+    """The mapping checked against the table, and the source already recorded for it."""
+    info = store.table_info(table)
+    if info is None:
+        raise UsageError(f"table {table} does not exist (or this role cannot see it); "
+                         "name it as schema.table")
+    plan = attach.plan(info, store.table_columns(int(info["oid"])), id_column=id_column,
+                       path_column=path_column, metadata_column=metadata_column,
+                       summary_prefix=summary_prefix, skip_existing=skip_existing)
+    existing = next((s for s in store.sources() if s.table_name == plan.source.table_name),
+                    None)
+    return plan, existing
+
+
+def _mapping_text(source: Source) -> str:
+    return (f"id={source.id_column}, path={source.path_column}, "
+            f"metadata={source.metadata_column or ''}, "
+            f"summary_prefix={source.summary_prefix or ''}, "
+            f"skip_existing={str(source.skip_existing).lower()}")
+
+
+def _attach_with_retries(store: Store, source: Source, lock_timeout: float,
+                         dry_run: bool) -> tuple[Source, list[str]]:
+    """A busy table: give up the lock queue quickly (writers wait behind us), retry."""
+    for attempt in range(1, LOCK_TRIES + 1):
+        try:
+            return store.attach(source, lock_timeout_ms=max(1, int(lock_timeout * 1000)),
+                                dry_run=dry_run)
+        except LockTimeout:
+            if attempt == LOCK_TRIES:
+                raise
+            log.warning("table busy, trying again", table=source.table_name, attempt=attempt)
+            time.sleep(min(5.0, 0.5 * 2**attempt))
+    raise AssertionError("unreachable")
+
+
+def cmd_attach(args: argparse.Namespace, config: Config) -> int:
+    if args.backfill_batch < 1:
+        raise_usage("--backfill-batch must be 1 or more")
+    if args.lock_timeout <= 0:
+        raise_usage("--lock-timeout must be greater than 0")
+    with open_store(config) as store:
+        plan, existing = _resolve(
+            store, args.table, id_column=args.id_column, path_column=args.path_column,
+            metadata_column=args.metadata_column, summary_prefix=args.summary_prefix,
+            skip_existing=not args.all)
+        wanted = plan.source
+        for ignored in plan.ignored:
+            print(f"warning: summary column {ignored}: left out", file=sys.stderr)
+        if existing is not None:
+            if existing.mapping() != wanted.mapping():
+                raise_usage(f"{wanted.table_name} is already attached with another mapping "
+                            f"({_mapping_text(existing)}): run `mediad detach "
+                            f"{wanted.table_name}` first")
+            if existing.backfilled:
+                print(f"{wanted.table_name} is already attached (source {existing.id})")
+                return 0
+            if args.dry_run:
+                print(f"-- {wanted.table_name} is attached; its backfill would resume with:")
+                print(store.backfill_text(existing) + ";")
+                return 0
+            source = existing
+            print(f"{wanted.table_name} is attached; resuming its backfill")
+        else:
+            source, statements = _attach_with_retries(store, wanted, args.lock_timeout,
+                                                      args.dry_run)
+            if args.dry_run:
+                print("-- mediad attach --dry-run: nothing was changed. These statements "
+                      "would run, in one transaction:")
+                print("BEGIN;")
+                for statement in statements:
+                    print(statement.rstrip() + ";")
+                print("COMMIT;")
+                print(f"-- then, in batches of {args.backfill_batch} rows (one transaction "
+                      "each; the first batch without the WHERE clause):")
+                print(store.backfill_text(source) + ";")
+                return 0
+            columns = ", ".join(source.summary_columns) or "none"
+            print(f"attached {source.table_name} (source {source.id}); summary columns: "
+                  f"{columns}")
+        seen, queued = store.backfill(source, batch_size=args.backfill_batch)
+    print(f"backfill: {seen} rows read, {queued} queued"
+          + (f", {seen - queued} skipped (metadata already filled, no path, or "
+             "already queued)" if seen != queued else ""))
+    return 0
+
+
+def cmd_detach(args: argparse.Namespace, config: Config) -> int:
+    if args.lock_timeout <= 0:
+        raise_usage("--lock-timeout must be greater than 0")
+    with open_store(config) as store:
+        info = store.table_info(args.table)
+        name = info["qualified"] if info else args.table
+        sources = store.sources()
+        source = next((s for s in sources if s.table_name == name), None)
+        if source is None:
+            attached = ", ".join(s.table_name for s in sources) or "none"
+            raise_usage(f"{args.table} is not attached (attached: {attached})")
+        assert source is not None
+        for attempt in range(1, LOCK_TRIES + 1):
+            try:
+                statements = store.detach(
+                    source, lock_timeout_ms=max(1, int(args.lock_timeout * 1000)),
+                    dry_run=args.dry_run)
+                break
+            except LockTimeout:
+                if attempt == LOCK_TRIES:
+                    raise
+                time.sleep(min(5.0, 0.5 * 2**attempt))
+    if args.dry_run:
+        print("-- mediad detach --dry-run: nothing was changed. These statements would run:")
+        for statement in statements:
+            print(statement.rstrip() + ";")
+        return 0
+    print(f"detached {source.table_name}: trigger, function and queued rows removed; the "
+          "table's data is unchanged")
+    return 0
+
+
+def _apply_attach_config(store: Store, wanted: Sequence[AttachConfig]) -> list[Source]:
+    """`[attach."..."]` at start: attach what is not attached yet, refuse a changed mapping.
+    Returns the sources whose backfill has not finished."""
+    unfinished: list[Source] = []
+    for spec in wanted:
+        key = f'attach."{spec.table}"'
+        try:
+            plan, existing = _resolve(
+                store, spec.table, id_column=spec.id, path_column=spec.path,
+                metadata_column=spec.metadata or None,
+                summary_prefix=spec.summary_prefix or None, skip_existing=spec.skip_existing)
+        except UsageError as exc:
+            raise UsageError(f"{key}: {exc}") from None
+        if existing is None:
+            source, _ = _attach_with_retries(store, plan.source, 1.0, dry_run=False)
+            log.info("attached a table", table=source.table_name, source=source.id,
+                     summary_columns=list(source.summary_columns))
+            unfinished.append(source)
+        elif existing.mapping() != plan.source.mapping():
+            raise UsageError(f"{key}: {existing.table_name} is attached with another mapping "
+                             f"({_mapping_text(existing)}): run `mediad detach "
+                             f"{existing.table_name}` first")
+        elif not existing.backfilled:
+            unfinished.append(existing)
+    return unfinished
+
+
+class Backfill:
+    """Backfills of newly configured tables, in a thread with its own connections, so the
+    daemon starts (and works on what is queued) at once. Progress is recorded: a backfill
+    cut short by a stop resumes at the next start."""
+
+    def __init__(self, store: Store, sources: Sequence[Source]) -> None:
+        self._store = store
+        self._sources = list(sources)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mediad-backfill", daemon=True)
+
+    def start(self) -> None:
+        if self._sources:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10.0)
+
+    def _run(self) -> None:
+        own = self._store.clone()
+        try:
+            for source in self._sources:
+                self._backfill_until_done(own, source)
+        finally:
+            own.close()
+
+    def _backfill_until_done(self, own: Store, source: Source) -> None:
+        """A database outage pauses the backfill (it resumes where it stopped, recorded in
+        the database); anything else is logged with its traceback, never lost silently."""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                own.open()
+                seen, queued = own.backfill(source, stop=self._stop)
+            except DatabaseUnavailable as exc:
+                log.warning("backfill waits for the database", table=source.table_name,
+                            error=str(exc), retry_in_s=delay)
+                self._stop.wait(delay)
+                delay = min(60.0, delay * 2)
+                continue
+            except Exception:
+                log.exception("backfill stopped; it resumes at the next start",
+                              table=source.table_name)
+                return
+            log.info("backfill finished" if not self._stop.is_set() else "backfill paused",
+                     table=source.table_name, rows=seen, queued=queued)
+            return
+
+
+def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
+    with open_store(config, migrate=False, check=False) as store:
+        applied = store.migrate()
+        version = store.check_schema()
+    if applied:
+        steps = ", ".join(f"{name} (version {int(name[:4])})" for name in applied)
+        print(f"schema {config.database.schema}: applied {steps}; now version {version}")
+    else:
+        print(f"schema {config.database.schema} is up to date (version {version})")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
+    shown = as_display_dict(config)
+    if args.json:
+        print(json.dumps(shown))
+    else:
+        print(f"# configuration is valid (source: {config.source or 'defaults'})")
+        for section, values in shown.items():
+            tables = values.items() if section == "attach" else [("", values)]
+            for table, table_values in tables:
+                print(f"[{section}]" if not table else f"[attach.{json.dumps(table)}]")
+                for key, value in table_values.items():
+                    print(f"{key} = {json.dumps(value)}")
+                print()
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+    "extract": cmd_extract,
+    "scan": cmd_scan,
+    "enqueue": cmd_enqueue,
+    "status": cmd_status,
+    "show": cmd_show,
+    "retry": cmd_retry,
+    "attach": cmd_attach,
+    "detach": cmd_detach,
+    "migrate": cmd_migrate,
+    "check-config": cmd_check_config,
+}
+
+
+def raise_usage(message: str) -> None:
+    raise UsageError(message)
