@@ -1,9 +1,10 @@
 """The `mediainfo` CLI run on the libmediainfo that mediad loads, for a like-for-like ratio.
 
 Debian's `mediainfo` links its own libmediainfo (23.04 on this host); mediad loads the one
-in pymediainfo's wheel (24.12). The two differ in what they parse: 24.12 reads the slices
-of H.264 in Matroska, for one, and takes 1.8x as long on that file. A ratio against the
-system CLI therefore measures two MediaInfo releases as much as mediad. The CLI links the
+in pymediainfo's wheel (24.12). The two differ in what they parse (24.12 reports the slice
+count of H.264 streams, for one) and 24.12 takes about 10 % more CPU per file on the
+benchmark's corpus (`python -m bench.libcost`). A ratio against the system CLI therefore
+measures two MediaInfo releases as well as mediad. The CLI links the
 library by its soname, so pointing LD_LIBRARY_PATH at a directory holding mediad's library
 runs the same binary on the same parser; `same_documents` checks that it then writes
 exactly the documents mediad stores.

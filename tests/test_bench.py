@@ -140,3 +140,26 @@ def test_the_end_to_end_harness_runs_this_checkouts_daemon_or_another(
     elsewhere = subprocess.run([*command[:-1], str(empty)], cwd=tmp_path, env=env,
                                capture_output=True, text=True, timeout=120)
     assert elsewhere.returncode != 0
+
+
+def test_the_library_cost_comparison_reads_every_file_with_both_libraries(
+    tmp_path: Path,
+) -> None:
+    """bench.libcost against mediad's own library: a row per corpus file, and no field
+    that one library reports and the other does not (it is the same library)."""
+    from pymediainfo import MediaInfo
+
+    from tests.media import make_corpus
+
+    names = make_corpus(tmp_path)
+    own = str(MediaInfo._get_library()[0]._name)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.libcost", "--other", own, "--source", str(tmp_path),
+         "--reads", "2", "--passes", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[2:-1]]
+    assert sorted(row[0] for row in rows) == sorted(names), result.stdout
+    assert all(row[-1] == "-" for row in rows), result.stdout
+    assert result.stdout.splitlines()[-1].startswith("all (sum)")
