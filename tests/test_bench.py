@@ -163,3 +163,17 @@ def test_the_library_cost_comparison_reads_every_file_with_both_libraries(
     assert sorted(row[0] for row in rows) == sorted(names), result.stdout
     assert all(row[-1] == "-" for row in rows), result.stdout
     assert result.stdout.splitlines()[-1].startswith("all (sum)")
+
+
+def test_the_stage_breakdown_prints_every_stage() -> None:
+    """bench.stages on a tiny corpus: a row per stage, and the CLI rows when installed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.stages", "--files", "40", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    stages = [line.split("  ")[0].strip() for line in result.stdout.splitlines()[2:]]
+    expected = ["read", "gate", "extract"]
+    if shutil.which("mediainfo"):
+        expected = ["cli", "cli, mediad's lib", *expected]
+    assert stages == expected, result.stdout
