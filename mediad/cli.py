@@ -189,7 +189,11 @@ def _start_run(
     config = _run_config(args, startup_environment)
     notifier = notify.from_environment()
     pool = make_pool(config)
-    pool.maintain()
+    try:
+        pool.maintain()
+    except BaseException:
+        pool.close()  # a worker already started must not outlive a failed start
+        raise
     return config, notifier, pool, startup_environment
 
 
