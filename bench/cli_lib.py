@@ -70,14 +70,13 @@ def _tracks(document: Any) -> list[Any]:
     return document["media"]["track"] if isinstance(document, dict) else []
 
 
-def same_documents(
-    found: CliOnLibrary, binary: str, files: list[str], read_json: Any
+def same_tracks(
+    binary: str, env: dict[str, str] | None, files: list[str], read_json: Any
 ) -> tuple[bool, str]:
-    """Does the CLI on mediad's library write, file for file, the tracks mediad stores?"""
-    if found.env is None:
-        return False, found.why
+    """Does the CLI (run with `env`) write, file for file, the tracks that `read_json`
+    (mediad's reader, on some library) returns?"""
     result = subprocess.run(
-        [binary, "--Output=JSON", *files], capture_output=True, timeout=120, env=found.env
+        [binary, "--Output=JSON", *files], capture_output=True, timeout=120, env=env
     )
     documents = json.loads(result.stdout)
     if not isinstance(documents, list):
@@ -87,5 +86,25 @@ def same_documents(
         mine = json.loads(read_json(path))
         if _tracks(by_path.get(path)) != _tracks(mine):
             return False, f"{Path(path).name}: the CLI's tracks differ from mediad's"
-    found.checked_files = [Path(p).name for p in files]
     return True, ""
+
+
+def same_documents(
+    found: CliOnLibrary, binary: str, files: list[str], read_json: Any
+) -> tuple[bool, str]:
+    """Does the CLI on mediad's library write, file for file, the tracks mediad stores?"""
+    if found.env is None:
+        return False, found.why
+    same, why = same_tracks(binary, found.env, files, read_json)
+    if same:
+        found.checked_files = [Path(p).name for p in files]
+    return same, why
+
+
+def linked_library(binary: str) -> str | None:
+    """The libmediainfo that the CLI binary links, if it links one (ldd)."""
+    result = subprocess.run(["ldd", binary], capture_output=True, text=True, check=False)
+    for line in result.stdout.splitlines():
+        if "libmediainfo" in line and "=>" in line:
+            return line.split("=>")[1].split("(")[0].strip() or None
+    return None

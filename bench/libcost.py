@@ -12,28 +12,15 @@ sets the options mediad's workers set.
 from __future__ import annotations
 
 import argparse
-import ctypes.util
 import json
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from bench import cli_lib
 from mediad.mediainfo import Reader, _apply, _load
-
-
-def cli_library() -> str | None:
-    """The libmediainfo the `mediainfo` on PATH links, if it links one."""
-    binary = shutil.which("mediainfo")
-    if binary is None:
-        return None
-    result = subprocess.run(["ldd", binary], capture_output=True, text=True, check=False)
-    for line in result.stdout.splitlines():
-        if "libmediainfo" in line and "=>" in line:
-            return line.split("=>")[1].split("(")[0].strip()
-    return ctypes.util.find_library("mediainfo")
 
 
 def cpu() -> float:
@@ -58,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reads", type=int, default=100)
     parser.add_argument("--passes", type=int, default=3)
     args = parser.parse_args(argv)
-    other = args.other or cli_library()
+    binary = shutil.which("mediainfo")
+    other = args.other or (cli_lib.linked_library(binary) if binary else None)
     if other is None:
         raise SystemExit("no other libmediainfo: give --other PATH")
     with tempfile.TemporaryDirectory(prefix="mediad-libcost-") as work:

@@ -753,13 +753,23 @@ def table_stats(sql: Sql, schema: str) -> dict[str, Any]:
     }
 
 
-def mediad_round(ctx: Context, n: int, latency: bool) -> dict[str, Any]:
-    spec = ctx.spec(f"bench_e2e_{n}", "mediainfo")
+def mediad_round(
+    ctx: Context, n: int, latency: bool, library_file: str | None = None
+) -> dict[str, Any]:
+    """`library_file`: run the daemon on that libmediainfo (extract.library_file)."""
+    name = f"e2e_{n}" if library_file is None else f"e2e_cli_library_{n}"
+    spec = ctx.spec(f"bench_{name}", "mediainfo")
+    on = ""
+    if library_file is not None:
+        spec.extra["MEDIAD_EXTRACT_LIBRARY_FILE"] = library_file
+        on = f", on the CLI's libmediainfo {library_file}"
     paths = ctx.paths
-    say(f"mediad end to end: enqueue {len(paths):,} paths, then `mediad run` (round {n + 1})")
+    say(f"mediad end to end{on}: enqueue {len(paths):,} paths, then `mediad run` "
+        f"(round {n + 1})")
     enqueue_seconds = enqueue_paths(ctx.dsn, spec.schema, paths)
     samples = ctx.args.latency_samples if latency else 0
-    run = run_mediad(ctx.sql, spec, len(paths), ctx.work / f"e2e-{n}.log", samples, ctx.extra_paths)
+    run = run_mediad(ctx.sql, spec, len(paths), ctx.work / f"{name}.log", samples,
+                     ctx.extra_paths)
     run["enqueue_seconds"] = round(enqueue_seconds, 3)
     run["enqueue_paths_per_s"] = rate(len(paths), enqueue_seconds)
     time.sleep(1.0)  # the stopped daemon's backends report their statistics
@@ -796,6 +806,7 @@ def throughput(ctx: Context, results: dict[str, Any]) -> None:
     options = extract_options(load_config(None, environ=ctx.spec("x", "mediainfo").env()))
     runs: dict[str, list[dict[str, Any]]] = {}
     same_library = _cli_on_mediads_library(ctx, options, results)
+    cli_library = _mediad_on_the_clis_library(ctx, options, results)
 
     def ideal_run(n: int) -> None:
         say(f"ideal multiprocessing.Pool over {len(paths):,} files, {args.workers} processes")
@@ -822,10 +833,16 @@ def throughput(ctx: Context, results: dict[str, Any]) -> None:
     def mediad_run(n: int) -> None:
         runs.setdefault("mediad", []).append(mediad_round(ctx, n, latency=n == 0))
 
+    def mediad_cli_library_run(n: int) -> None:
+        if cli_library is not None:
+            runs.setdefault("mediad_cli_library", []).append(
+                mediad_round(ctx, n, latency=False, library_file=cli_library)
+            )
+
     def noop_run(n: int) -> None:
         runs.setdefault("noop", []).append(noop_round(ctx, n))
 
-    order = [ideal_run, cli_run, mediad_run, noop_run]
+    order = [ideal_run, cli_run, mediad_cli_library_run, mediad_run, noop_run]
     for n in range(args.repeat):
         for step in order if n % 2 == 0 else order[::-1]:
             step(n)
@@ -870,6 +887,44 @@ def _cli_on_mediads_library(
         say(f"mediainfo CLI on mediad's libmediainfo: skipped ({why})")
         return None
     return found
+
+
+def _mediad_on_the_clis_library(
+    ctx: Context, options: Any, results: dict[str, Any]
+) -> str | None:
+    """The libmediainfo the CLI links, when mediad's reader on it writes the CLI's
+    documents: then mediad runs on it too, the other like-for-like comparison."""
+    if not ctx.args.mediainfo:
+        return None
+    from mediad.mediainfo import read_json
+
+    library = cli_lib.linked_library(ctx.args.mediainfo)
+    same, why = False, "the CLI links no libmediainfo (statically linked?)"
+    if library is not None:
+        originals = ctx.paths[: len(results["environment"]["corpus_originals"])]
+        try:
+            same, why = cli_lib.same_tracks(
+                ctx.args.mediainfo,
+                None,
+                originals,
+                lambda path: read_json(
+                    path,
+                    library_file=library,
+                    parse_speed=options.parse_speed,
+                    full=options.full_document,
+                ),
+            )
+        except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
+            same, why = False, f"could not compare documents: {exc}"
+    results["environment"]["mediad_on_cli_library"] = {
+        "library": library,
+        "documents_identical": same,
+        "why_not": why,
+    }
+    if not same:
+        say(f"mediad on the CLI's libmediainfo: skipped ({why})")
+        return None
+    return library
 
 
 def connections(ctx: Context, results: dict[str, Any]) -> None:
@@ -963,6 +1018,12 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
             mediad["files_per_s"] / same_library["files_per_s"], 3
         )
         _by_round(found, "mediad_over_mediainfo_same_library", mediad, same_library)
+    on_cli_library = results.get("mediad_cli_library")
+    if batched and on_cli_library:
+        found["mediad_on_cli_library_over_mediainfo_batched"] = round(
+            on_cli_library["files_per_s"] / batched["files_per_s"], 3
+        )
+        _by_round(found, "mediad_on_cli_library_over_mediainfo_batched", on_cli_library, batched)
     noop_rounds = [r["files_per_s"] for r in results["noop"].get("rounds", [])]
     if len(noop_rounds) > 1:
         found["noop_files_per_s_by_round"] = noop_rounds
@@ -1007,6 +1068,9 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         # The same comparison with both on one MediaInfoLib (bench/cli_lib.py).
         value = judged(r, "mediad_over_mediainfo_same_library")
         checks["... with the CLI on mediad's libmediainfo"] = (value, value >= 0.85)
+    if "mediad_on_cli_library_over_mediainfo_batched" in r:
+        value = judged(r, "mediad_on_cli_library_over_mediainfo_batched")
+        checks["... with mediad on the CLI's libmediainfo"] = (value, value >= 0.85)
     cases = {c["rows"]: c for c in results.get("claim_latency", []) if c["scenario"] == "steady"}
     small, big = cases.get(10_000), cases.get(10_000_000)
     if small and big:
@@ -1043,6 +1107,11 @@ def _throughput_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
         m,
         f"steady {m['steady_files_per_s']:,.0f}/s; RSS sup {m['supervisor_rss_peak_mib']} MiB,"
         f" worker {m['worker_rss_peak_mib']} MiB; db cpu {m['cpu_seconds_db_backends']} s",
+    )
+    add(
+        "mediad end to end, the CLI's lib",
+        results.get("mediad_cli_library"),
+        f"the same on {(results['environment'].get('mediad_on_cli_library') or {}).get('library')}",
     )
     add("ideal multiprocessing.Pool", results["ideal"], "same extract(), same options, no db")
     if results.get("mediainfo_batched"):
@@ -1099,8 +1168,8 @@ def report(results: dict[str, Any]) -> None:
     busy = [
         name
         for name in (
-            "mediad", "ideal", "mediainfo_batched", "mediainfo_same_library", "mediainfo_single",
-            "noop",
+            "mediad", "mediad_cli_library", "ideal", "mediainfo_batched",
+            "mediainfo_same_library", "mediainfo_single", "noop",
         )
         if (results.get(name) or {}).get("other_load_cores", 0) > 0.2
     ]

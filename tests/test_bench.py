@@ -107,6 +107,15 @@ def test_benchmark_runs_on_a_tiny_corpus_and_prints_every_row(
             assert "mediainfo CLI batched, mediad's lib" in table
         else:
             assert same["why_not"], same
+        # And mediad on the CLI's own libmediainfo, under the same rule.
+        other = data["environment"]["mediad_on_cli_library"]
+        assert other["documents_identical"] == ("mediad_cli_library" in data), other
+        if other["documents_identical"]:
+            assert data["mediad_cli_library"]["done"] == 200
+            assert "mediad_on_cli_library_over_mediainfo_batched" in data["ratios"]
+            assert "mediad end to end, the CLI's lib" in table
+        else:
+            assert other["why_not"], other
     assert data["mediad"]["done"] + data["mediad"]["failed"] == 200
     assert data["mediad"]["done"] == 200  # the generated corpus is all real media
     assert data["ideal"]["done"] == 200
