@@ -57,8 +57,9 @@ def one_run(
     settings: dict[str, str],
 ) -> dict[str, Any]:
     schema = f"bench_e2e_{engine}_{n}"
-    spec = DaemonSpec(dsn, schema, CORES, engine, str(work / "corpus"), work / "state",
-                      extra=settings)
+    spec = DaemonSpec(
+        dsn, schema, CORES, engine, str(work / "corpus"), work / "state", extra=settings
+    )
     if mediad is not None:
         # First on sys.path, ahead of the working directory; spawned workers inherit it.
         code = (
@@ -120,9 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             sql = Sql(dsn)
             try:
                 for n in range(args.repeat):
-                    found = one_run(
-                        sql, dsn, work, paths, args.engine, n, args.mediad, settings
-                    )
+                    found = one_run(sql, dsn, work, paths, args.engine, n, args.mediad, settings)
                     print(json.dumps({"engine": args.engine, "round": n + 1, **found}), flush=True)
             finally:
                 sql.close()

@@ -62,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             _apply(reader, 0.5, False)
         versions = {n: ".".join(map(str, r.version)) for n, r in readers.items()}
         print(f"mediad's libmediainfo {versions['mediad']}; other {versions['other']} ({other})")
-        print(f"{'file':<28} {'bytes':>9} {'mediad us':>10} {'other us':>9} {'ratio':>6}  "
-              "fields only mediad's has")
+        print(
+            f"{'file':<28} {'bytes':>9} {'mediad us':>10} {'other us':>9} {'ratio':>6}  "
+            "fields only mediad's has"
+        )
         totals = {"mediad": 0.0, "other": 0.0}
         for path in files:
             costs = {n: cost(r, str(path), args.passes, args.reads) for n, r in readers.items()}
@@ -81,11 +83,15 @@ def main(argv: list[str] | None = None) -> int:
                     for key in set(track) - set(theirs)
                 }
             )
-            print(f"{path.name:<28} {path.stat().st_size:>9,} {costs['mediad'] * 1e6:>10.0f} "
-                  f"{costs['other'] * 1e6:>9.0f} {costs['mediad'] / costs['other']:>6.2f}  "
-                  f"{', '.join(extra) or '-'}")
-        print(f"{'all (sum)':<28} {'':>9} {totals['mediad'] * 1e6:>10.0f} "
-              f"{totals['other'] * 1e6:>9.0f} {totals['mediad'] / totals['other']:>6.2f}")
+            print(
+                f"{path.name:<28} {path.stat().st_size:>9,} {costs['mediad'] * 1e6:>10.0f} "
+                f"{costs['other'] * 1e6:>9.0f} {costs['mediad'] / costs['other']:>6.2f}  "
+                f"{', '.join(extra) or '-'}"
+            )
+        print(
+            f"{'all (sum)':<28} {'':>9} {totals['mediad'] * 1e6:>10.0f} "
+            f"{totals['other'] * 1e6:>9.0f} {totals['mediad'] / totals['other']:>6.2f}"
+        )
     return 0
 
 

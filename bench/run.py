@@ -412,7 +412,10 @@ def mediainfo_version(binary: str) -> str:
 def _cli_call(binary: str, chunk: list[str], env: dict[str, str] | None = None) -> int:
     """Run mediainfo on a chunk of files; returns how many documents name a media format."""
     result = subprocess.run(
-        [binary, "--Output=JSON", *chunk], capture_output=True, timeout=600, check=False,
+        [binary, "--Output=JSON", *chunk],
+        capture_output=True,
+        timeout=600,
+        check=False,
         env=env,
     )
     try:
@@ -764,12 +767,10 @@ def mediad_round(
         spec.extra["MEDIAD_EXTRACT_LIBRARY_FILE"] = library_file
         on = f", on the CLI's libmediainfo {library_file}"
     paths = ctx.paths
-    say(f"mediad end to end{on}: enqueue {len(paths):,} paths, then `mediad run` "
-        f"(round {n + 1})")
+    say(f"mediad end to end{on}: enqueue {len(paths):,} paths, then `mediad run` (round {n + 1})")
     enqueue_seconds = enqueue_paths(ctx.dsn, spec.schema, paths)
     samples = ctx.args.latency_samples if latency else 0
-    run = run_mediad(ctx.sql, spec, len(paths), ctx.work / f"{name}.log", samples,
-                     ctx.extra_paths)
+    run = run_mediad(ctx.sql, spec, len(paths), ctx.work / f"{name}.log", samples, ctx.extra_paths)
     run["enqueue_seconds"] = round(enqueue_seconds, 3)
     run["enqueue_paths_per_s"] = rate(len(paths), enqueue_seconds)
     time.sleep(1.0)  # the stopped daemon's backends report their statistics
@@ -889,9 +890,7 @@ def _cli_on_mediads_library(
     return found
 
 
-def _mediad_on_the_clis_library(
-    ctx: Context, options: Any, results: dict[str, Any]
-) -> str | None:
+def _mediad_on_the_clis_library(ctx: Context, options: Any, results: dict[str, Any]) -> str | None:
     """The libmediainfo the CLI links, when mediad's reader on it writes the CLI's
     documents: then mediad runs on it too, the other like-for-like comparison."""
     if not ctx.args.mediainfo:
@@ -1168,8 +1167,13 @@ def report(results: dict[str, Any]) -> None:
     busy = [
         name
         for name in (
-            "mediad", "mediad_cli_library", "ideal", "mediainfo_batched",
-            "mediainfo_same_library", "mediainfo_single", "noop",
+            "mediad",
+            "mediad_cli_library",
+            "ideal",
+            "mediainfo_batched",
+            "mediainfo_same_library",
+            "mediainfo_single",
+            "noop",
         )
         if (results.get(name) or {}).get("other_load_cores", 0) > 0.2
     ]

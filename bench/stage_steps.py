@@ -14,8 +14,11 @@ OPTIONS = ExtractOptions()
 
 
 def _read(source: str) -> int:
-    return len(read_json(source, library_file=None, parse_speed=OPTIONS.parse_speed,
-                         full=OPTIONS.full_document))
+    return len(
+        read_json(
+            source, library_file=None, parse_speed=OPTIONS.parse_speed, full=OPTIONS.full_document
+        )
+    )
 
 
 def read(path: str) -> int:

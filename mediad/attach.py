@@ -37,8 +37,13 @@ SUMMARY_TYPES: dict[str, str] = {
     "text_tracks": "int4",
     "truncated": "bool",
 }
-_CATEGORIES = {"text": {"S"}, "float8": {"N", "S"}, "int8": {"N", "S"}, "int4": {"N", "S"},
-               "bool": {"B", "S"}}
+_CATEGORIES = {
+    "text": {"S"},
+    "float8": {"N", "S"},
+    "int8": {"N", "S"},
+    "int4": {"N", "S"},
+    "bool": {"B", "S"},
+}
 DOCUMENT_TYPES = ("json", "jsonb")
 
 
@@ -89,13 +94,18 @@ class Source:
 
     def mapping(self) -> tuple[Any, ...]:
         """What must match for a configured attachment to count as the same one."""
-        return (self.id_column, self.path_column, self.metadata_column,
-                self.summary_prefix or None, self.skip_existing)
+        return (
+            self.id_column,
+            self.path_column,
+            self.metadata_column,
+            self.summary_prefix or None,
+            self.skip_existing,
+        )
 
     def summary_keys(self) -> list[tuple[str, str]]:
         """(application column, summary key) for each recorded summary column."""
         prefix = self.summary_prefix or ""
-        return [(column, column[len(prefix):]) for column in self.summary_columns]
+        return [(column, column[len(prefix) :]) for column in self.summary_columns]
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Source:
@@ -143,18 +153,22 @@ def plan(
         wanted.append(("--metadata", metadata_column))
     missing = [f"{flag} {col}" for flag, col in wanted if col not in by_name]
     if missing:
-        raise UsageError(f"table {name} has no column {', '.join(missing)}; it has: "
-                         + ", ".join(c.name for c in columns))
+        raise UsageError(
+            f"table {name} has no column {', '.join(missing)}; it has: "
+            + ", ".join(c.name for c in columns)
+        )
     problems = []
     if not by_name[id_column].is_unique:
         problems.append(f"--id {id_column}: needs a primary key or a unique index on it alone")
     if by_name[path_column].category != "S":
-        problems.append(f"--path {path_column}: must be a text column, not "
-                        f"{by_name[path_column].type}")
+        problems.append(
+            f"--path {path_column}: must be a text column, not {by_name[path_column].type}"
+        )
     meta = by_name.get(metadata_column) if metadata_column else None
     if meta is not None and meta.type not in DOCUMENT_TYPES and meta.category != "S":
-        problems.append(f"--metadata {metadata_column}: must be jsonb, json or text, not "
-                        f"{meta.type}")
+        problems.append(
+            f"--metadata {metadata_column}: must be jsonb, json or text, not {meta.type}"
+        )
     if len({id_column, path_column, metadata_column or path_column}) < (3 if meta else 2):
         problems.append("--id, --path and --metadata must be different columns")
     if problems:
@@ -176,9 +190,7 @@ def plan(
     return Plan(source, tuple(ignored))
 
 
-def summary_columns(
-    by_name: Mapping[str, Column], prefix: str
-) -> tuple[list[str], list[str]]:
+def summary_columns(by_name: Mapping[str, Column], prefix: str) -> tuple[list[str], list[str]]:
     """The columns named <prefix><key> that can hold that summary value, and the others."""
     found: list[str] = []
     ignored: list[str] = []
@@ -249,7 +261,8 @@ def create_function(schema: str, source: Source) -> sql.Composed:
     IF TG_OP = 'INSERT' AND NEW.{meta} IS NOT NULL THEN
         RETURN NULL;  -- skip-existing: the application already has its metadata
     END IF;"""
-    body = _raw("""
+    body = _raw(
+        """
 BEGIN
     IF TG_OP = 'DELETE' THEN
         DELETE FROM {files} WHERE source_id = {sid} AND source_row = OLD.{id}::text;
@@ -258,15 +271,20 @@ BEGIN
     IF NEW.{path} IS NULL OR NEW.{path}::text = '' THEN
         DELETE FROM {files} WHERE source_id = {sid} AND source_row = NEW.{id}::text;
         RETURN NULL;
-    END IF;""" + skip + """
+    END IF;"""
+        + skip
+        + """
     INSERT INTO {files} AS f (source_id, source_row, source_path)
     VALUES ({sid}, NEW.{id}::text, NEW.{path}::text)
     ON CONFLICT (source_id, source_row) WHERE source_id IS NOT NULL DO UPDATE
         SET source_path = EXCLUDED.source_path,
-            """ + _REQUEUE + """;
+            """
+        + _REQUEUE
+        + """;
     RETURN NULL;
 END
-""").format(
+"""
+    ).format(
         files=_files(schema),
         sid=sql.Literal(source.id),
         id=sql.Identifier(source.id_column),
@@ -277,8 +295,7 @@ END
     return sql.SQL(
         "CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql\n"
         "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {tag}{body}{tag}"
-    ).format(function=sql.Identifier(schema, function_name(source)), tag=sql.SQL(tag),
-             body=body)
+    ).format(function=sql.Identifier(schema, function_name(source)), tag=sql.SQL(tag), body=body)
 
 
 def _dollar_tag(body: sql.Composable) -> str:
@@ -293,6 +310,7 @@ def _dollar_tag(body: sql.Composable) -> str:
 
 def create_triggers(schema: str, source: Source) -> list[sql.Composed]:
     """Two triggers: a WHEN clause may not mention OLD on INSERT nor NEW on DELETE."""
+
     def one(suffix: str, events: sql.Composable, when: sql.Composable) -> sql.Composed:
         return sql.SQL(
             "CREATE TRIGGER {trigger}\nAFTER {events} ON {table}\nFOR EACH ROW{when}\n"
@@ -308,8 +326,11 @@ def create_triggers(schema: str, source: Source) -> list[sql.Composed]:
     path = sql.Identifier(source.path_column)
     return [
         one("", sql.SQL("INSERT OR DELETE"), sql.SQL("")),
-        one("_path", sql.SQL("UPDATE OF {}").format(path),
-            sql.SQL("\nWHEN (OLD.{path} IS DISTINCT FROM NEW.{path})").format(path=path)),
+        one(
+            "_path",
+            sql.SQL("UPDATE OF {}").format(path),
+            sql.SQL("\nWHEN (OLD.{path} IS DISTINCT FROM NEW.{path})").format(path=path),
+        ),
     ]
 
 
@@ -321,14 +342,16 @@ def trigger_names(schema: str, source: Source) -> list[str]:
 def drop_triggers(schema: str, source: Source) -> list[sql.Composed]:
     return [
         sql.SQL("DROP TRIGGER IF EXISTS {trigger} ON {table}").format(
-            trigger=sql.Identifier(name), table=app_table(source))
+            trigger=sql.Identifier(name), table=app_table(source)
+        )
         for name in trigger_names(schema, source)
     ]
 
 
 def drop_function(schema: str, source: Source) -> sql.Composed:
     return sql.SQL("DROP FUNCTION IF EXISTS {function}()").format(
-        function=sql.Identifier(schema, function_name(source)))
+        function=sql.Identifier(schema, function_name(source))
+    )
 
 
 def backfill(schema: str, source: Source, first: bool) -> sql.Composed:
@@ -339,10 +362,18 @@ def backfill(schema: str, source: Source, first: bool) -> sql.Composed:
     skip_existing. Returns seen, queued and last (the batch's last id, as text).
     """
     ident = sql.Identifier(source.id_column)
-    after = sql.SQL("") if first else sql.SQL(
-        "\n    WHERE a.{id} > %(after)s::text::{type}").format(id=ident, type=_raw(source.id_type))
-    filled = (sql.SQL("a.{} IS NOT NULL").format(sql.Identifier(source.metadata_column))
-              if source.metadata_column else sql.SQL("false"))
+    after = (
+        sql.SQL("")
+        if first
+        else sql.SQL("\n    WHERE a.{id} > %(after)s::text::{type}").format(
+            id=ident, type=_raw(source.id_type)
+        )
+    )
+    filled = (
+        sql.SQL("a.{} IS NOT NULL").format(sql.Identifier(source.metadata_column))
+        if source.metadata_column
+        else sql.SQL("false")
+    )
     return sql.SQL("""WITH batch AS (
     SELECT a.{id} AS id, a.{path}::text AS path, {filled} AS filled
     FROM {table} AS a{after}
@@ -378,15 +409,20 @@ def write_back(source: Source) -> sql.Composed | None:
     arrays: list[sql.Composable] = [sql.SQL("%(rows)b::text[]")]
     names: list[sql.Composable] = [sql.Identifier("source_row")]
     if source.metadata_column:
-        sets.append(sql.SQL("{} = r.document::{}").format(
-            sql.Identifier(source.metadata_column),
-            _raw(source.metadata_type or "text")))
+        sets.append(
+            sql.SQL("{} = r.document::{}").format(
+                sql.Identifier(source.metadata_column), _raw(source.metadata_type or "text")
+            )
+        )
         arrays.append(sql.SQL("%(documents)b::text[]"))
         names.append(sql.Identifier("document"))
     for column, key in source.summary_keys():
         sets.append(sql.SQL("{} = r.{}").format(sql.Identifier(column), sql.Identifier(key)))
-        arrays.append(sql.SQL("{}::{}[]").format(sql.Placeholder(key, PyFormat.BINARY),
-                                                  _raw(SUMMARY_TYPES[key])))
+        arrays.append(
+            sql.SQL("{}::{}[]").format(
+                sql.Placeholder(key, PyFormat.BINARY), _raw(SUMMARY_TYPES[key])
+            )
+        )
         names.append(sql.Identifier(key))
     if not sets:
         return None

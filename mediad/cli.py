@@ -32,17 +32,31 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _worker_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", "--threads", dest="workers", type=int, metavar="N",
-                        help="worker processes (--threads is the old script's name for it)")
+    parser.add_argument(
+        "--workers",
+        "--threads",
+        dest="workers",
+        type=int,
+        metavar="N",
+        help="worker processes (--threads is the old script's name for it)",
+    )
     parser.add_argument("--batch-size", type=int, metavar="N", help="rows claimed per statement")
 
 
 def _table_change_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print every SQL statement it would run, change nothing")
-    parser.add_argument("--lock-timeout", type=float, default=1.0, metavar="SECONDS",
-                        help="longest wait for the brief lock the trigger change needs "
-                             "(writers queue behind it meanwhile); retried 5 times")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every SQL statement it would run, change nothing",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="longest wait for the brief lock the trigger change needs "
+        "(writers queue behind it meanwhile); retried 5 times",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,33 +72,60 @@ def build_parser() -> argparse.ArgumentParser:
         _global_options(sub)
         return sub
 
-    run = command("run", "Run the daemon: claim pending rows, extract, write back, until "
-                  "SIGTERM/SIGINT (which drain). SIGHUP reloads the config.")
+    run = command(
+        "run",
+        "Run the daemon: claim pending rows, extract, write back, until "
+        "SIGTERM/SIGINT (which drain). SIGHUP reloads the config.",
+    )
     _worker_options(run)
-    run.add_argument("--scan", nargs="+", metavar="DIR", default=[],
-                     help="scan these trees before starting (the quick start uses it)")
-    run.add_argument("--no-listen", action="store_true",
-                     help="poll only (no LISTEN/NOTIFY), e.g. behind PgBouncer")
+    run.add_argument(
+        "--scan",
+        nargs="+",
+        metavar="DIR",
+        default=[],
+        help="scan these trees before starting (the quick start uses it)",
+    )
+    run.add_argument(
+        "--no-listen",
+        action="store_true",
+        help="poll only (no LISTEN/NOTIFY), e.g. behind PgBouncer",
+    )
     run.add_argument("--metrics-listen", metavar="HOST:PORT", help="metrics address; '' for none")
 
-    extract = command("extract", "One-shot run of the old extract-media-from-db script: "
-                      "process pending rows and exit with a summary.")
+    extract = command(
+        "extract",
+        "One-shot run of the old extract-media-from-db script: "
+        "process pending rows and exit with a summary.",
+    )
     _worker_options(extract)
-    extract.add_argument("--limit", type=int, default=0, metavar="N",
-                         help="process at most N files (0: all)")
-    extract.add_argument("--skip-existing", action="store_true",
-                         help="skip rows that already hold metadata from an earlier extraction")
-    extract.add_argument("--all", action="store_true",
-                         help="first queue again every finished row (re-extract everything)")
+    extract.add_argument(
+        "--limit", type=int, default=0, metavar="N", help="process at most N files (0: all)"
+    )
+    extract.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip rows that already hold metadata from an earlier extraction",
+    )
+    extract.add_argument(
+        "--all",
+        action="store_true",
+        help="first queue again every finished row (re-extract everything)",
+    )
     extract.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    scan = command("scan", "Walk trees and enqueue new files and files whose size or mtime "
-                   "changed; unchanged files are skipped.")
+    scan = command(
+        "scan",
+        "Walk trees and enqueue new files and files whose size or mtime "
+        "changed; unchanged files are skipped.",
+    )
     scan.add_argument("dirs", nargs="+", metavar="DIR")
     scan.add_argument("--priority", type=int, default=0, help="higher is claimed first")
 
-    enqueue = command("enqueue", "Queue paths for extraction (again, if already finished). "
-                      "'-' reads paths from standard input, one per line.")
+    enqueue = command(
+        "enqueue",
+        "Queue paths for extraction (again, if already finished). "
+        "'-' reads paths from standard input, one per line.",
+    )
     enqueue.add_argument("paths", nargs="+", metavar="PATH")
     enqueue.add_argument("--priority", type=int, default=0, help="higher is claimed first")
 
@@ -96,32 +137,67 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="one JSON object per path, per line")
 
     retry = command("retry", "Queue failed rows again, all or of one failure class.")
-    retry.add_argument("--class", dest="error_class", metavar="CLASS",
-                       help="only rows that failed with this class (e.g. timeout)")
+    retry.add_argument(
+        "--class",
+        dest="error_class",
+        metavar="CLASS",
+        help="only rows that failed with this class (e.g. timeout)",
+    )
 
-    attach_cmd = command("attach", "Work from an application's own table: queue its rows "
-                         "(now and whenever one is inserted or its path changes) and write "
-                         "results back into it. See docs/attach.md.")
+    attach_cmd = command(
+        "attach",
+        "Work from an application's own table: queue its rows "
+        "(now and whenever one is inserted or its path changes) and write "
+        "results back into it. See docs/attach.md.",
+    )
     attach_cmd.add_argument("table", metavar="TABLE", help="the table, e.g. public.media_files")
-    attach_cmd.add_argument("--id", dest="id_column", required=True, metavar="COLUMN",
-                            help="the row's key (primary key or unique column)")
-    attach_cmd.add_argument("--path", dest="path_column", required=True, metavar="COLUMN",
-                            help="the column holding the file's path")
-    attach_cmd.add_argument("--metadata", dest="metadata_column", metavar="COLUMN",
-                            help="jsonb/json/text column that receives MediaInfo's document")
-    attach_cmd.add_argument("--summary-prefix", metavar="P",
-                            help="also fill the columns named P<key> that exist, for each "
-                                 "summary key (e.g. media_ for media_duration_s)")
-    attach_cmd.add_argument("--all", action="store_true",
-                            help="queue rows whose metadata column is already filled too "
-                                 "(default: skip them, like the old --skip-existing)")
+    attach_cmd.add_argument(
+        "--id",
+        dest="id_column",
+        required=True,
+        metavar="COLUMN",
+        help="the row's key (primary key or unique column)",
+    )
+    attach_cmd.add_argument(
+        "--path",
+        dest="path_column",
+        required=True,
+        metavar="COLUMN",
+        help="the column holding the file's path",
+    )
+    attach_cmd.add_argument(
+        "--metadata",
+        dest="metadata_column",
+        metavar="COLUMN",
+        help="jsonb/json/text column that receives MediaInfo's document",
+    )
+    attach_cmd.add_argument(
+        "--summary-prefix",
+        metavar="P",
+        help="also fill the columns named P<key> that exist, for each "
+        "summary key (e.g. media_ for media_duration_s)",
+    )
+    attach_cmd.add_argument(
+        "--all",
+        action="store_true",
+        help="queue rows whose metadata column is already filled too "
+        "(default: skip them, like the old --skip-existing)",
+    )
     _table_change_options(attach_cmd)
-    attach_cmd.add_argument("--backfill-batch", type=int, default=1000, metavar="N",
-                            help="rows queued per backfill transaction (default 1000)")
+    attach_cmd.add_argument(
+        "--backfill-batch",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="rows queued per backfill transaction (default 1000)",
+    )
 
-    detach_cmd = command("detach", "Stop working from an application's table: drop the "
-                         "trigger, its function and the queued rows. The table's data "
-                         "(metadata already written included) stays as it is.")
+    detach_cmd = command(
+        "detach",
+        "Stop working from an application's table: drop the "
+        "trigger, its function and the queued rows. The table's data "
+        "(metadata already written included) stays as it is.",
+    )
     detach_cmd.add_argument("table", metavar="TABLE")
     _table_change_options(detach_cmd)
 
@@ -145,8 +221,11 @@ def _overrides(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
         "batch_size": ("daemon", "batch_size"),
         "metrics_listen": ("metrics", "listen"),
     }
-    found = {key: getattr(args, name) for name, key in mapping.items()
-             if getattr(args, name, None) is not None}
+    found = {
+        key: getattr(args, name)
+        for name, key in mapping.items()
+        if getattr(args, name, None) is not None
+    }
     if getattr(args, "no_listen", False):
         found[("database", "listen")] = False
     return found
@@ -161,8 +240,11 @@ def _run_config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
     config = load_config(args, environ)
     if config.embedded and not config.extract.roots and args.scan:
         roots = [os.path.abspath(d) for d in args.scan]
-        config = load(args.config, environ=environ,
-                      overrides={**_overrides(args), ("extract", "roots"): roots})
+        config = load(
+            args.config,
+            environ=environ,
+            overrides={**_overrides(args), ("extract", "roots"): roots},
+        )
     return config
 
 

@@ -32,8 +32,19 @@ from mediad.supervisor import RunMode, Supervisor, Tally, owner_name
 log = structlog.get_logger("mediad")
 
 SHOW_SUMMARY_KEYS = (*COLUMNS, "image_tracks", "hdr_format", "languages", "streams")
-SHOW_FIELDS = ("path", "state", "attempts", "error_class", "error", "priority",
-               "resolved_path", "size_bytes", "mtime", "finished_at", "summary")
+SHOW_FIELDS = (
+    "path",
+    "state",
+    "attempts",
+    "error_class",
+    "error",
+    "priority",
+    "resolved_path",
+    "size_bytes",
+    "mtime",
+    "finished_at",
+    "summary",
+)
 
 
 def cmd_run(
@@ -80,10 +91,10 @@ def cmd_extract(args: argparse.Namespace, config: Config) -> int:
             log.info("queued every finished row again", rows=requeued)
             for source in store.sources():
                 # Attached rows never queued because they had metadata (skip-existing).
-                _, queued = store.backfill(source, skip_existing=False, resume=False,
-                                           record=False)
-                log.info("queued the rows of an attached table", table=source.table_name,
-                         rows=queued)
+                _, queued = store.backfill(source, skip_existing=False, resume=False, record=False)
+                log.info(
+                    "queued the rows of an attached table", table=source.table_name, rows=queued
+                )
         counts = store.counts()
         skipped = store.count_pending_with_metadata() if args.skip_existing else 0
         total = counts["pending"] - skipped
@@ -113,8 +124,10 @@ def _print_extract_summary(tally: Tally, skipped: int, as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary))
         return
-    print(f"processed {summary['processed']} files in {summary['seconds']} s "
-          f"({summary['files_per_second']} files/s)")
+    print(
+        f"processed {summary['processed']} files in {summary['seconds']} s "
+        f"({summary['files_per_second']} files/s)"
+    )
     print(f"  done     {summary['done']}")
     print(f"  failed   {summary['failed']}")
     for cls, count in summary["failed_by_class"].items():
@@ -133,20 +146,30 @@ def _scan(store: Store, dirs: Sequence[str], priority: int) -> tuple[int, int, S
         inserted += new
         requeued += again
     unchanged = report.seen - report.bad_names - inserted - requeued
-    log.info("scan finished", files=report.seen, new=inserted, changed=requeued,
-             unchanged=unchanged, bad_names=report.bad_names,
-             unreadable_dirs=report.unreadable_dirs)
+    log.info(
+        "scan finished",
+        files=report.seen,
+        new=inserted,
+        changed=requeued,
+        unchanged=unchanged,
+        bad_names=report.bad_names,
+        unreadable_dirs=report.unreadable_dirs,
+    )
     return inserted, requeued, report
 
 
 def cmd_scan(args: argparse.Namespace, config: Config) -> int:
     with open_store(config) as store:
         inserted, requeued, report = _scan(store, args.dirs, args.priority)
-    print(f"{report.seen} files: {inserted} new, {requeued} changed, "
-          f"{report.seen - report.bad_names - inserted - requeued} unchanged")
+    print(
+        f"{report.seen} files: {inserted} new, {requeued} changed, "
+        f"{report.seen - report.bad_names - inserted - requeued} unchanged"
+    )
     if report.bad_names or report.unreadable_dirs:
-        print(f"{report.bad_names} names that are not UTF-8 (recorded as failed, bad_path), "
-              f"{report.unreadable_dirs} unreadable directories (see the log)")
+        print(
+            f"{report.bad_names} names that are not UTF-8 (recorded as failed, bad_path), "
+            f"{report.unreadable_dirs} unreadable directories (see the log)"
+        )
         return 1
     return 0
 
@@ -169,8 +192,11 @@ def cmd_enqueue(args: argparse.Namespace, config: Config) -> int:
     already = len(storable) - inserted - requeued
     print(f"{inserted} new, {requeued} queued again, {already} already pending or running")
     if unstorable:
-        print(f"{len(unstorable)} names are not valid UTF-8: recorded as failed (bad_path): "
-              + ", ".join(unstorable[:5]), file=sys.stderr)
+        print(
+            f"{len(unstorable)} names are not valid UTF-8: recorded as failed (bad_path): "
+            + ", ".join(unstorable[:5]),
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -186,8 +212,10 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         "counts": counts,
         "total": sum(counts.values()),
         "failures_by_class": failures,
-        "rates": {"done_per_s_1m": round(done_1m / 60, 3),
-                  "failed_per_s_1m": round(failed_1m / 60, 3)},
+        "rates": {
+            "done_per_s_1m": round(done_1m / 60, 3),
+            "failed_per_s_1m": round(failed_1m / 60, 3),
+        },
         "oldest_pending_seconds": oldest,
         "schema": config.database.schema,
         "schema_version": version,
@@ -199,8 +227,10 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     print(f"schema {config.database.schema} (version {version}) on {report['database']}")
     for state in ("pending", "running", "done", "failed"):
         print(f"  {state:<8} {counts[state]:>10}")
-    print(f"last minute: {report['rates']['done_per_s_1m']} done/s, "
-          f"{report['rates']['failed_per_s_1m']} failed/s")
+    print(
+        f"last minute: {report['rates']['done_per_s_1m']} done/s, "
+        f"{report['rates']['failed_per_s_1m']} failed/s"
+    )
     if oldest is not None:
         print(f"oldest due pending row waits {oldest:.1f} s")
     if failures:
@@ -271,36 +301,53 @@ def cmd_retry(args: argparse.Namespace, config: Config) -> int:
 LOCK_TRIES = 5
 
 
-def _resolve(store: Store, table: str, *, id_column: str, path_column: str,
-             metadata_column: str | None, summary_prefix: str | None,
-             skip_existing: bool) -> tuple[attach.Plan, Source | None]:
+def _resolve(
+    store: Store,
+    table: str,
+    *,
+    id_column: str,
+    path_column: str,
+    metadata_column: str | None,
+    summary_prefix: str | None,
+    skip_existing: bool,
+) -> tuple[attach.Plan, Source | None]:
     """The mapping checked against the table, and the source already recorded for it."""
     info = store.table_info(table)
     if info is None:
-        raise UsageError(f"table {table} does not exist (or this role cannot see it); "
-                         "name it as schema.table")
-    plan = attach.plan(info, store.table_columns(int(info["oid"])), id_column=id_column,
-                       path_column=path_column, metadata_column=metadata_column,
-                       summary_prefix=summary_prefix, skip_existing=skip_existing)
-    existing = next((s for s in store.sources() if s.table_name == plan.source.table_name),
-                    None)
+        raise UsageError(
+            f"table {table} does not exist (or this role cannot see it); name it as schema.table"
+        )
+    plan = attach.plan(
+        info,
+        store.table_columns(int(info["oid"])),
+        id_column=id_column,
+        path_column=path_column,
+        metadata_column=metadata_column,
+        summary_prefix=summary_prefix,
+        skip_existing=skip_existing,
+    )
+    existing = next((s for s in store.sources() if s.table_name == plan.source.table_name), None)
     return plan, existing
 
 
 def _mapping_text(source: Source) -> str:
-    return (f"id={source.id_column}, path={source.path_column}, "
-            f"metadata={source.metadata_column or ''}, "
-            f"summary_prefix={source.summary_prefix or ''}, "
-            f"skip_existing={str(source.skip_existing).lower()}")
+    return (
+        f"id={source.id_column}, path={source.path_column}, "
+        f"metadata={source.metadata_column or ''}, "
+        f"summary_prefix={source.summary_prefix or ''}, "
+        f"skip_existing={str(source.skip_existing).lower()}"
+    )
 
 
-def _attach_with_retries(store: Store, source: Source, lock_timeout: float,
-                         dry_run: bool) -> tuple[Source, list[str]]:
+def _attach_with_retries(
+    store: Store, source: Source, lock_timeout: float, dry_run: bool
+) -> tuple[Source, list[str]]:
     """A busy table: give up the lock queue quickly (writers wait behind us), retry."""
     for attempt in range(1, LOCK_TRIES + 1):
         try:
-            return store.attach(source, lock_timeout_ms=max(1, int(lock_timeout * 1000)),
-                                dry_run=dry_run)
+            return store.attach(
+                source, lock_timeout_ms=max(1, int(lock_timeout * 1000)), dry_run=dry_run
+            )
         except LockTimeout:
             if attempt == LOCK_TRIES:
                 raise
@@ -316,17 +363,24 @@ def cmd_attach(args: argparse.Namespace, config: Config) -> int:
         raise_usage("--lock-timeout must be greater than 0")
     with open_store(config) as store:
         plan, existing = _resolve(
-            store, args.table, id_column=args.id_column, path_column=args.path_column,
-            metadata_column=args.metadata_column, summary_prefix=args.summary_prefix,
-            skip_existing=not args.all)
+            store,
+            args.table,
+            id_column=args.id_column,
+            path_column=args.path_column,
+            metadata_column=args.metadata_column,
+            summary_prefix=args.summary_prefix,
+            skip_existing=not args.all,
+        )
         wanted = plan.source
         for ignored in plan.ignored:
             print(f"warning: summary column {ignored}: left out", file=sys.stderr)
         if existing is not None:
             if existing.mapping() != wanted.mapping():
-                raise_usage(f"{wanted.table_name} is already attached with another mapping "
-                            f"({_mapping_text(existing)}): run `mediad detach "
-                            f"{wanted.table_name}` first")
+                raise_usage(
+                    f"{wanted.table_name} is already attached with another mapping "
+                    f"({_mapping_text(existing)}): run `mediad detach "
+                    f"{wanted.table_name}` first"
+                )
             if existing.backfilled:
                 print(f"{wanted.table_name} is already attached (source {existing.id})")
                 return 0
@@ -337,26 +391,35 @@ def cmd_attach(args: argparse.Namespace, config: Config) -> int:
             source = existing
             print(f"{wanted.table_name} is attached; resuming its backfill")
         else:
-            source, statements = _attach_with_retries(store, wanted, args.lock_timeout,
-                                                      args.dry_run)
+            source, statements = _attach_with_retries(
+                store, wanted, args.lock_timeout, args.dry_run
+            )
             if args.dry_run:
-                print("-- mediad attach --dry-run: nothing was changed. These statements "
-                      "would run, in one transaction:")
+                print(
+                    "-- mediad attach --dry-run: nothing was changed. These statements "
+                    "would run, in one transaction:"
+                )
                 print("BEGIN;")
                 for statement in statements:
                     print(statement.rstrip() + ";")
                 print("COMMIT;")
-                print(f"-- then, in batches of {args.backfill_batch} rows (one transaction "
-                      "each; the first batch without the WHERE clause):")
+                print(
+                    f"-- then, in batches of {args.backfill_batch} rows (one transaction "
+                    "each; the first batch without the WHERE clause):"
+                )
                 print(store.backfill_text(source) + ";")
                 return 0
             columns = ", ".join(source.summary_columns) or "none"
-            print(f"attached {source.table_name} (source {source.id}); summary columns: "
-                  f"{columns}")
+            print(f"attached {source.table_name} (source {source.id}); summary columns: {columns}")
         seen, queued = store.backfill(source, batch_size=args.backfill_batch)
-    print(f"backfill: {seen} rows read, {queued} queued"
-          + (f", {seen - queued} skipped (metadata already filled, no path, or "
-             "already queued)" if seen != queued else ""))
+    print(
+        f"backfill: {seen} rows read, {queued} queued"
+        + (
+            f", {seen - queued} skipped (metadata already filled, no path, or already queued)"
+            if seen != queued
+            else ""
+        )
+    )
     return 0
 
 
@@ -375,8 +438,10 @@ def cmd_detach(args: argparse.Namespace, config: Config) -> int:
         for attempt in range(1, LOCK_TRIES + 1):
             try:
                 statements = store.detach(
-                    source, lock_timeout_ms=max(1, int(args.lock_timeout * 1000)),
-                    dry_run=args.dry_run)
+                    source,
+                    lock_timeout_ms=max(1, int(args.lock_timeout * 1000)),
+                    dry_run=args.dry_run,
+                )
                 break
             except LockTimeout:
                 if attempt == LOCK_TRIES:
@@ -387,8 +452,10 @@ def cmd_detach(args: argparse.Namespace, config: Config) -> int:
         for statement in statements:
             print(statement.rstrip() + ";")
         return 0
-    print(f"detached {source.table_name}: trigger, function and queued rows removed; the "
-          "table's data is unchanged")
+    print(
+        f"detached {source.table_name}: trigger, function and queued rows removed; the "
+        "table's data is unchanged"
+    )
     return 0
 
 
@@ -400,20 +467,31 @@ def _apply_attach_config(store: Store, wanted: Sequence[AttachConfig]) -> list[S
         key = f'attach."{spec.table}"'
         try:
             plan, existing = _resolve(
-                store, spec.table, id_column=spec.id, path_column=spec.path,
+                store,
+                spec.table,
+                id_column=spec.id,
+                path_column=spec.path,
                 metadata_column=spec.metadata or None,
-                summary_prefix=spec.summary_prefix or None, skip_existing=spec.skip_existing)
+                summary_prefix=spec.summary_prefix or None,
+                skip_existing=spec.skip_existing,
+            )
         except UsageError as exc:
             raise UsageError(f"{key}: {exc}") from None
         if existing is None:
             source, _ = _attach_with_retries(store, plan.source, 1.0, dry_run=False)
-            log.info("attached a table", table=source.table_name, source=source.id,
-                     summary_columns=list(source.summary_columns))
+            log.info(
+                "attached a table",
+                table=source.table_name,
+                source=source.id,
+                summary_columns=list(source.summary_columns),
+            )
             unfinished.append(source)
         elif existing.mapping() != plan.source.mapping():
-            raise UsageError(f"{key}: {existing.table_name} is attached with another mapping "
-                             f"({_mapping_text(existing)}): run `mediad detach "
-                             f"{existing.table_name}` first")
+            raise UsageError(
+                f"{key}: {existing.table_name} is attached with another mapping "
+                f"({_mapping_text(existing)}): run `mediad detach "
+                f"{existing.table_name}` first"
+            )
         elif not existing.backfilled:
             unfinished.append(existing)
     return unfinished
@@ -456,17 +534,26 @@ class Backfill:
                 own.open()
                 seen, queued = own.backfill(source, stop=self._stop)
             except DatabaseUnavailable as exc:
-                log.warning("backfill waits for the database", table=source.table_name,
-                            error=str(exc), retry_in_s=delay)
+                log.warning(
+                    "backfill waits for the database",
+                    table=source.table_name,
+                    error=str(exc),
+                    retry_in_s=delay,
+                )
                 self._stop.wait(delay)
                 delay = min(60.0, delay * 2)
                 continue
             except Exception:
-                log.exception("backfill stopped; it resumes at the next start",
-                              table=source.table_name)
+                log.exception(
+                    "backfill stopped; it resumes at the next start", table=source.table_name
+                )
                 return
-            log.info("backfill finished" if not self._stop.is_set() else "backfill paused",
-                     table=source.table_name, rows=seen, queued=queued)
+            log.info(
+                "backfill finished" if not self._stop.is_set() else "backfill paused",
+                table=source.table_name,
+                rows=seen,
+                queued=queued,
+            )
             return
 
 

@@ -332,8 +332,7 @@ def _attach_tables(data: Mapping[str, Any]) -> tuple[AttachConfig, ...]:
         current = AttachConfig(table=table)
         for key, value in values.items():
             if key not in ATTACH_KEYS:
-                raise ConfigError(f"{name}.{key}",
-                                  f"unknown key; known: {', '.join(ATTACH_KEYS)}")
+                raise ConfigError(f"{name}.{key}", f"unknown key; known: {', '.join(ATTACH_KEYS)}")
             coerced = _coerce(name, key, getattr(current, key), value, from_text=False)
             if isinstance(coerced, str) and key != "summary_prefix" and coerced != coerced.strip():
                 raise ConfigError(f"{name}.{key}", "has leading or trailing spaces")

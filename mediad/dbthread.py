@@ -40,8 +40,7 @@ class DatabaseThreads:
         self._wake = wake
         self._lanes = {name: SimpleQueue[Any]() for name in ("write", "other")}
         self._threads = [
-            threading.Thread(target=self._run, args=(queue,), name=f"mediad-db-{name}",
-                             daemon=True)
+            threading.Thread(target=self._run, args=(queue,), name=f"mediad-db-{name}", daemon=True)
             for name, queue in self._lanes.items()
         ]
         self.outstanding: dict[str, int] = {}  # touched by the main loop only

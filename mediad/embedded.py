@@ -36,7 +36,8 @@ def start(state_dir: Path) -> tuple[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = pgserver.get_server(  # type: ignore[attr-defined,unused-ignore]
-            pgdata, cleanup_mode="stop")
+            pgdata, cleanup_mode="stop"
+        )
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DATABASE};")

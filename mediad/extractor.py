@@ -240,8 +240,13 @@ def _interpret(text: str, path: str, source: str) -> tuple[str, dict[str, Any]] 
 
 
 NOOP_DOCUMENT = '{"media": {"track": [{"@type": "General", "Format": "noop"}]}}'
-NOOP_SUMMARY: dict[str, Any] = {"container": "noop", "video_tracks": 0, "audio_tracks": 0,
-                                "text_tracks": 0, "truncated": False}
+NOOP_SUMMARY: dict[str, Any] = {
+    "container": "noop",
+    "video_tracks": 0,
+    "audio_tracks": 0,
+    "text_tracks": 0,
+    "truncated": False,
+}
 
 
 def extract_noop(path: str) -> Outcome:

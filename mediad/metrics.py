@@ -62,7 +62,8 @@ WORKER_RESTARTS = Counter(
 BUFFERED = Gauge("mediad_buffered_rows", "Claimed rows waiting for a worker.", registry=REGISTRY)
 LEASES_RENEWED = Counter("mediad_leases_renewed", "Leases renewed.", registry=REGISTRY)
 LEASES_LOST = Counter(
-    "mediad_leases_lost", "Rows this daemon held whose lease was gone at renewal.",
+    "mediad_leases_lost",
+    "Rows this daemon held whose lease was gone at renewal.",
     registry=REGISTRY,
 )
 RECLAIMED = Counter(
@@ -82,7 +83,9 @@ DB_CONNECTIONS_OPENED = Counter(
     registry=REGISTRY,
 )
 DB_ERRORS = Counter(
-    "mediad_db_errors", "Database operations that failed (connection lost...).", ["operation"],
+    "mediad_db_errors",
+    "Database operations that failed (connection lost...).",
+    ["operation"],
     registry=REGISTRY,
 )
 RELOADS = Counter("mediad_config_reloads", "Configuration reloads.", ["result"], registry=REGISTRY)

@@ -71,8 +71,14 @@ class Record:
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # The default for a slotted dataclass calls dataclasses.fields() per unpickle.
-        return Record, (self.row_id, self.text, self.size_bytes, self.seconds,
-                        self.summary_at, self.document_at)
+        return Record, (
+            self.row_id,
+            self.text,
+            self.size_bytes,
+            self.seconds,
+            self.summary_at,
+            self.document_at,
+        )
 
     def document(self) -> str:
         """MediaInfo's document, exactly as the worker had it."""

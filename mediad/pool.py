@@ -175,8 +175,7 @@ class WorkerPool:
         """Workers that can take another file, the least loaded first."""
         depth = self.depth()
         open_slots = [
-            s for s in self._slots.values()
-            if s.ready and not s.retiring and len(s.queue) < depth
+            s for s in self._slots.values() if s.ready and not s.retiring and len(s.queue) < depth
         ]
         return sorted(open_slots, key=lambda s: len(s.queue))
 
@@ -427,8 +426,7 @@ class WorkerPool:
     # --- deadlines --------------------------------------------------------------------
 
     def next_deadline_in(self) -> float | None:
-        deadlines = [_started(s) + self.timeout_seconds for s in self._slots.values()
-                     if s.queue]
+        deadlines = [_started(s) + self.timeout_seconds for s in self._slots.values() if s.queue]
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - self._clock())

@@ -31,8 +31,10 @@ class Progress:
             left = max(0, self.total - finished)
             eta = _clock(left / rate) if rate > 0 else "?"
             share = min(1.0, finished / self.total)
-            return (f"{finished}/{self.total} ({share:4.0%}) done {tally.done} failed {failed} "
-                    f"{rate:.1f} files/s ETA {eta}")
+            return (
+                f"{finished}/{self.total} ({share:4.0%}) done {tally.done} failed {failed} "
+                f"{rate:.1f} files/s ETA {eta}"
+            )
         return f"{finished} done {tally.done} failed {failed} {rate:.1f} files/s"
 
     def update(self, tally: Tally) -> None:

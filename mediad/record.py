@@ -20,6 +20,7 @@ HEAD_KEYS = ("id", "token", "resolved_path", "size_bytes", "mtime_us", "inode")
 # The last two keys, written by hand below: the summary, then the document as it is.
 RECORD_KEYS = (*HEAD_KEYS, *COLUMNS, "summary", "metadata")
 
+
 def storable_text(value: str | None) -> str | None:
     """Text PostgreSQL can store: a resolved path may carry a NUL or bytes that are not
     UTF-8 (a symlink to such a name); they become \\xNN escapes."""

@@ -50,8 +50,10 @@ def walk(roots: list[str], report: ScanReport) -> Iterator[ScanEntry]:
             report.seen += 1
             if not is_storable(entry.path):
                 report.bad_names += 1
-                log.warning("a file name is not valid UTF-8: recorded as failed (bad_path)",
-                            path=escaped(entry.path))
+                log.warning(
+                    "a file name is not valid UTF-8: recorded as failed (bad_path)",
+                    path=escaped(entry.path),
+                )
                 yield ScanEntry(escaped(entry.path), st.st_size, st.st_mtime_ns // 1000, True)
                 continue
             yield ScanEntry(entry.path, st.st_size, st.st_mtime_ns // 1000)

@@ -266,16 +266,21 @@ class Store:
                     resolved_path,
                 )
                 # Counted as written: the row holds our (failed) outcome.
-                rows = [{"id": i} for i in self.fail([FailureWrite(job, failure, True, 0.0)])
-                        .written_ids]
+                rows = [
+                    {"id": i}
+                    for i in self.fail([FailureWrite(job, failure, True, 0.0)]).written_ids
+                ]
             written.update(r["id"] for r in rows)
         return WriteResult(frozenset(written), len(records) - len(written))
 
     def _complete(self, records: Sequence[Record]) -> list[dict[str, Any]]:
         """The fenced update and, for rows of attached tables, the write-back into the
         application's rows: one transaction, so both are written or neither."""
-        with (self._connection() as conn, conn.transaction(),
-              conn.cursor(row_factory=dict_row) as cur):
+        with (
+            self._connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
             cur.execute(self._queries["complete"], {"records": batch_text(records)})
             rows = cur.fetchall()
             attached: dict[int, list[tuple[str, str, dict[str, Any]]]] = {}
@@ -284,7 +289,8 @@ class Store:
                 if row["source_id"] is not None:
                     record = by_id[row["id"]]
                     attached.setdefault(row["source_id"], []).append(
-                        (row["source_row"], record.document(), record.summary()))
+                        (row["source_row"], record.document(), record.summary())
+                    )
             for source_id, written in sorted(attached.items()):
                 source = self._source_on(conn, source_id)
                 statement = attach.write_back(source) if source else None
@@ -318,8 +324,8 @@ class Store:
             # A worker that died or hung never reported a fingerprint: keep the one we had,
             # so an unchanged file is not queued again by the next scan.
             "keep_fingerprints": [
-                fp is None and f.failure.failure_class in UNOBSERVED for f, fp in
-                zip(failures, fps, strict=True)
+                fp is None and f.failure.failure_class in UNOBSERVED
+                for f, fp in zip(failures, fps, strict=True)
             ],
         }
         written = frozenset(r["id"] for r in self._fetch("fail", params))
@@ -345,17 +351,16 @@ class Store:
         """Returns (inserted, queued again)."""
         if not paths:
             return 0, 0
-        rows = self._fetch(
-            "enqueue", {"paths": list(paths), "priorities": [priority] * len(paths)}
-        )
+        rows = self._fetch("enqueue", {"paths": list(paths), "priorities": [priority] * len(paths)})
         inserted = sum(1 for r in rows if r["inserted"])
         return inserted, len(rows) - inserted
 
     def record_unstorable(self, escaped_paths: Sequence[str], message: str) -> int:
         if not escaped_paths:
             return 0
-        return len(self._fetch("record_unstorable",
-                               {"paths": list(escaped_paths), "message": message}))
+        return len(
+            self._fetch("record_unstorable", {"paths": list(escaped_paths), "message": message})
+        )
 
     def scan_upsert(self, entries: Sequence[ScanEntry], priority: int = 0) -> tuple[int, int]:
         bad = [e.path for e in entries if e.unstorable]
@@ -412,8 +417,14 @@ class Store:
 
     def clone(self) -> Store:
         """A store of its own (own pool) on the same database and schema, not yet open."""
-        return Store(self._dsn, self.schema, password=self._password, owner=self.owner,
-                     timeout=self.timeout, prepared_statements=self._prepared)
+        return Store(
+            self._dsn,
+            self.schema,
+            password=self._password,
+            owner=self.owner,
+            timeout=self.timeout,
+            prepared_statements=self._prepared,
+        )
 
     def table_info(self, table: str) -> dict[str, Any] | None:
         """The table `table` designates (as PostgreSQL resolves it), or None."""
@@ -424,8 +435,10 @@ class Store:
         return rows[0] if rows else None
 
     def table_columns(self, oid: int) -> list[attach.Column]:
-        return [attach.Column(r["name"], r["type"], r["category"], r["is_unique"])
-                for r in self._fetch("table_columns", {"oid": oid})]
+        return [
+            attach.Column(r["name"], r["type"], r["category"], r["is_unique"])
+            for r in self._fetch("table_columns", {"oid": oid})
+        ]
 
     def sources(self) -> list[Source]:
         found = [Source.from_row(r) for r in self._fetch("sources_all")]
@@ -448,13 +461,16 @@ class Store:
                     conn.execute(lock)
                     shown.append(lock.as_string(conn))
                     params = source.params()
-                    shown.append(psycopg.ClientCursor(conn).mogrify(
-                        self._queries["source_insert"], params))
+                    shown.append(
+                        psycopg.ClientCursor(conn).mogrify(self._queries["source_insert"], params)
+                    )
                     row = conn.execute(self._queries["source_insert"], params).fetchone()
                     assert row is not None
                     source = source.with_id(int(row[0]))
-                    ddl = [attach.create_function(self.schema, source),
-                           *attach.create_triggers(self.schema, source)]
+                    ddl = [
+                        attach.create_function(self.schema, source),
+                        *attach.create_triggers(self.schema, source),
+                    ]
                     shown.extend(s.as_string(conn) for s in ddl)
                     if dry_run:
                         raise psycopg.Rollback(tx)
@@ -494,18 +510,22 @@ class Store:
         seen_total = queued_total = 0
         while stop is None or not stop.is_set():
             statement = attach.backfill(self.schema, source, first=after is None)
-            with (self._connection() as conn, conn.transaction(),
-                  conn.cursor(row_factory=dict_row) as cur):
-                cur.execute(statement, {"after": after, "limit": batch_size,
-                                        "skip_existing": skip})
+            with (
+                self._connection() as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
+                cur.execute(statement, {"after": after, "limit": batch_size, "skip_existing": skip})
                 row = cur.fetchone()
                 assert row is not None
                 seen, queued = int(row["seen"]), int(row["queued"])
                 finished = seen < batch_size
                 after = row["last"] if row["last"] is not None else after
                 if record:
-                    cur.execute(self._queries["source_progress"],
-                                {"id": source.id, "after": after, "finished": finished})
+                    cur.execute(
+                        self._queries["source_progress"],
+                        {"id": source.id, "after": after, "finished": finished},
+                    )
             seen_total += seen
             queued_total += queued
             if on_batch:
@@ -514,18 +534,19 @@ class Store:
                 break
         return seen_total, queued_total
 
-    def detach(
-        self, source: Source, *, lock_timeout_ms: int, dry_run: bool = False
-    ) -> list[str]:
+    def detach(self, source: Source, *, lock_timeout_ms: int, dry_run: bool = False) -> list[str]:
         """Drop the triggers and the function (one short transaction under lock_timeout),
         then the source and its files rows. The application's rows are not touched."""
         with self._connection() as conn:
             present = self._table_present(conn, source)
             lock = attach.set_lock_timeout(lock_timeout_ms)
-            ddl = [*(attach.drop_triggers(self.schema, source) if present else []),
-                   attach.drop_function(self.schema, source)]
-            delete = psycopg.ClientCursor(conn).mogrify(self._queries["source_delete"],
-                                                        {"id": source.id})
+            ddl = [
+                *(attach.drop_triggers(self.schema, source) if present else []),
+                attach.drop_function(self.schema, source),
+            ]
+            delete = psycopg.ClientCursor(conn).mogrify(
+                self._queries["source_delete"], {"id": source.id}
+            )
             shown = [lock.as_string(conn), *(s.as_string(conn) for s in ddl), delete]
             if dry_run:
                 return shown
@@ -557,8 +578,13 @@ class Store:
 # Failures that happen without the file being looked at (the worker died, hung, or the
 # lease ran out): they say nothing about the file's fingerprint.
 UNOBSERVED = frozenset(
-    {FailureClass.WORKER_CRASH, FailureClass.TIMEOUT, FailureClass.OUT_OF_MEMORY,
-     FailureClass.LEASE_EXPIRED, FailureClass.INTERNAL}
+    {
+        FailureClass.WORKER_CRASH,
+        FailureClass.TIMEOUT,
+        FailureClass.OUT_OF_MEMORY,
+        FailureClass.LEASE_EXPIRED,
+        FailureClass.INTERNAL,
+    }
 )
 
 
@@ -573,8 +599,6 @@ REFUSED = (psycopg.DataError, psycopg.IntegrityError)
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
 
 
 def _lock_timeout(source: Source, lock_timeout_ms: int, verb: str) -> LockTimeout:

@@ -173,8 +173,13 @@ class Supervisor:
         if self._stopping is not None:
             return not self.pool.in_flight() and not self._unsettled()
         if self.mode.one_shot:
-            idle = (not self._buffer and not self.pool.in_flight() and not self._results
-                    and not self._writing and not self._db.busy("claim"))
+            idle = (
+                not self._buffer
+                and not self.pool.in_flight()
+                and not self._results
+                and not self._writing
+                and not self._db.busy("claim")
+            )
             limit_hit = bool(self.mode.limit) and self.tally.claimed >= self.mode.limit
             return idle and (self._exhausted or limit_hit)
         return False
@@ -529,8 +534,9 @@ class Supervisor:
         if stale:
             metrics.STALE.inc(stale)
             self.tally.stale += stale
-            log.warning("results refused by the fence: another daemon owns these rows now",
-                        stale=stale)
+            log.warning(
+                "results refused by the fence: another daemon owns these rows now", stale=stale
+            )
         self.tally.done += written_done.written
         metrics.FILES.labels("done", "").inc(written_done.written)
         for write in failures:
@@ -575,8 +581,9 @@ class Supervisor:
         metrics.LEASES_RENEWED.inc(len(renewed))
         # Rows written (or being written) since the renewal was sent are no longer running.
         settled = {c.job.id for c in self._results} | {c.job.id for c in self._writing}
-        lost = [j for j in held
-                if j.id not in renewed and j.id in self._held and j.id not in settled]
+        lost = [
+            j for j in held if j.id not in renewed and j.id in self._held and j.id not in settled
+        ]
         if lost:
             metrics.LEASES_LOST.inc(len(lost))
             log.warning("leases lost: another daemon may have taken these rows", rows=len(lost))
@@ -612,8 +619,12 @@ class Supervisor:
         self._db_failures += 1
         delay = min(DB_BACKOFF_MAX, 0.25 * 2 ** min(self._db_failures, 8))
         self._db_retry_at = time.monotonic() + delay
-        log.warning("database unavailable: will retry", operation=operation,
-                    error=str(exc), retry_in_s=round(delay, 2))
+        log.warning(
+            "database unavailable: will retry",
+            operation=operation,
+            error=str(exc),
+            retry_in_s=round(delay, 2),
+        )
 
     def _db_ok(self) -> None:
         if self._db_failures:
@@ -629,8 +640,9 @@ class Supervisor:
         self.notifier.stopping()
         # Ask systemd for the grace period plus time to flush, beyond its own stop timeout.
         self.notifier.extend_timeout(self.config.daemon.shutdown_grace_seconds + 15)
-        log.info("draining", signal=why, in_flight=len(self.pool.in_flight()),
-                 buffered=len(self._buffer))
+        log.info(
+            "draining", signal=why, in_flight=len(self.pool.in_flight()), buffered=len(self._buffer)
+        )
         self._release_buffer()
         self.pool.retire_idle()
 
@@ -655,8 +667,11 @@ class Supervisor:
         if answer.error is not None:
             metrics.DB_ERRORS.labels("release").inc()
             # The leases expire and another daemon takes the rows: late, never lost.
-            log.warning("could not release rows; their leases will expire", rows=len(jobs),
-                        error=str(answer.error))
+            log.warning(
+                "could not release rows; their leases will expire",
+                rows=len(jobs),
+                error=str(answer.error),
+            )
             return
         for job in jobs:
             self._held.pop(job.id, None)
@@ -689,8 +704,13 @@ class Supervisor:
             self._metrics_server.server_close()
         os.close(self._wake_r)
         os.close(self._wake_w)
-        log.info("stopped", done=self.tally.done, failed=sum(self.tally.failed.values()),
-                 retried=self.tally.retried, stale=self.tally.stale)
+        log.info(
+            "stopped",
+            done=self.tally.done,
+            failed=sum(self.tally.failed.values()),
+            retried=self.tally.retried,
+            stale=self.tally.stale,
+        )
 
     def _flush_before_exit(self) -> None:
         """Last writes and releases, through the database thread, for a bounded time."""
@@ -707,8 +727,11 @@ class Supervisor:
                     time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         self._results += self._writing
         if self._results:
-            log.error("could not write results before exiting; those rows will run again "
-                      "when their leases expire", rows=len(self._results))
+            log.error(
+                "could not write results before exiting; those rows will run again "
+                "when their leases expire",
+                rows=len(self._results),
+            )
 
     # --- reporting --------------------------------------------------------------------
 
@@ -728,9 +751,11 @@ class Supervisor:
     def _status_text(self) -> str:
         elapsed = max(1e-9, time.monotonic() - self.tally.started_at)
         backlog = "?" if self._backlog is None else str(self._backlog)
-        return (f"{self.tally.finished / elapsed:.1f} files/s, backlog {backlog}, "
-                f"{self.pool.busy_count()}/{len(self.pool.slots)} workers busy, "
-                f"{self.tally.done} done, {sum(self.tally.failed.values())} failed")
+        return (
+            f"{self.tally.finished / elapsed:.1f} files/s, backlog {backlog}, "
+            f"{self.pool.busy_count()}/{len(self.pool.slots)} workers busy, "
+            f"{self.tally.done} done, {sum(self.tally.failed.values())} failed"
+        )
 
     def _wedge(self) -> None:
         log.warning("test hook: wedging the main loop")
@@ -753,9 +778,15 @@ class Supervisor:
             return
         self._next_summary = now + SUMMARY_EVERY
         elapsed = max(1e-9, now - self.tally.started_at)
-        log.info("progress", done=self.tally.done, failed=sum(self.tally.failed.values()),
-                 retried=self.tally.retried, files_per_s=round(self.tally.finished / elapsed, 1),
-                 busy=self.pool.busy_count(), buffered=len(self._buffer))
+        log.info(
+            "progress",
+            done=self.tally.done,
+            failed=sum(self.tally.failed.values()),
+            retried=self.tally.retried,
+            files_per_s=round(self.tally.finished / elapsed, 1),
+            busy=self.pool.busy_count(),
+            buffered=len(self._buffer),
+        )
 
     def _maybe_measure_queue(self, now: float) -> None:
         """Queue depth and the oldest due row, for the gauges; not on every loop turn."""
@@ -784,7 +815,8 @@ class Supervisor:
 
     def _count_connections(self) -> None:
         opened = self.store.connections_opened() + (
-            self._listener.connections_opened if self._listener is not None else 0)
+            self._listener.connections_opened if self._listener is not None else 0
+        )
         if opened > self._connections_counted:
             metrics.DB_CONNECTIONS_OPENED.inc(opened - self._connections_counted)
         # A new store (reload) or listener starts from zero again.

@@ -190,9 +190,7 @@ def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
     buffered: list[tuple[int, Any]] = []
     answer_every = 1
     while True:
-        if buffered and (
-            len(buffered) >= answer_every or (not waiting and not readable(conn))
-        ):
+        if buffered and (len(buffered) >= answer_every or (not waiting and not readable(conn))):
             send(conn, (RESULT, buffered))
             buffered = []
         if not waiting:

@@ -40,8 +40,12 @@ class Server:
         from pgserver._commands import pg_ctl
 
         user = "pgserver" if os.geteuid() == 0 else None
-        pg_ctl(["-w", "-m", "fast", "-l", str(self.pgdata / "log"), "restart"],
-               pgdata=self.pgdata, user=user, timeout=60)
+        pg_ctl(
+            ["-w", "-m", "fast", "-l", str(self.pgdata / "log"), "restart"],
+            pgdata=self.pgdata,
+            user=user,
+            timeout=60,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -184,8 +188,11 @@ class Daemon:
         return self.log_path.read_text()
 
     def wait_started(self, timeout: float = 60) -> None:
-        wait_until(lambda: '"started"' in self.log() or self.process.poll() is not None,
-                   timeout, "the daemon to start")
+        wait_until(
+            lambda: '"started"' in self.log() or self.process.poll() is not None,
+            timeout,
+            "the daemon to start",
+        )
         assert self.process.poll() is None, f"mediad run exited early:\n{self.log()}"
 
     def ready_worker_pids(self, timeout: float = 60) -> list[int]:
@@ -237,8 +244,9 @@ def daemons(mediad_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[...
     def start(
         *args: str, env: dict[str, str] | None = None, command: list[str] | None = None
     ) -> Daemon:
-        daemon = Daemon(env or mediad_env, tmp_path / f"daemon-{len(started)}.log", *args,
-                        command=command)
+        daemon = Daemon(
+            env or mediad_env, tmp_path / f"daemon-{len(started)}.log", *args, command=command
+        )
         started.append(daemon)
         return daemon
 

@@ -34,22 +34,34 @@ def modules() -> list[str]:
 
 @pytest.mark.parametrize("module", modules())
 def test_only_the_database_layer_imports_psycopg(module: str) -> None:
-    uses_psycopg = any(name.split(".")[0] in ("psycopg", "psycopg_pool")
-                       for name in imports_of(module))
+    uses_psycopg = any(
+        name.split(".")[0] in ("psycopg", "psycopg_pool") for name in imports_of(module)
+    )
     assert not uses_psycopg or module in DATABASE_LAYER, module
 
 
 @pytest.mark.parametrize("module", sorted(WORKER_SIDE))
 def test_worker_side_never_reaches_the_database(module: str) -> None:
-    forbidden = {f"mediad.{m}" for m in (*DATABASE_LAYER, "supervisor", "runtime", "cli",
-                                         "commands", "dbthread", "pool")}
+    forbidden = {
+        f"mediad.{m}"
+        for m in (*DATABASE_LAYER, "supervisor", "runtime", "cli", "commands", "dbthread", "pool")
+    }
     assert not imports_of(module) & forbidden, module
 
 
 @pytest.mark.parametrize("module", sorted(PURE))
 def test_pure_modules_have_no_effects(module: str) -> None:
-    effects = {"psycopg", "psycopg_pool", "multiprocessing", "socket", "subprocess",
-               "threading", "prometheus_client", "pymediainfo", "signal"}
+    effects = {
+        "psycopg",
+        "psycopg_pool",
+        "multiprocessing",
+        "socket",
+        "subprocess",
+        "threading",
+        "prometheus_client",
+        "pymediainfo",
+        "signal",
+    }
     assert not {name.split(".")[0] for name in imports_of(module)} & effects, module
 
 
@@ -59,6 +71,12 @@ def test_the_command_line_loads_the_database_driver_only_after_starting_workers(
     the workers' boot would wait for them (mediad/cli.py)."""
     heavy = ("psycopg", "structlog", "prometheus_client", "mediad.store", "mediad.supervisor")
     code = f"import sys, mediad.cli; print([m for m in {heavy!r} if m in sys.modules])"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, cwd=PACKAGE.parent, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PACKAGE.parent,
+        check=True,
+    )
     assert result.stdout.strip() == "[]", result.stdout

@@ -42,32 +42,51 @@ APP_TABLE = """CREATE TABLE {t} (
 
 # --- pure: the mapping and the statements ----------------------------------------------
 
-TABLE = {"qualified": "public.media_files", "kind": "r", "schema_name": "public",
-         "table_name": "media_files", "oid": 1}
-COLUMNS = [Column("id", "bigint", "N", True), Column("path", "text", "S"),
-           Column("metadata", "jsonb", "U"), Column("media_duration_s", "double precision", "N"),
-           Column("media_width", "integer", "N"), Column("media_container", "jsonb", "U")]
+TABLE = {
+    "qualified": "public.media_files",
+    "kind": "r",
+    "schema_name": "public",
+    "table_name": "media_files",
+    "oid": 1,
+}
+COLUMNS = [
+    Column("id", "bigint", "N", True),
+    Column("path", "text", "S"),
+    Column("metadata", "jsonb", "U"),
+    Column("media_duration_s", "double precision", "N"),
+    Column("media_width", "integer", "N"),
+    Column("media_container", "jsonb", "U"),
+]
 
 
 def test_plan_records_the_summary_columns_that_exist_and_fit() -> None:
-    plan = attach.plan(TABLE, COLUMNS, id_column="id", path_column="path",
-                       metadata_column="metadata", summary_prefix="media_")
+    plan = attach.plan(
+        TABLE,
+        COLUMNS,
+        id_column="id",
+        path_column="path",
+        metadata_column="metadata",
+        summary_prefix="media_",
+    )
     assert plan.source.summary_columns == ("media_duration_s", "media_width")
     assert plan.ignored == ("media_container (jsonb cannot hold container)",)
-    assert plan.source.summary_keys() == [("media_duration_s", "duration_s"),
-                                          ("media_width", "width")]
+    assert plan.source.summary_keys() == [
+        ("media_duration_s", "duration_s"),
+        ("media_width", "width"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"id_column": "key", "path_column": "file"}, "--id key, --path file"),
-        ({"id_column": "id", "path_column": "path", "metadata_column": "meta"},
-         "--metadata meta"),
+        ({"id_column": "id", "path_column": "path", "metadata_column": "meta"}, "--metadata meta"),
         ({"id_column": "path", "path_column": "path"}, "unique index"),
         ({"id_column": "id", "path_column": "media_width"}, "must be a text column"),
-        ({"id_column": "id", "path_column": "path", "metadata_column": "media_width"},
-         "must be jsonb, json or text"),
+        (
+            {"id_column": "id", "path_column": "path", "metadata_column": "media_width"},
+            "must be jsonb, json or text",
+        ),
     ],
 )
 def test_plan_names_what_is_wrong(kwargs: dict[str, Any], message: str) -> None:
@@ -76,8 +95,9 @@ def test_plan_names_what_is_wrong(kwargs: dict[str, Any], message: str) -> None:
 
 
 def test_statements_quote_every_name() -> None:
-    odd = attach.Source('"My App".files', "My App", "files", "Id", "bigint", "Pa$mediad$th",
-                        "Meta", "jsonb", id=7)
+    odd = attach.Source(
+        '"My App".files', "My App", "files", "Id", "bigint", "Pa$mediad$th", "Meta", "jsonb", id=7
+    )
     function = attach.create_function("mediad", odd).as_string(None)
     assert 'NEW."Pa$mediad$th"' in function and "$mediad1$" in function
     assert '"mediad"."source_7_sync"' in function
@@ -90,16 +110,19 @@ def test_statements_quote_every_name() -> None:
 
 def test_attach_config_is_validated_naming_the_key(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
-    good.write_text('[attach."public.media_files"]\nid = "id"\npath = "path"\n'
-                    'metadata = "metadata"\nsummary_prefix = "media_"\n')
+    good.write_text(
+        '[attach."public.media_files"]\nid = "id"\npath = "path"\n'
+        'metadata = "metadata"\nsummary_prefix = "media_"\n'
+    )
     config = load(str(good), environ={})
     assert [(a.table, a.id, a.path, a.metadata, a.skip_existing) for a in config.attach] == [
-        ("public.media_files", "id", "path", "metadata", True)]
+        ("public.media_files", "id", "path", "metadata", True)
+    ]
     for text, key in [
         ('[attach."t"]\npath = "p"\n', 'attach."t".id'),
         ('[attach."t"]\nid = "i"\npath = "p"\nskip_existing = "no"\n', 'attach."t".skip_existing'),
         ('[attach."t"]\nid = "i"\npath = "p"\ncolour = 1\n', 'attach."t".colour'),
-        ('[attach]\nt = 3\n', 'attach."t"'),
+        ("[attach]\nt = 3\n", 'attach."t"'),
     ]:
         bad = tmp_path / "bad.toml"
         bad.write_text(text)
@@ -121,15 +144,18 @@ def app_schema(schema: str, test_dsn: str) -> Iterator[str]:
         conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
-def make_table(sql: SQL, app_schema: str, rows: list[tuple[str, str | None]],
-               name: str = "media_files") -> str:
+def make_table(
+    sql: SQL, app_schema: str, rows: list[tuple[str, str | None]], name: str = "media_files"
+) -> str:
     table = f'"{app_schema}".{name}'
     sql(APP_TABLE.format(t=table))
     for start in range(0, len(rows), 1000):
-        chunk = rows[start:start + 1000]
-        sql(f"INSERT INTO {table} (path, title, metadata) "
+        chunk = rows[start : start + 1000]
+        sql(
+            f"INSERT INTO {table} (path, title, metadata) "
             "SELECT p, 'title ' || p, m::jsonb FROM unnest(%s::text[], %s::text[]) AS r(p, m)",
-            [[p for p, _ in chunk], [m for _, m in chunk]])
+            [[p for p, _ in chunk], [m for _, m in chunk]],
+        )
     return f"{app_schema}.{name}"
 
 
@@ -141,16 +167,25 @@ def dump(sql: SQL, table: str) -> list[tuple[Any, ...]]:
 
 def triggers_on(sql: SQL, table: str) -> list[str]:
     schema_name, name = table.split(".")
-    return [r[0] for r in sql(
-        "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal "
-        "ORDER BY tgname", [f'"{schema_name}".{name}'])]
+    return [
+        r[0]
+        for r in sql(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal "
+            "ORDER BY tgname",
+            [f'"{schema_name}".{name}'],
+        )
+    ]
 
 
 def files(sql: SQL, schema: str) -> dict[str, tuple[Any, ...]]:
     """source_row -> (state, source_path, attempts)"""
-    return {r[0]: r[1:] for r in sql(
-        f'SELECT source_row, state, source_path, attempts FROM "{schema}".files '
-        "WHERE source_id IS NOT NULL")}
+    return {
+        r[0]: r[1:]
+        for r in sql(
+            f'SELECT source_row, state, source_path, attempts FROM "{schema}".files '
+            "WHERE source_id IS NOT NULL"
+        )
+    }
 
 
 def test_attach_queues_follows_inserts_updates_deletes_and_detach_restores(
@@ -162,53 +197,104 @@ def test_attach_queues_follows_inserts_updates_deletes_and_detach_restores(
     table = make_table(sql, app_schema, rows)
     before = dump(sql, table)
 
-    shown = mediad("attach", table, "--id", "id", "--path", "path", "--metadata", "metadata",
-                   "--summary-prefix", "media_", "--dry-run", env=mediad_env)
+    shown = mediad(
+        "attach",
+        table,
+        "--id",
+        "id",
+        "--path",
+        "path",
+        "--metadata",
+        "metadata",
+        "--summary-prefix",
+        "media_",
+        "--dry-run",
+        env=mediad_env,
+    )
     assert shown.returncode == 0, shown.stderr
-    for fragment in ("CREATE FUNCTION", "CREATE TRIGGER", "UPDATE OF \"path\"",
-                     "INSERT INTO", "WITH batch AS", "lock_timeout"):
+    for fragment in (
+        "CREATE FUNCTION",
+        "CREATE TRIGGER",
+        'UPDATE OF "path"',
+        "INSERT INTO",
+        "WITH batch AS",
+        "lock_timeout",
+    ):
         assert fragment in shown.stdout, fragment
     assert triggers_on(sql, table) == [] and files(sql, schema) == {}
     assert sql(f'SELECT count(*) FROM "{schema}".sources') == [(0,)]
 
-    result = mediad("attach", table, "--id", "id", "--path", "path", "--metadata", "metadata",
-                    "--summary-prefix", "media_", "--backfill-batch", "7", env=mediad_env)
+    result = mediad(
+        "attach",
+        table,
+        "--id",
+        "id",
+        "--path",
+        "path",
+        "--metadata",
+        "metadata",
+        "--summary-prefix",
+        "media_",
+        "--backfill-batch",
+        "7",
+        env=mediad_env,
+    )
     assert result.returncode == 0, result.stderr
     assert "36 rows read, 31 queued" in result.stdout
     assert len(triggers_on(sql, table)) == 2
     queued = files(sql, schema)
     assert len(queued) == 31 and {s for s, _, _ in queued.values()} == {"pending"}
     assert sql(f'SELECT summary_columns FROM "{schema}".sources') == [
-        (["media_duration_s", "media_width"],)]
+        (["media_duration_s", "media_width"],)
+    ]
     # Attaching again with the same mapping is a no-op; with another one it is refused.
-    again = mediad("attach", table, "--id", "id", "--path", "path", "--metadata", "metadata",
-                   "--summary-prefix", "media_", env=mediad_env)
+    again = mediad(
+        "attach",
+        table,
+        "--id",
+        "id",
+        "--path",
+        "path",
+        "--metadata",
+        "metadata",
+        "--summary-prefix",
+        "media_",
+        env=mediad_env,
+    )
     assert again.returncode == 0 and "already attached" in again.stdout
     other = mediad("attach", table, "--id", "id", "--path", "title", env=mediad_env)
     assert other.returncode == 2 and "detach" in other.stderr
     # `show` still answers one row per path.
-    shown_rows = [json.loads(line) for line in mediad(
-        "show", "--json", "/m/0.mp4", env=mediad_env).stdout.splitlines()]
+    shown_rows = [
+        json.loads(line)
+        for line in mediad("show", "--json", "/m/0.mp4", env=mediad_env).stdout.splitlines()
+    ]
     assert len(shown_rows) == 1 and shown_rows[0]["state"] == "pending"
 
     # Insert (with and without metadata), path change, delete.
-    [(new_id,)] = sql(f'INSERT INTO "{app_schema}".media_files (path) VALUES (%s) RETURNING id',
-                      ["/m/new.mp4"])
-    sql(f'INSERT INTO "{app_schema}".media_files (path, metadata) VALUES (%s, %s)',
-        ["/m/has.mp4", '{"x": 1}'])
+    [(new_id,)] = sql(
+        f'INSERT INTO "{app_schema}".media_files (path) VALUES (%s) RETURNING id', ["/m/new.mp4"]
+    )
+    sql(
+        f'INSERT INTO "{app_schema}".media_files (path, metadata) VALUES (%s, %s)',
+        ["/m/has.mp4", '{"x": 1}'],
+    )
     assert files(sql, schema)[str(new_id)][:2] == ("pending", "/m/new.mp4")
     assert len(files(sql, schema)) == 32
 
     # Complete two rows through the store (fenced write-back), one of them twice-claimed.
     jobs = {j.path: j for j in store.claim(100, 30)}
     first, second = jobs["/m/1.mp4"], jobs["/m/2.mp4"]
-    sql(f"UPDATE \"{schema}\".files SET lease_token = -1 WHERE id = %s", [second.id])  # fenced
+    sql(f'UPDATE "{schema}".files SET lease_token = -1 WHERE id = %s', [second.id])  # fenced
     result_w = store.complete(
-        records([(first, extracted("/m/1.mp4")), (second, extracted("/m/2.mp4"))]))
+        records([(first, extracted("/m/1.mp4")), (second, extracted("/m/2.mp4"))])
+    )
     assert result_w.written == 1 and result_w.stale == 1
-    written = sql(f'SELECT path, metadata, media_duration_s, media_width FROM '
-                  f'"{app_schema}".media_files WHERE path IN (%s, %s) ORDER BY path',
-                  ["/m/1.mp4", "/m/2.mp4"])
+    written = sql(
+        f"SELECT path, metadata, media_duration_s, media_width FROM "
+        f'"{app_schema}".media_files WHERE path IN (%s, %s) ORDER BY path',
+        ["/m/1.mp4", "/m/2.mp4"],
+    )
     assert written[0][0] == "/m/1.mp4" and written[0][1]["media"]["@ref"] == "/m/1.mp4"
     assert written[0][2:] == (2.0, 320)
     assert written[1][1:] == (None, None, None)  # the fence kept it out
@@ -231,14 +317,18 @@ def test_attach_queues_follows_inserts_updates_deletes_and_detach_restores(
     assert gone.returncode == 0, gone.stderr
     assert triggers_on(sql, table) == [] and files(sql, schema) == {}
     assert sql(f'SELECT count(*) FROM "{schema}".sources') == [(0,)]
-    assert sql("SELECT count(*) FROM pg_proc WHERE pronamespace = to_regnamespace(%s) "
-               "AND proname LIKE 'source%%'", [f'"{schema}"']) == [(0,)]
+    assert sql(
+        "SELECT count(*) FROM pg_proc WHERE pronamespace = to_regnamespace(%s) "
+        "AND proname LIKE 'source%%'",
+        [f'"{schema}"'],
+    ) == [(0,)]
     after = dump(sql, table)
     expected = [r if r[0] != row1 else (row1, "/m/1b.mp4", "renamed") for r in before]
     expected.append(next(r for r in after if r[1] == "/m/has.mp4"))
     assert after == expected
-    assert sql(f'SELECT metadata IS NOT NULL FROM "{app_schema}".media_files WHERE id = %s',
-               [row1]) == [(True,)]
+    assert sql(
+        f'SELECT metadata IS NOT NULL FROM "{app_schema}".media_files WHERE id = %s', [row1]
+    ) == [(True,)]
     assert mediad("detach", table, env=mediad_env).returncode == 2
 
 
@@ -246,11 +336,11 @@ def test_attach_refuses_what_it_cannot_use_exit_2(
     mediad_env: dict[str, str], sql: SQL, app_schema: str
 ) -> None:
     table = make_table(sql, app_schema, [("/m/a.mp4", None)])
-    missing = mediad("attach", f"{app_schema}.nope", "--id", "id", "--path", "path",
-                     env=mediad_env)
+    missing = mediad("attach", f"{app_schema}.nope", "--id", "id", "--path", "path", env=mediad_env)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
-    columns = mediad("attach", table, "--id", "id", "--path", "file", "--metadata", "meta",
-                     env=mediad_env)
+    columns = mediad(
+        "attach", table, "--id", "id", "--path", "file", "--metadata", "meta", env=mediad_env
+    )
     assert columns.returncode == 2
     assert "--path file, --metadata meta" in columns.stderr
 
@@ -261,8 +351,17 @@ def test_two_tables_and_extract_all_covers_attached_rows(
     one = make_table(sql, app_schema, [("/m/a.mp4", None), ("/m/b.mp4", '{"k": 1}')])
     two = make_table(sql, app_schema, [("/m/a.mp4", None)], name="other_files")
     for table in (one, two):
-        result = mediad("attach", table, "--id", "id", "--path", "path", "--metadata",
-                        "metadata", env=mediad_env)
+        result = mediad(
+            "attach",
+            table,
+            "--id",
+            "id",
+            "--path",
+            "path",
+            "--metadata",
+            "metadata",
+            env=mediad_env,
+        )
         assert result.returncode == 0, result.stderr
     assert sql(f'SELECT count(*) FROM "{schema}".files') == [(2,)]
     assert len(triggers_on(sql, one)) == 2 and len(triggers_on(sql, two)) == 2
@@ -292,23 +391,41 @@ def app_rows(small_mp4: Path, directory: Path, n: int) -> list[tuple[str, str | 
 
 @pytest.mark.slow
 def test_a_daemon_fills_an_attached_5000_row_table(
-    small_mp4: Path, tmp_path: Path, mediad_env: dict[str, str],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str, app_schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
+    app_schema: str,
 ) -> None:
     rows = app_rows(small_mp4, tmp_path / "lib", 5000)
     table = make_table(sql, app_schema, rows)
     t = f'"{app_schema}".media_files'
     before = dump(sql, table)
-    result = mediad("attach", table, "--id", "id", "--path", "path", "--metadata", "metadata",
-                    "--summary-prefix", "media_", env=mediad_env)
+    result = mediad(
+        "attach",
+        table,
+        "--id",
+        "id",
+        "--path",
+        "path",
+        "--metadata",
+        "metadata",
+        "--summary-prefix",
+        "media_",
+        env=mediad_env,
+    )
     assert result.returncode == 0, result.stderr
     assert "5000 rows read, 4900 queued" in result.stdout
 
     daemon = daemons()
     daemon.wait_started()
     wait_until(lambda: counts(sql, schema)["done"] == 4900, 600, "4,900 rows to finish")
-    assert sql(f"SELECT count(*) FROM {t} WHERE metadata->'media'->>'@ref' = path "
-               "AND media_duration_s > 1.9 AND media_width = 320") == [(4900,)]
+    assert sql(
+        f"SELECT count(*) FROM {t} WHERE metadata->'media'->>'@ref' = path "
+        "AND media_duration_s > 1.9 AND media_width = 320"
+    ) == [(4900,)]
     assert sql(f"SELECT count(*) FROM {t} WHERE metadata = '{{\"kept\": true}}'") == [(100,)]
 
     # An insert afterwards is picked up and filled within a bounded wait.
@@ -316,27 +433,39 @@ def test_a_daemon_fills_an_attached_5000_row_table(
     os.link(small_mp4, extra)
     started = time.monotonic()
     [(new_id,)] = sql(f"INSERT INTO {t} (path) VALUES (%s) RETURNING id", [str(extra)])
-    wait_until(lambda: sql(f"SELECT metadata IS NOT NULL FROM {t} WHERE id = %s",
-                           [new_id])[0][0], 10, "the new row's metadata")
+    wait_until(
+        lambda: sql(f"SELECT metadata IS NOT NULL FROM {t} WHERE id = %s", [new_id])[0][0],
+        10,
+        "the new row's metadata",
+    )
     assert time.monotonic() - started < 5
 
     # A path change: extracted again, the document names the new path.
     moved = tmp_path / "lib" / "moved.mp4"
     os.link(small_mp4, moved)
-    [(finished_before,)] = sql(f'SELECT finished_at FROM "{schema}".files WHERE source_row = %s',
-                               [str(new_id)])
+    [(finished_before,)] = sql(
+        f'SELECT finished_at FROM "{schema}".files WHERE source_row = %s', [str(new_id)]
+    )
     sql(f"UPDATE {t} SET path = %s WHERE id = %s", [str(moved), new_id])
-    wait_until(lambda: sql(f"SELECT metadata->'media'->>'@ref' FROM {t} WHERE id = %s",
-                           [new_id])[0][0] == str(moved), 10, "re-extraction of the moved row")
+    wait_until(
+        lambda: (
+            sql(f"SELECT metadata->'media'->>'@ref' FROM {t} WHERE id = %s", [new_id])[0][0]
+            == str(moved)
+        ),
+        10,
+        "re-extraction of the moved row",
+    )
     [(state, finished_after, source_path)] = sql(
         f'SELECT state, finished_at, source_path FROM "{schema}".files WHERE source_row = %s',
-        [str(new_id)])
+        [str(new_id)],
+    )
     assert (state, source_path) == ("done", str(moved)) and finished_after > finished_before
 
     # A delete removes the work for that row.
     sql(f"DELETE FROM {t} WHERE id = %s", [new_id])
-    assert sql(f'SELECT count(*) FROM "{schema}".files WHERE source_row = %s',
-               [str(new_id)]) == [(0,)]
+    assert sql(f'SELECT count(*) FROM "{schema}".files WHERE source_row = %s', [str(new_id)]) == [
+        (0,)
+    ]
     assert daemon.stop() == 0
 
     detached = mediad("detach", table, env=mediad_env)
@@ -346,7 +475,11 @@ def test_a_daemon_fills_an_attached_5000_row_table(
 
 @pytest.mark.slow
 def test_application_writers_never_wait_on_attach(
-    tmp_path: Path, mediad_env: dict[str, str], sql: SQL, schema: str, app_schema: str,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    sql: SQL,
+    schema: str,
+    app_schema: str,
     test_dsn: str,
 ) -> None:
     rows: list[tuple[str, str | None]] = [(f"/m/{i:05d}.mp4", None) for i in range(5000)]
@@ -363,8 +496,9 @@ def test_application_writers_never_wait_on_attach(
                 i = 0
                 while not stop.is_set():
                     i += 1
-                    conn.execute(f"UPDATE {t} SET title = %s WHERE id = %s",
-                                 [f"t{i}", i % 5000 + 1])
+                    conn.execute(
+                        f"UPDATE {t} SET title = %s WHERE id = %s", [f"t{i}", i % 5000 + 1]
+                    )
                     updates.append(time.monotonic())
         except BaseException as exc:  # reported by the test
             errors.append(exc)
@@ -375,9 +509,26 @@ def test_application_writers_never_wait_on_attach(
         wait_until(lambda: len(updates) > 10, 10, "the application to be writing")
         started = time.monotonic()
         process = subprocess.run(
-            [sys.executable, "-m", "mediad", "attach", table, "--id", "id", "--path", "path",
-             "--metadata", "metadata", "--backfill-batch", "100"],
-            env=mediad_env, capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                "-m",
+                "mediad",
+                "attach",
+                table,
+                "--id",
+                "id",
+                "--path",
+                "path",
+                "--metadata",
+                "metadata",
+                "--backfill-batch",
+                "100",
+            ],
+            env=mediad_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         ended = time.monotonic()
     finally:
         stop.set()
@@ -392,17 +543,30 @@ def test_application_writers_never_wait_on_attach(
 
 @pytest.mark.slow
 def test_run_applies_the_attach_config_and_refuses_a_changed_mapping(
-    small_mp4: Path, tmp_path: Path, mediad_env: dict[str, str],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str, app_schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
+    app_schema: str,
 ) -> None:
     table = make_table(sql, app_schema, app_rows(small_mp4, tmp_path / "lib", 20))
     config = tmp_path / "attach.toml"
-    config.write_text(f'[attach."{table}"]\nid = "id"\npath = "path"\n'
-                      'metadata = "metadata"\nsummary_prefix = "media_"\n')
+    config.write_text(
+        f'[attach."{table}"]\nid = "id"\npath = "path"\n'
+        'metadata = "metadata"\nsummary_prefix = "media_"\n'
+    )
     daemon = daemons("--config", str(config))
     daemon.wait_started()
-    wait_until(lambda: sql(f'SELECT count(*) FROM "{app_schema}".media_files '
-                           "WHERE media_width = 320") == [(19,)], 60, "19 rows filled")
+    wait_until(
+        lambda: (
+            sql(f'SELECT count(*) FROM "{app_schema}".media_files WHERE media_width = 320')
+            == [(19,)]
+        ),
+        60,
+        "19 rows filled",
+    )
     assert daemon.stop() == 0
     # Same mapping again: nothing to do. Another mapping: refused, saying what to run.
     again = daemons("--config", str(config))

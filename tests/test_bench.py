@@ -134,10 +134,20 @@ def test_the_end_to_end_harness_runs_this_checkouts_daemon_or_another(
     """bench.e2e (two versions of mediad in turn): every row done, once, by the daemon
     of the directory given; a directory without mediad makes the run fail, not pass."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
-    command = [sys.executable, "-m", "bench.e2e", "--files", "60", "--engine", "noop",
-               "--dsn", test_dsn, "--mediad", str(ROOT)]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    command = [
+        sys.executable,
+        "-m",
+        "bench.e2e",
+        "--files",
+        "60",
+        "--engine",
+        "noop",
+        "--dsn",
+        test_dsn,
+        "--mediad",
+        str(ROOT),
+    ]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     run = json.loads(result.stdout.strip().splitlines()[-1])
     assert (run["done"], run["failed"]) == (60, 0)
@@ -146,8 +156,14 @@ def test_the_end_to_end_harness_runs_this_checkouts_daemon_or_another(
 
     empty = tmp_path / "no-mediad-here"
     empty.mkdir()
-    elsewhere = subprocess.run([*command[:-1], str(empty)], cwd=tmp_path, env=env,
-                               capture_output=True, text=True, timeout=120)
+    elsewhere = subprocess.run(
+        [*command[:-1], str(empty)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert elsewhere.returncode != 0
 
 
@@ -163,9 +179,23 @@ def test_the_library_cost_comparison_reads_every_file_with_both_libraries(
     names = make_corpus(tmp_path)
     own = str(MediaInfo._get_library()[0]._name)
     result = subprocess.run(
-        [sys.executable, "-m", "bench.libcost", "--other", own, "--source", str(tmp_path),
-         "--reads", "2", "--passes", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "bench.libcost",
+            "--other",
+            own,
+            "--source",
+            str(tmp_path),
+            "--reads",
+            "2",
+            "--passes",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line.split() for line in result.stdout.splitlines()[2:-1]]
@@ -178,7 +208,10 @@ def test_the_stage_breakdown_prints_every_stage() -> None:
     """bench.stages on a tiny corpus: a row per stage, and the CLI rows when installed."""
     result = subprocess.run(
         [sys.executable, "-m", "bench.stages", "--files", "40", "--rounds", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     stages = [line.split("  ")[0].strip() for line in result.stdout.splitlines()[2:]]

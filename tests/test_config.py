@@ -24,7 +24,9 @@ def test_documented_example_lists_every_key_with_its_default() -> None:
             documented = data[section][f.name]
             actual = getattr(getattr(defaults, section), f.name)
             assert (list(actual) if isinstance(actual, tuple) else actual) == documented, (
-                section, f.name)
+                section,
+                f.name,
+            )
 
 
 def test_example_file_loads(tmp_path: Path) -> None:
@@ -36,8 +38,14 @@ def test_example_file_loads(tmp_path: Path) -> None:
 def test_stable_keys_exist() -> None:
     stable = {
         "database": {"dsn", "schema", "listen"},
-        "daemon": {"workers", "batch_size", "poll_seconds", "lease_seconds",
-                   "shutdown_grace_seconds", "state_dir"},
+        "daemon": {
+            "workers",
+            "batch_size",
+            "poll_seconds",
+            "lease_seconds",
+            "shutdown_grace_seconds",
+            "state_dir",
+        },
         "extract": {"roots", "timeout_seconds"},
         "retry": {"max_attempts"},
         "metrics": {"listen"},
@@ -88,16 +96,22 @@ def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
     env = {"MEDIAD_DAEMON_WORKERS": "5", "MEDIAD_DAEMON_BATCH_SIZE": "20"}
     config = load(str(path), environ=env, overrides={("daemon", "batch_size"): 30})
     assert (config.daemon.workers, config.daemon.batch_size, config.daemon.poll_seconds) == (
-        5, 30, 1.0)
+        5,
+        30,
+        1.0,
+    )
 
 
 def test_environment_types_and_unknown_names() -> None:
-    config = load(None, environ={
-        "MEDIAD_DATABASE_LISTEN": "off",
-        "MEDIAD_EXTRACT_ROOTS": os.pathsep.join(["/srv/a", "/srv/b"]),
-        "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.5",
-        "MEDIAD_TEST_DSN": "ignored: not a setting",
-    })
+    config = load(
+        None,
+        environ={
+            "MEDIAD_DATABASE_LISTEN": "off",
+            "MEDIAD_EXTRACT_ROOTS": os.pathsep.join(["/srv/a", "/srv/b"]),
+            "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.5",
+            "MEDIAD_TEST_DSN": "ignored: not a setting",
+        },
+    )
     assert config.database.listen is False
     assert config.extract.roots == (os.path.realpath("/srv/a"), os.path.realpath("/srv/b"))
     assert config.retry.backoff_base_seconds == 0.5
@@ -124,8 +138,10 @@ def test_password_file_needs_a_dsn() -> None:
     ("dsn", "masked"),
     [
         ("postgresql://app:s3cret@db:5432/media", "postgresql://app:***@db:5432/media"),
-        ("postgresql://db/media?password=s3cret&sslmode=require",
-         "postgresql://db/media?password=***&sslmode=require"),
+        (
+            "postgresql://db/media?password=s3cret&sslmode=require",
+            "postgresql://db/media?password=***&sslmode=require",
+        ),
         ("host=db password=s3cret dbname=media", "host=db password=*** dbname=media"),
         ("host=db password='s3 cret' dbname=media", "host=db password=*** dbname=media"),
         ("postgresql://app@db/media", "postgresql://app@db/media"),
@@ -149,7 +165,7 @@ def test_documented_attach_example_lists_every_key(tmp_path: Path) -> None:
     from mediad.config import ATTACH_KEYS, AttachConfig
 
     text = EXAMPLE.read_text()
-    block = text[text.index('# [attach."public.media_files"]'):]
+    block = text[text.index('# [attach."public.media_files"]') :]
     uncommented = "\n".join(line.removeprefix("# ") for line in block.splitlines())
     data = tomllib.loads(uncommented)["attach"]["public.media_files"]
     assert set(data) == set(ATTACH_KEYS) == {f.name for f in fields(AttachConfig)} - {"table"}

@@ -58,8 +58,14 @@ def test_real_formats_come_back_with_correct_summaries(
         assert summary["container"] == want.container, name
         if want.duration_s is not None:
             assert summary["duration_s"] == pytest.approx(want.duration_s, rel=0.02), name
-        for key in ("width", "height", "video_codec", "audio_codec", "audio_channels",
-                    "sample_rate"):
+        for key in (
+            "width",
+            "height",
+            "video_codec",
+            "audio_codec",
+            "audio_channels",
+            "sample_rate",
+        ):
             assert summary[key] == getattr(want, key), (name, key)
 
     for record, (name, want_class) in zip(
@@ -104,20 +110,30 @@ def test_a_killed_worker_is_replaced_and_its_file_retried(
     sql: SQL,
     schema: str,
 ) -> None:
-    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_DAEMON_WORKERS": "1",
-           "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.1"}
+    env = {
+        **mediad_env,
+        "MEDIAD_TEST_HOOKS": "1",
+        "MEDIAD_DAEMON_WORKERS": "1",
+        "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.1",
+    }
     [hanging] = link_files(small_mp4, tmp_path / "hang", 1, marker="__mediad_hang_once__")
     others = link_files(small_mp4, tmp_path / "others", 5)
     daemon = daemons(env=env)
     daemon.wait_started()
     [worker] = wait_until(daemon.worker_pids, 30, "the worker")
     assert mediad("enqueue", str(hanging), env=env).returncode == 0
-    wait_until(lambda: sql(f'SELECT state FROM "{schema}".files') == [("running",)], 30,
-               "the worker to take the file")
+    wait_until(
+        lambda: sql(f'SELECT state FROM "{schema}".files') == [("running",)],
+        30,
+        "the worker to take the file",
+    )
     os.kill(worker, signal.SIGKILL)
     assert mediad("enqueue", *map(str, others), env=env).returncode == 0
-    wait_until(lambda: terminal(sql, schema) and counts(sql, schema)["done"] == 6, 60,
-               "the retried file and the others to finish")
+    wait_until(
+        lambda: terminal(sql, schema) and counts(sql, schema)["done"] == 6,
+        60,
+        "the retried file and the others to finish",
+    )
     [replacement] = daemon.worker_pids()
     assert replacement != worker
     [record] = show(env, str(hanging))
@@ -134,8 +150,13 @@ def test_a_file_that_hangs_fails_with_timeout_while_others_finish(
     sql: SQL,
     schema: str,
 ) -> None:
-    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_EXTRACT_TIMEOUT_SECONDS": "1",
-           "MEDIAD_RETRY_MAX_ATTEMPTS": "2", "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.1"}
+    env = {
+        **mediad_env,
+        "MEDIAD_TEST_HOOKS": "1",
+        "MEDIAD_EXTRACT_TIMEOUT_SECONDS": "1",
+        "MEDIAD_RETRY_MAX_ATTEMPTS": "2",
+        "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.1",
+    }
     [hanging] = link_files(small_mp4, tmp_path / "hang", 1, marker="__mediad_hang__")
     others = link_files(small_mp4, tmp_path / "ok", 20)
     assert mediad("enqueue", str(hanging), *map(str, others), env=env).returncode == 0
@@ -160,18 +181,21 @@ def test_extract_limit_skip_existing_and_threads(
     assert json.loads(first.stdout.splitlines()[-1])["processed"] == 50
     sql(f"UPDATE \"{schema}\".files SET state = 'pending' WHERE state = 'done'")
     before = time.time()
-    result = mediad("extract", "--limit", "100", "--skip-existing", "--threads", "2", "--json",
-                    env=mediad_env)
+    result = mediad(
+        "extract", "--limit", "100", "--skip-existing", "--threads", "2", "--json", env=mediad_env
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["processed"] == 100 and summary["done"] == 100
     assert summary["skipped"] == 50
-    touched = sql(f'SELECT count(*) FROM "{schema}".files '
-                  f"WHERE finished_at >= to_timestamp(%s)", [before])
+    touched = sql(
+        f'SELECT count(*) FROM "{schema}".files WHERE finished_at >= to_timestamp(%s)', [before]
+    )
     assert touched == [(100,)]
     # The 50 that already had metadata were not touched.
-    assert sql(f"SELECT count(*) FROM \"{schema}\".files WHERE state = 'pending' "
-               f"AND metadata IS NOT NULL") == [(50,)]
+    assert sql(
+        f"SELECT count(*) FROM \"{schema}\".files WHERE state = 'pending' AND metadata IS NOT NULL"
+    ) == [(50,)]
     assert '"workers": 2' in result.stderr
 
 
@@ -210,8 +234,7 @@ def test_write_backs_are_batched_while_busy_and_immediate_when_idle(
     daemon = daemons(env=env)
     daemon.wait_started()
     paths = link_files(small_mp4, tmp_path / "lib", 20, marker="__mediad_sleep_100ms__")
-    sql(f'INSERT INTO "{schema}".files (path) SELECT unnest(%s::text[])',
-        [[str(p) for p in paths]])
+    sql(f'INSERT INTO "{schema}".files (path) SELECT unnest(%s::text[])', [[str(p) for p in paths]])
     wait_until(lambda: counts(sql, schema)["done"] == 20, 60, "the 20 rows to be done")
     # Rows written by one statement share its transaction's now().
     statements = sql(f'SELECT count(DISTINCT finished_at) FROM "{schema}".files')[0][0]
@@ -235,13 +258,17 @@ def test_a_daemon_on_slow_files_holds_only_a_little_work(
     """Claims follow the pace (mediad/pace.py): one worker reading ten files a second
     holds about half a second of work plus its queue, not batch_size rows that another
     daemon could be reading."""
-    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_DAEMON_WORKERS": "1",
-           "MEDIAD_DAEMON_PREFETCH": "2", "MEDIAD_DAEMON_BATCH_SIZE": "500"}
+    env = {
+        **mediad_env,
+        "MEDIAD_TEST_HOOKS": "1",
+        "MEDIAD_DAEMON_WORKERS": "1",
+        "MEDIAD_DAEMON_PREFETCH": "2",
+        "MEDIAD_DAEMON_BATCH_SIZE": "500",
+    }
     daemon = daemons(env=env)
     daemon.wait_started()
     paths = link_files(small_mp4, tmp_path / "lib", 40, marker="__mediad_sleep_100ms__")
-    sql(f'INSERT INTO "{schema}".files (path) SELECT unnest(%s::text[])',
-        [[str(p) for p in paths]])
+    sql(f'INSERT INTO "{schema}".files (path) SELECT unnest(%s::text[])', [[str(p) for p in paths]])
     held: list[int] = []
 
     def finished() -> bool:
@@ -322,8 +349,9 @@ def test_workers_die_with_a_killed_supervisor(
 ) -> None:
     daemon = daemons()
     daemon.wait_started()
-    workers = wait_until(lambda: len(daemon.worker_pids()) == 2 and daemon.worker_pids(), 30,
-                         "two workers")
+    workers = wait_until(
+        lambda: len(daemon.worker_pids()) == 2 and daemon.worker_pids(), 30, "two workers"
+    )
     os.kill(daemon.pid, signal.SIGKILL)
     daemon.process.wait(timeout=10)
 
@@ -369,8 +397,9 @@ def test_status_and_show_json(
     status = json.loads(mediad("status", "--json", env=mediad_env).stdout)
     assert status["counts"] == {"pending": 0, "running": 0, "done": 1, "failed": 1}
     assert status["failures_by_class"] == {"not_found": 1}
-    found, missing, unknown = show(mediad_env, str(small_mp4), "/nowhere/missing.mkv",
-                                   "/never/seen.mp4")
+    found, missing, unknown = show(
+        mediad_env, str(small_mp4), "/nowhere/missing.mkv", "/never/seen.mp4"
+    )
     assert found["state"] == "done" and found["summary"]["video_codec"] == "AVC"
     assert set(found) >= {"path", "state", "attempts", "error_class", "error", "summary"}
     assert (missing["state"], missing["error_class"]) == ("failed", "not_found")
@@ -380,4 +409,3 @@ def test_status_and_show_json(
     retried = mediad("retry", "--class", "not_found", env=mediad_env)
     assert retried.returncode == 0 and retried.stdout.startswith("1 ")
     assert counts(sql, schema)["pending"] == 1
-

@@ -139,12 +139,17 @@ def test_the_kept_handle_reads_what_pymediainfo_parse_reads(
         kept = read_json(path, library_file=None, parse_speed=parse_speed, full=False)
         parsed = MediaInfo.parse(path, output="JSON", parse_speed=parse_speed, full=False)
         assert kept == parsed, name
-    full = read_json(str(directory / CORPUS_NAMES[0]), library_file=None,
-                     parse_speed=parse_speed, full=True)
-    assert full == MediaInfo.parse(str(directory / CORPUS_NAMES[0]), output="JSON",
-                                   parse_speed=parse_speed, full=True)
-    assert len(full) > len(read_json(str(directory / CORPUS_NAMES[0]), library_file=None,
-                                     parse_speed=parse_speed, full=False))
+    full = read_json(
+        str(directory / CORPUS_NAMES[0]), library_file=None, parse_speed=parse_speed, full=True
+    )
+    assert full == MediaInfo.parse(
+        str(directory / CORPUS_NAMES[0]), output="JSON", parse_speed=parse_speed, full=True
+    )
+    assert len(full) > len(
+        read_json(
+            str(directory / CORPUS_NAMES[0]), library_file=None, parse_speed=parse_speed, full=False
+        )
+    )
 
 
 def test_mkv_tracks_and_languages(corpus: tuple[Path, dict[str, Expected]]) -> None:
@@ -488,8 +493,9 @@ def test_hostile_header_numbers_stay_out_of_the_columns(
 @pytest.fixture(scope="module")
 def worker_pool() -> Iterator[WorkerPool]:
     """One real worker process, as the daemon runs them (spawned, memory-limited)."""
-    settings = WorkerSettings(OPTIONS, memory_limit_mb=1024, supervisor_pid=os.getpid(),
-                              cpu_seconds=30)
+    settings = WorkerSettings(
+        OPTIONS, memory_limit_mb=1024, supervisor_pid=os.getpid(), cpu_seconds=30
+    )
     pool = WorkerPool(settings, 1, timeout_seconds=30, max_files_per_worker=0)
     pool.maintain()
     try:

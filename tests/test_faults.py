@@ -33,15 +33,18 @@ def assert_nothing_lost(sql: SQL, schema: str, total: int) -> dict[str, int]:
     c = counts(sql, schema)
     assert sum(c.values()) == total, c
     assert c["running"] == 0 and c["pending"] == 0, c
-    unclassified = sql(f"SELECT count(*) FROM \"{schema}\".files "
-                       f"WHERE state = 'failed' AND (error_class IS NULL OR error = '')")
+    unclassified = sql(
+        f'SELECT count(*) FROM "{schema}".files '
+        f"WHERE state = 'failed' AND (error_class IS NULL OR error = '')"
+    )
     assert unclassified == [(0,)]
     # Done exactly once in effect: every done row holds one complete result.
-    incomplete = sql(f"SELECT count(*) FROM \"{schema}\".files WHERE state = 'done' "
-                     f"AND (metadata IS NULL OR container <> 'MPEG-4' OR lease_token IS NOT NULL)")
+    incomplete = sql(
+        f"SELECT count(*) FROM \"{schema}\".files WHERE state = 'done' "
+        f"AND (metadata IS NULL OR container <> 'MPEG-4' OR lease_token IS NOT NULL)"
+    )
     assert incomplete == [(0,)]
     return c
-
 
 
 def connections_opened(port: int) -> float:
@@ -72,11 +75,19 @@ def stopped_line(daemon: Daemon) -> dict[str, Any]:
 
 
 def test_kill_9_storm_of_workers_loses_nothing(
-    small_mp4: Path, tmp_path: Path, mediad_env: dict[str, str],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
-    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_RETRY_MAX_ATTEMPTS": "10",
-           "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.05"}
+    env = {
+        **mediad_env,
+        "MEDIAD_TEST_HOOKS": "1",
+        "MEDIAD_RETRY_MAX_ATTEMPTS": "10",
+        "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.05",
+    }
     link_files(small_mp4, tmp_path / "lib", 2000, marker="__mediad_sleep_20ms__")
     assert mediad("scan", str(tmp_path / "lib"), env=env).returncode == 0
     daemon = daemons(env=env)
@@ -97,11 +108,12 @@ def test_kill_9_storm_of_workers_loses_nothing(
     assert kills >= 30
     wait_until(lambda: all_terminal(sql, schema, 2000), 180, "every row to finish")
     c = assert_nothing_lost(sql, schema, 2000)
-    failed_classes = sql(f"SELECT DISTINCT error_class FROM \"{schema}\".files "
-                         f"WHERE state = 'failed'")
+    failed_classes = sql(
+        f"SELECT DISTINCT error_class FROM \"{schema}\".files WHERE state = 'failed'"
+    )
     assert set(failed_classes) <= {("worker_crash",)}
     assert c["done"] >= 1990
-    crashed = sql(f"SELECT count(*) FROM \"{schema}\".files WHERE attempts > 1")[0][0]
+    crashed = sql(f'SELECT count(*) FROM "{schema}".files WHERE attempts > 1')[0][0]
     assert crashed > 0, "the storm should have hit files mid-read"
     assert zombies_of(daemon.pid) == []
     assert daemon.stop() == 0
@@ -109,8 +121,12 @@ def test_kill_9_storm_of_workers_loses_nothing(
 
 
 def test_killed_supervisor_rows_are_reclaimed_within_the_lease(
-    small_mp4: Path, tmp_path: Path, mediad_env: dict[str, str],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     lease = 3
     env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_DAEMON_LEASE_SECONDS": str(lease)}
@@ -128,8 +144,10 @@ def test_killed_supervisor_rows_are_reclaimed_within_the_lease(
     second.wait_started()
 
     def reclaimed() -> bool:
-        still = sql(f"SELECT count(*) FROM \"{schema}\".files "
-                    f"WHERE state = 'running' AND id = ANY(%s)", [list(orphaned)])
+        still = sql(
+            f"SELECT count(*) FROM \"{schema}\".files WHERE state = 'running' AND id = ANY(%s)",
+            [list(orphaned)],
+        )
         return still == [(0,)]
 
     # The lease runs out `lease` s after its last renewal; then any daemon rescues the row
@@ -139,16 +157,20 @@ def test_killed_supervisor_rows_are_reclaimed_within_the_lease(
     wait_until(lambda: all_terminal(sql, schema, 400), 120, "every row to finish")
     assert_nothing_lost(sql, schema, 400)
     assert counts(sql, schema)["done"] == 400
-    again = sql(f"SELECT min(attempts) FROM \"{schema}\".files WHERE id = ANY(%s)",
-                [list(orphaned)])
+    again = sql(f'SELECT min(attempts) FROM "{schema}".files WHERE id = ANY(%s)', [list(orphaned)])
     assert again[0][0] >= 2  # the attempt charged to the dead daemon stays charged
     assert reclaim_seconds < lease * 2 + 15
     assert second.stop() == 0
 
 
 def test_database_restart_mid_run(
-    small_mp4: Path, tmp_path: Path, mediad_env: dict[str, str], pg_server: Server,
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    pg_server: Server,
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     if not pg_server.owned:
         pytest.skip("the server comes from MEDIAD_TEST_DSN: the tests may not restart it")
@@ -176,12 +198,20 @@ def test_database_restart_mid_run(
 
 
 def test_a_paused_daemon_is_fenced_off(
-    small_mp4: Path, tmp_path: Path, mediad_env: dict[str, str],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     lease = 2
-    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_DAEMON_LEASE_SECONDS": str(lease),
-           "MEDIAD_DAEMON_WORKERS": "1"}
+    env = {
+        **mediad_env,
+        "MEDIAD_TEST_HOOKS": "1",
+        "MEDIAD_DAEMON_LEASE_SECONDS": str(lease),
+        "MEDIAD_DAEMON_WORKERS": "1",
+    }
     # Each file takes 200 ms, so the paused daemon's worker is almost surely mid-file.
     link_files(small_mp4, tmp_path / "lib", 300, marker="__mediad_sleep_200ms__")
     assert mediad("scan", str(tmp_path / "lib"), env=env).returncode == 0
@@ -193,16 +223,22 @@ def test_a_paused_daemon_is_fenced_off(
     owner_like = f"%:{paused.pid}"
 
     def held_by_paused() -> bool:
-        rows = sql(f"SELECT count(*) FROM \"{schema}\".files "
-                   f"WHERE state = 'running' AND lease_owner LIKE %s", [owner_like])
+        rows = sql(
+            f'SELECT count(*) FROM "{schema}".files '
+            f"WHERE state = 'running' AND lease_owner LIKE %s",
+            [owner_like],
+        )
         return rows[0][0] > 0
 
     wait_until(held_by_paused, 30, "the daemon to be paused to hold rows")
     paused.signal(signal.SIGSTOP)
     try:
         # The pause itself is the fault: well past the lease, so the others rescue its rows.
-        wait_until(lambda: not held_by_paused(), lease * 5 + 10,
-                   "the other daemons to take the paused daemon's rows")
+        wait_until(
+            lambda: not held_by_paused(),
+            lease * 5 + 10,
+            "the other daemons to take the paused daemon's rows",
+        )
     finally:
         paused.signal(signal.SIGCONT)
     wait_until(lambda: all_terminal(sql, schema, 300), 180, "every row to finish")
@@ -217,11 +253,14 @@ def test_a_paused_daemon_is_fenced_off(
 
 
 def test_sigterm_twice_stops_at_once_and_gives_rows_back(
-    small_mp4: Path, tmp_path: Path, mediad_env: dict[str, str],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
-    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1",
-           "MEDIAD_DAEMON_SHUTDOWN_GRACE_SECONDS": "120"}
+    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_DAEMON_SHUTDOWN_GRACE_SECONDS": "120"}
     hanging = link_files(small_mp4, tmp_path / "hang", 2, marker="__mediad_hang__")
     link_files(small_mp4, tmp_path / "lib", 100)
     assert mediad("scan", str(tmp_path / "lib"), env=env).returncode == 0
@@ -243,25 +282,35 @@ def test_sigterm_twice_stops_at_once_and_gives_rows_back(
 def assert_nothing_lost_but_pending(sql: SQL, schema: str, hanging: list[Path]) -> None:
     c = counts(sql, schema)
     assert c == {"pending": 2, "running": 0, "done": 100, "failed": 0}
-    rows = sql(f"SELECT path, attempts FROM \"{schema}\".files WHERE state = 'pending' "
-               f"ORDER BY path")
+    rows = sql(
+        f"SELECT path, attempts FROM \"{schema}\".files WHERE state = 'pending' ORDER BY path"
+    )
     assert rows == [(str(p), 0) for p in sorted(hanging)]
 
 
 def test_a_file_that_crashes_its_worker_ends_failed_without_stopping_the_pool(
-    small_mp4: Path, tmp_path: Path, mediad_env: dict[str, str],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
-    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_RETRY_MAX_ATTEMPTS": "3",
-           "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.05"}
+    env = {
+        **mediad_env,
+        "MEDIAD_TEST_HOOKS": "1",
+        "MEDIAD_RETRY_MAX_ATTEMPTS": "3",
+        "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.05",
+    }
     link_files(small_mp4, tmp_path / "poison", 1, marker="__mediad_crash__")
     link_files(small_mp4, tmp_path / "lib", 200)
     assert mediad("scan", str(tmp_path), env=env).returncode == 0
     daemon = daemons(env=env)
     daemon.wait_started()
     wait_until(lambda: all_terminal(sql, schema, 201), 90, "every row to finish")
-    rows = sql(f"SELECT error_class, attempts, error FROM \"{schema}\".files "
-               f"WHERE state = 'failed'")
+    rows = sql(
+        f"SELECT error_class, attempts, error FROM \"{schema}\".files WHERE state = 'failed'"
+    )
     assert len(rows) == 1
     error_class, attempts, error = rows[0]
     assert (error_class, attempts) == ("worker_crash", 3)
@@ -283,11 +332,19 @@ def test_workers_that_cannot_load_mediainfo_stop_the_daemon_clearly(
 
 
 def test_workers_run_under_the_memory_limit_and_are_recycled(
-    small_mp4: Path, tmp_path: Path, mediad_env: dict[str, str],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
-    env = {**mediad_env, "MEDIAD_DAEMON_MEMORY_LIMIT_MB": "700",
-           "MEDIAD_DAEMON_MAX_FILES_PER_WORKER": "20", "MEDIAD_LOG_LEVEL": "debug"}
+    env = {
+        **mediad_env,
+        "MEDIAD_DAEMON_MEMORY_LIMIT_MB": "700",
+        "MEDIAD_DAEMON_MAX_FILES_PER_WORKER": "20",
+        "MEDIAD_LOG_LEVEL": "debug",
+    }
     daemon = daemons(env=env)
     daemon.wait_started()
     first = daemon.ready_worker_pids()
@@ -307,11 +364,16 @@ def test_workers_run_under_the_memory_limit_and_are_recycled(
 
 
 def test_supervisor_memory_stays_flat_with_a_million_pending_rows(
-    mediad_env: dict[str, str], daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     assert mediad("migrate", env=mediad_env).returncode == 0
-    sql(f'INSERT INTO "{schema}".files (path) '
-        f"SELECT '/nonexistent/backlog/' || g || '.mp4' FROM generate_series(1, 1000000) g")
+    sql(
+        f'INSERT INTO "{schema}".files (path) '
+        f"SELECT '/nonexistent/backlog/' || g || '.mp4' FROM generate_series(1, 1000000) g"
+    )
     daemon = daemons()
     daemon.wait_started()
 
@@ -331,11 +393,20 @@ def test_supervisor_memory_stays_flat_with_a_million_pending_rows(
 
 
 def test_a_file_that_burns_cpu_is_stopped_by_the_cpu_limit(
-    small_mp4: Path, tmp_path: Path, mediad_env: dict[str, str],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
-    env = {**mediad_env, "MEDIAD_TEST_HOOKS": "1", "MEDIAD_EXTRACT_CPU_SECONDS": "1",
-           "MEDIAD_EXTRACT_TIMEOUT_SECONDS": "600", "MEDIAD_RETRY_MAX_ATTEMPTS": "1"}
+    env = {
+        **mediad_env,
+        "MEDIAD_TEST_HOOKS": "1",
+        "MEDIAD_EXTRACT_CPU_SECONDS": "1",
+        "MEDIAD_EXTRACT_TIMEOUT_SECONDS": "600",
+        "MEDIAD_RETRY_MAX_ATTEMPTS": "1",
+    }
     link_files(small_mp4, tmp_path / "spin", 1, marker="__mediad_spin__")
     link_files(small_mp4, tmp_path / "lib", 50)
     assert mediad("scan", str(tmp_path), env=env).returncode == 0
@@ -343,8 +414,9 @@ def test_a_file_that_burns_cpu_is_stopped_by_the_cpu_limit(
     daemon.wait_started()
     # Well before the 600 s wall-clock timeout: the kernel's CPU limit stopped it.
     wait_until(lambda: all_terminal(sql, schema, 51), 60, "every row to finish")
-    [(error_class, error)] = sql(f"SELECT error_class, error FROM \"{schema}\".files "
-                                 f"WHERE state = 'failed'")
+    [(error_class, error)] = sql(
+        f"SELECT error_class, error FROM \"{schema}\".files WHERE state = 'failed'"
+    )
     assert error_class == "timeout" and "CPU" in error
     assert counts(sql, schema)["done"] == 50
     assert daemon.stop() == 0

@@ -109,12 +109,14 @@ def hostile(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, str]]]:
 
 
 def test_hostile_rows_are_classified_and_nothing_outside_is_opened(
-    hostile: tuple[Path, Path, dict[str, str]], mediad_env: dict[str, str],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    hostile: tuple[Path, Path, dict[str, str]],
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     root, outside, expected = hostile
-    env = {**mediad_env, "MEDIAD_EXTRACT_ROOTS": str(root),
-           "MEDIAD_EXTRACT_TIMEOUT_SECONDS": "20"}
+    env = {**mediad_env, "MEDIAD_EXTRACT_ROOTS": str(root), "MEDIAD_EXTRACT_TIMEOUT_SECONDS": "20"}
     enqueued = mediad("enqueue", *expected, env=env)
     assert enqueued.returncode == 0, enqueued.stderr
     swapped = root / "swapped.mp4"
@@ -123,8 +125,13 @@ def test_hostile_rows_are_classified_and_nothing_outside_is_opened(
     non_utf8 = os.fsencode(root) + b"/caf\xe9.mp4"
     with open(non_utf8, "wb") as handle:
         handle.write(b"\0" * 10)
-    unstorable = subprocess.run([sys.executable, "-m", "mediad", "enqueue", non_utf8], env=env,
-                                capture_output=True, text=True, timeout=60)
+    unstorable = subprocess.run(
+        [sys.executable, "-m", "mediad", "enqueue", non_utf8],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert unstorable.returncode == 1 and "not valid UTF-8" in unstorable.stderr
 
     watch = OpenWatch(outside)
@@ -132,16 +139,23 @@ def test_hostile_rows_are_classified_and_nothing_outside_is_opened(
         daemon = daemons(env=env)
         daemon.wait_started()
         total = len(expected) + 1
-        wait_until(lambda: counts(sql, schema)["done"] + counts(sql, schema)["failed"] == total,
-                   90, "every hostile row to finish")
+        wait_until(
+            lambda: counts(sql, schema)["done"] + counts(sql, schema)["failed"] == total,
+            90,
+            "every hostile row to finish",
+        )
         assert watch.opened() == [], "a file outside the roots was opened"
         (outside / "secret.mp4").read_bytes()  # the control: the watch does see an open
         assert "secret.mp4" in watch.opened()
     finally:
         watch.close()
     assert daemon.process.poll() is None, daemon.log()
-    rows = {path: (state, klass, error) for path, state, klass, error in sql(
-        f'SELECT path, state, error_class, error FROM "{schema}".files')}
+    rows = {
+        path: (state, klass, error)
+        for path, state, klass, error in sql(
+            f'SELECT path, state, error_class, error FROM "{schema}".files'
+        )
+    }
     for path, want in expected.items():
         state, klass, error = rows[path]
         if want == "done":
@@ -153,27 +167,39 @@ def test_hostile_rows_are_classified_and_nothing_outside_is_opened(
             assert error
     assert rows[rf"{root}/caf\xe9.mp4"][:2] == ("failed", "bad_path")
     # Rows keep the name the application gave; what was actually looked at is beside it.
-    [(resolved,)] = sql(f'SELECT resolved_path FROM "{schema}".files WHERE path = %s',
-                        [str(root / "escape.mp4")])
+    [(resolved,)] = sql(
+        f'SELECT resolved_path FROM "{schema}".files WHERE path = %s', [str(root / "escape.mp4")]
+    )
     assert resolved == str(outside / "secret.mp4")
     assert daemon.stop() == 0
 
 
 def test_without_roots_devices_and_fifos_are_refused_without_blocking(
-    tmp_path: Path, mediad_env: dict[str, str], sql: SQL, schema: str,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    sql: SQL,
+    schema: str,
 ) -> None:
     fifo = tmp_path / "pipe.mp4"
     os.mkfifo(fifo)
-    assert mediad("enqueue", "/dev/zero", "/dev/null", str(fifo), str(tmp_path),
-                  env=mediad_env).returncode == 0
+    assert (
+        mediad(
+            "enqueue", "/dev/zero", "/dev/null", str(fifo), str(tmp_path), env=mediad_env
+        ).returncode
+        == 0
+    )
     result = mediad("extract", "--json", env=mediad_env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert sql(f'SELECT DISTINCT state, error_class FROM "{schema}".files') == [
-        ("failed", "not_regular")]
+        ("failed", "not_regular")
+    ]
 
 
 def test_scan_records_non_utf8_names_instead_of_skipping_them(
-    tmp_path: Path, mediad_env: dict[str, str], sql: SQL, schema: str,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    sql: SQL,
+    schema: str,
 ) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
@@ -184,8 +210,10 @@ def test_scan_records_non_utf8_names_instead_of_skipping_them(
     assert result.returncode == 1
     assert "not UTF-8" in result.stdout
     rows = sql(f'SELECT path, state, error_class FROM "{schema}".files ORDER BY path')
-    assert rows == [(rf"{tree}/bad\xff.mp4", "failed", "bad_path"),
-                    (f"{tree}/fine.mp4", "pending", None)]
+    assert rows == [
+        (rf"{tree}/bad\xff.mp4", "failed", "bad_path"),
+        (f"{tree}/fine.mp4", "pending", None),
+    ]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")

@@ -361,7 +361,8 @@ def test_library_logging_comes_out_in_our_format_and_masked(
 
     logs.configure("info", "json")
     logging.getLogger("psycopg.pool").warning(
-        "error connecting in 'mediad': postgresql://app:hunter22@db/media refused")
+        "error connecting in 'mediad': postgresql://app:hunter22@db/media refused"
+    )
     line = capsys.readouterr().err.strip().splitlines()[-1]
     event = json.loads(line)
     assert event["logger"] == "psycopg.pool" and event["level"] == "warning"

@@ -70,7 +70,6 @@ GRAFANA_BUILTINS = ("$__rate_interval", "$__interval", "$__range")
 # --- helpers ----------------------------------------------------------------------------
 
 
-
 def run_tool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     assert PROMTOOL is not None
     return subprocess.run(
@@ -371,7 +370,9 @@ def test_metrics_of_a_real_run_pass_promtool_check_metrics(
     }
     # Every outcome and class is exported from the start (at 0): only these moved.
     assert {key: value for key, value in files_total.items() if value} == {
-        ("done", ""): len(files) - 1, ("failed", "unsupported"): 1}
+        ("done", ""): len(files) - 1,
+        ("failed", "unsupported"): 1,
+    }
     assert ("failed", "timeout") in files_total
     assert re.search(r"^mediad_extract_duration_seconds_count \d", text, re.MULTILINE)
     assert re.search(r'^mediad_build_info\{version="[^"]+"\} 1\.0$', text, re.MULTILINE)
@@ -523,8 +524,11 @@ def test_every_panel_and_alert_query_works_on_a_real_prometheus(
         """The label sets a panel shows with a value other than 0 (every series exists
         from the start, at 0)."""
         rows = api.vector(substitute(first_query[title], variables))
-        return {tuple(r["metric"].get(label, "") for label in labels) for r in rows
-                if float(r["value"][1]) != 0}
+        return {
+            tuple(r["metric"].get(label, "") for label in labels)
+            for r in rows
+            if float(r["value"][1]) != 0
+        }
 
     assert label_values("Failures by class", "outcome", "error_class") == {
         ("failed", "unsupported"),

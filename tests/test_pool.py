@@ -18,10 +18,10 @@ from mediad.worker import WorkerSettings
 
 
 def _pool(timeout: float = 30) -> WorkerPool:
-    settings = WorkerSettings(ExtractOptions(), memory_limit_mb=1024,
-                              supervisor_pid=os.getpid(), cpu_seconds=30)
-    pool = WorkerPool(settings, 1, timeout_seconds=timeout, max_files_per_worker=0,
-                      prefetch=4)
+    settings = WorkerSettings(
+        ExtractOptions(), memory_limit_mb=1024, supervisor_pid=os.getpid(), cpu_seconds=30
+    )
+    pool = WorkerPool(settings, 1, timeout_seconds=timeout, max_files_per_worker=0, prefetch=4)
     # As after a run of fast files: the worker holds 4 and answers every 2 (pace.py).
     pool.pace.observe(0.001)
     assert pool.depth() == 4

@@ -53,26 +53,44 @@ def test_make_run_then_make_test_from_a_clean_clone(clone: Path) -> None:
     media.mkdir()
     expected = make_corpus(media)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDIAD_", "VIRTUAL_ENV"))}
-    env.update(XDG_STATE_HOME=str(clone.parent / "state"), MEDIAD_METRICS_LISTEN="127.0.0.1:0",
-               MEDIAD_TEST_IN_QUICKSTART="1")
+    env.update(
+        XDG_STATE_HOME=str(clone.parent / "state"),
+        MEDIAD_METRICS_LISTEN="127.0.0.1:0",
+        MEDIAD_TEST_IN_QUICKSTART="1",
+    )
     log_path = clone.parent / "run.log"
     with open(log_path, "w") as log:
-        run = subprocess.Popen(["make", "run", f"MEDIA={media}"], cwd=clone, env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        run = subprocess.Popen(
+            ["make", "run", f"MEDIA={media}"],
+            cwd=clone,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
+
         def status() -> dict[str, int] | None:
             if not (clone / ".venv/.installed").exists():
                 return None  # make is still installing
-            result = subprocess.run([str(clone / ".venv/bin/mediad"), "status", "--json"],
-                                    cwd=clone, env=env, capture_output=True, text=True)
+            result = subprocess.run(
+                [str(clone / ".venv/bin/mediad"), "status", "--json"],
+                cwd=clone,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             return json.loads(result.stdout)["counts"] if result.returncode == 0 else None
 
         def all_done() -> bool:
             counts = status()
             return counts is not None and counts["done"] == len(expected)
 
-        wait_until(lambda: run.poll() is not None or all_done(), 300,
-                   "make run to extract the scanned files")
+        wait_until(
+            lambda: run.poll() is not None or all_done(),
+            300,
+            "make run to extract the scanned files",
+        )
         assert run.poll() is None, log_path.read_text()
         # Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
         os.killpg(run.pid, signal.SIGINT)
@@ -87,7 +105,13 @@ def test_make_run_then_make_test_from_a_clean_clone(clone: Path) -> None:
     assert counts == {"pending": 0, "running": 0, "done": len(expected), "failed": 0}
 
     # The second command, limited to the fast tests: the full suite is what runs this test.
-    test = subprocess.run(["make", "test", "PYTEST_ARGS=-q tests/test_config.py"], cwd=clone,
-                          env=env, capture_output=True, text=True, timeout=600)
+    test = subprocess.run(
+        ["make", "test", "PYTEST_ARGS=-q tests/test_config.py"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert test.returncode == 0, test.stdout + test.stderr
     assert re.search(r"\d+ passed", test.stdout), test.stdout

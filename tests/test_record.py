@@ -12,15 +12,24 @@ from mediad.summary import COLUMNS
 
 DOCUMENT = '{\n"media":{"@ref":"/m/a.mkv","track":[{"@type":"General","Format":"Matroska"}]}\n}\n'
 SUMMARY = {key: None for key in COLUMNS} | {
-    "container": "Matroska", "width": 1920, "duration_s": 2.5, "truncated": False,
-    "languages": ["en", "fr"], "streams": [{"kind": "video", "codec": "AVC"}],
+    "container": "Matroska",
+    "width": 1920,
+    "duration_s": 2.5,
+    "truncated": False,
+    "languages": ["en", "fr"],
+    "streams": [{"kind": "video", "codec": "AVC"}],
 }
 
 
 def record() -> tuple[Job, Extracted]:
     job = Job(7, "/m/a.mkv", 1, 99)
-    return job, Extracted(DOCUMENT, SUMMARY, Fingerprint(123, 1_700_000_000_000_001, 42),
-                          "/m/ré\udcff.mkv", seconds=0.25)
+    return job, Extracted(
+        DOCUMENT,
+        SUMMARY,
+        Fingerprint(123, 1_700_000_000_000_001, 42),
+        "/m/ré\udcff.mkv",
+        seconds=0.25,
+    )
 
 
 def test_a_record_is_one_json_object_with_the_statements_keys() -> None:

@@ -23,8 +23,11 @@ SQL = Callable[..., list[tuple[Any, ...]]]
 def config_env(mediad_env: dict[str, str], tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A config file that drives the daemon (the environment must not override it)."""
     path = tmp_path / "mediad.toml"
-    env = {k: v for k, v in mediad_env.items()
-           if k not in ("MEDIAD_DAEMON_WORKERS", "MEDIAD_METRICS_LISTEN")}
+    env = {
+        k: v
+        for k, v in mediad_env.items()
+        if k not in ("MEDIAD_DAEMON_WORKERS", "MEDIAD_METRICS_LISTEN")
+    }
     env.update(MEDIAD_CONFIG=str(path), MEDIAD_TEST_HOOKS="1")
     return path, env
 
@@ -35,10 +38,13 @@ def write_config(path: Path, workers: int, extra: str = "") -> None:
     path.write_text(f"[daemon]\nworkers = {workers}\n{extra}")
 
 
-
 def test_worker_count_follows_the_file_and_nothing_is_lost(
-    small_mp4: Path, tmp_path: Path, config_env: tuple[Path, dict[str, str]],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    config_env: tuple[Path, dict[str, str]],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     path, env = config_env
     write_config(path, 2)
@@ -61,8 +67,12 @@ def test_worker_count_follows_the_file_and_nothing_is_lost(
 
 
 def test_an_invalid_file_is_kept_out(
-    small_mp4: Path, tmp_path: Path, config_env: tuple[Path, dict[str, str]],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    config_env: tuple[Path, dict[str, str]],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     path, env = config_env
     port = free_port()
@@ -86,8 +96,12 @@ def test_an_invalid_file_is_kept_out(
 
 
 def test_a_storm_of_50_reloads_loses_nothing(
-    small_mp4: Path, tmp_path: Path, config_env: tuple[Path, dict[str, str]],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    config_env: tuple[Path, dict[str, str]],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     path, env = config_env
     write_config(path, 2)
@@ -107,8 +121,12 @@ def test_a_storm_of_50_reloads_loses_nothing(
 
 
 def test_new_roots_apply_to_every_worker(
-    small_mp4: Path, tmp_path: Path, config_env: tuple[Path, dict[str, str]],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    config_env: tuple[Path, dict[str, str]],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     path, env = config_env
     inside, outside = tmp_path / "inside", tmp_path / "outside"
@@ -128,7 +146,8 @@ def test_new_roots_apply_to_every_worker(
 
 
 def test_sigttin_and_sigttou_add_and_remove_a_worker(
-    config_env: tuple[Path, dict[str, str]], daemons: Callable[..., Daemon],
+    config_env: tuple[Path, dict[str, str]],
+    daemons: Callable[..., Daemon],
 ) -> None:
     path, env = config_env
     write_config(path, 2)
@@ -149,27 +168,37 @@ def test_sigttin_and_sigttou_add_and_remove_a_worker(
 
 
 def test_the_metrics_address_and_the_database_change_live(
-    small_mp4: Path, config_env: tuple[Path, dict[str, str]], test_dsn: str,
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    config_env: tuple[Path, dict[str, str]],
+    test_dsn: str,
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     path, env = config_env
     env = {k: v for k, v in env.items() if k != "MEDIAD_DATABASE_DSN"}
     first, second = free_port(), free_port()
-    write_config(path, 2, f'[database]\ndsn = "{test_dsn}"\n'
-                          f'[metrics]\nlisten = "127.0.0.1:{first}"\n')
+    write_config(
+        path, 2, f'[database]\ndsn = "{test_dsn}"\n[metrics]\nlisten = "127.0.0.1:{first}"\n'
+    )
     daemon = daemons(env=env)
     daemon.wait_started()
-    assert b"mediad_build_info" in urllib.request.urlopen(
-        f"http://127.0.0.1:{first}/metrics", timeout=5).read()
+    assert (
+        b"mediad_build_info"
+        in urllib.request.urlopen(f"http://127.0.0.1:{first}/metrics", timeout=5).read()
+    )
     # The same database under another connection string (as after a failover): a new pool.
     moved_dsn = f"{test_dsn} application_name=mediad-moved"
-    write_config(path, 2, f'[database]\ndsn = "{moved_dsn}"\n'
-                          f'[metrics]\nlisten = "127.0.0.1:{second}"\n')
+    write_config(
+        path, 2, f'[database]\ndsn = "{moved_dsn}"\n[metrics]\nlisten = "127.0.0.1:{second}"\n'
+    )
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: '"configuration reloaded"' in daemon.log(), 30, "the reload")
     assert '"database switched"' in daemon.log() and '"metrics endpoint moved"' in daemon.log()
-    assert b"mediad_build_info" in urllib.request.urlopen(
-        f"http://127.0.0.1:{second}/metrics", timeout=5).read()
+    assert (
+        b"mediad_build_info"
+        in urllib.request.urlopen(f"http://127.0.0.1:{second}/metrics", timeout=5).read()
+    )
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{first}/metrics", timeout=5)
     sql(f'INSERT INTO "{schema}".files (path) VALUES (%s)', [str(small_mp4)])

@@ -21,8 +21,14 @@ SQL = Callable[..., list[tuple[Any, ...]]]
 
 
 def test_two_daemons_behind_pgbouncer_in_transaction_mode(
-    small_mp4: Path, tmp_path: Path, pg_server: Server, test_dsn: str,
-    mediad_env: dict[str, str], daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+    pg_server: Server,
+    test_dsn: str,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     if not (shutil.which("pgbouncer") or Path("/usr/sbin/pgbouncer").exists()):
         pytest.skip("pgbouncer is not installed (make test installs it where it can)")
@@ -35,14 +41,22 @@ def test_two_daemons_behind_pgbouncer_in_transaction_mode(
         owner = Path(host).owner() if host.startswith("/") else "postgres"
         with pgbouncer(pg_server.admin_dsn, work, pool_size=4, run_as=owner) as port:
             database = conninfo_to_dict(test_dsn)["dbname"]
-            through = make_conninfo(host="127.0.0.1", port=port, dbname=database,
-                                    user=conninfo_to_dict(test_dsn).get("user", "postgres"))
+            through = make_conninfo(
+                host="127.0.0.1",
+                port=port,
+                dbname=database,
+                user=conninfo_to_dict(test_dsn).get("user", "postgres"),
+            )
             # LISTEN needs a session and prepared statements a fixed server connection:
             # neither survives transaction pooling, so polling and no preparing.
-            env = {**mediad_env, "MEDIAD_DATABASE_DSN": through,
-                   "MEDIAD_DATABASE_LISTEN": "false",
-                   "MEDIAD_DATABASE_PREPARED_STATEMENTS": "false",
-                   "MEDIAD_DAEMON_POLL_SECONDS": "0.2", "MEDIAD_DAEMON_BATCH_SIZE": "20"}
+            env = {
+                **mediad_env,
+                "MEDIAD_DATABASE_DSN": through,
+                "MEDIAD_DATABASE_LISTEN": "false",
+                "MEDIAD_DATABASE_PREPARED_STATEMENTS": "false",
+                "MEDIAD_DAEMON_POLL_SECONDS": "0.2",
+                "MEDIAD_DAEMON_BATCH_SIZE": "20",
+            }
             first, second = daemons(env=env), daemons(env=env)
             first.wait_started()
             second.wait_started()

@@ -23,23 +23,38 @@ def environ_of(pid: int) -> str:
 
 
 def test_password_in_the_dsn_never_shows(
-    tmp_path: Path, test_dsn: str, mediad_env: dict[str, str],
-    daemons: Callable[..., Daemon], sql: SQL, schema: str,
+    tmp_path: Path,
+    test_dsn: str,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     # The test server trusts local connections: the password is carried, never checked.
-    env = {**mediad_env, "MEDIAD_DATABASE_DSN": make_conninfo(test_dsn, password=PASSWORD),
-           "MEDIAD_METRICS_LISTEN": ""}
+    env = {
+        **mediad_env,
+        "MEDIAD_DATABASE_DSN": make_conninfo(test_dsn, password=PASSWORD),
+        "MEDIAD_METRICS_LISTEN": "",
+    }
     outputs = []
-    for args in (["check-config"], ["check-config", "--json"], ["migrate"],
-                 ["enqueue", str(tmp_path / "missing.mp4")], ["status"], ["status", "--json"],
-                 ["extract"], ["show", str(tmp_path / "missing.mp4")]):
+    for args in (
+        ["check-config"],
+        ["check-config", "--json"],
+        ["migrate"],
+        ["enqueue", str(tmp_path / "missing.mp4")],
+        ["status"],
+        ["status", "--json"],
+        ["extract"],
+        ["show", str(tmp_path / "missing.mp4")],
+    ):
         result = mediad(*args, env=env)
         assert result.returncode == 0, (args, result.stderr)
         outputs.append(result.stdout + result.stderr)
     daemon = daemons(env={**env, "MEDIAD_LOG_LEVEL": "debug"})
     daemon.wait_started()
-    workers = wait_until(lambda: len(daemon.worker_pids()) == 2 and daemon.worker_pids(), 30,
-                         "two workers")
+    workers = wait_until(
+        lambda: len(daemon.worker_pids()) == 2 and daemon.worker_pids(), 30, "two workers"
+    )
     for pid in workers:
         assert PASSWORD not in environ_of(pid)
     assert PASSWORD in environ_of(daemon.pid)  # the control: it was there to leak
@@ -56,16 +71,21 @@ def test_password_file_and_connection_errors(tmp_path: Path, mediad_env: dict[st
     secret = tmp_path / "db-password"
     secret.write_text(PASSWORD + "\n")
     secret.chmod(0o600)
-    env = {**mediad_env,
-           "MEDIAD_DATABASE_DSN": f"postgresql://mediad:{PASSWORD}@127.0.0.1:1/none",
-           "MEDIAD_DATABASE_CONNECT_TIMEOUT_SECONDS": "2"}
+    env = {
+        **mediad_env,
+        "MEDIAD_DATABASE_DSN": f"postgresql://mediad:{PASSWORD}@127.0.0.1:1/none",
+        "MEDIAD_DATABASE_CONNECT_TIMEOUT_SECONDS": "2",
+    }
     result = mediad("status", env=env)
     assert result.returncode == 1
     assert "database unavailable" in result.stderr
     assert PASSWORD not in result.stdout + result.stderr
-    env = {**mediad_env, "MEDIAD_DATABASE_DSN": "postgresql://mediad@127.0.0.1:1/none",
-           "MEDIAD_DATABASE_PASSWORD_FILE": str(secret),
-           "MEDIAD_DATABASE_CONNECT_TIMEOUT_SECONDS": "2"}
+    env = {
+        **mediad_env,
+        "MEDIAD_DATABASE_DSN": "postgresql://mediad@127.0.0.1:1/none",
+        "MEDIAD_DATABASE_PASSWORD_FILE": str(secret),
+        "MEDIAD_DATABASE_CONNECT_TIMEOUT_SECONDS": "2",
+    }
     result = mediad("status", env=env)
     assert result.returncode == 1 and PASSWORD not in result.stdout + result.stderr
     unreadable = mediad("status", env={**env, "MEDIAD_DATABASE_PASSWORD_FILE": "/nonexistent"})

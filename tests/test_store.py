@@ -26,10 +26,20 @@ def records(pairs: list[tuple[Job, Extracted]]) -> list[tuple[Job, Record]]:
 
 
 def extracted(path: str = "/m/a.mp4") -> Extracted:
-    summary = {"container": "MPEG-4", "duration_s": 2.0, "width": 320, "height": 240,
-               "video_codec": "AVC", "audio_codec": "AAC", "audio_channels": 2,
-               "sample_rate": 48000, "video_tracks": 1, "audio_tracks": 1, "text_tracks": 0,
-               "truncated": False}
+    summary = {
+        "container": "MPEG-4",
+        "duration_s": 2.0,
+        "width": 320,
+        "height": 240,
+        "video_codec": "AVC",
+        "audio_codec": "AAC",
+        "audio_channels": 2,
+        "sample_rate": 48000,
+        "video_tracks": 1,
+        "audio_tracks": 1,
+        "text_tracks": 0,
+        "truncated": False,
+    }
     document = json.dumps({"media": {"@ref": path, "track": [{"@type": "General"}]}})
     return Extracted(document, summary, Fingerprint(1234, 1_700_000_000_123_456, 42), path)
 
@@ -74,19 +84,27 @@ def test_claim_walks_the_index_even_with_stale_statistics(
     # Statistics taken while the queue was empty; then a bulk insert nobody analysed yet:
     # exactly when a planner left alone would fetch and sort the whole backlog.
     sql(f'ANALYZE "{schema}".files')
-    sql(f'INSERT INTO "{schema}".files (path) '
-        f"SELECT '/bulk/' || g FROM generate_series(1, 20000) g")
-    [(config,)] = sql("SELECT proconfig FROM pg_proc WHERE proname = 'claim' "
-                      "AND pronamespace = %s::regnamespace", [schema])
+    sql(
+        f'INSERT INTO "{schema}".files (path) '
+        f"SELECT '/bulk/' || g FROM generate_series(1, 20000) g"
+    )
+    [(config,)] = sql(
+        "SELECT proconfig FROM pg_proc WHERE proname = 'claim' AND pronamespace = %s::regnamespace",
+        [schema],
+    )
     assert "enable_sort=off" in config
     sql("BEGIN")
     for setting in config:
         name, value = setting.split("=")
         sql(f"SET LOCAL {name} = {value}")
-    plan = "\n".join(r[0] for r in sql(
-        f'EXPLAIN SELECT id FROM "{schema}".files WHERE state = \'pending\' '
-        f"AND run_after <= now() ORDER BY priority DESC, run_after, id LIMIT 50 "
-        f"FOR UPDATE SKIP LOCKED"))
+    plan = "\n".join(
+        r[0]
+        for r in sql(
+            f"EXPLAIN SELECT id FROM \"{schema}\".files WHERE state = 'pending' "
+            f"AND run_after <= now() ORDER BY priority DESC, run_after, id LIMIT 50 "
+            f"FOR UPDATE SKIP LOCKED"
+        )
+    )
     sql("ROLLBACK")
     assert "Index Scan using files_claim_idx" in plan and "Sort" not in plan, plan
     assert len(store.claim(50, 30)) == 50
@@ -97,8 +115,10 @@ def test_complete_writes_summary_and_document(store: Store, sql: SQL, schema: st
     [job] = store.claim(10, 30)
     result = store.complete(records([(job, extracted())]))
     assert (result.written, result.stale) == (1, 0)
-    row = sql(f'SELECT state, container, width, metadata->\'media\'->>\'@ref\', size_bytes, '
-              f'lease_token, attempts FROM "{schema}".files')[0]
+    row = sql(
+        f"SELECT state, container, width, metadata->'media'->>'@ref', size_bytes, "
+        f'lease_token, attempts FROM "{schema}".files'
+    )[0]
     assert row == ("done", "MPEG-4", 320, "/m/a.mp4", 1234, None, 1)
 
 
@@ -106,7 +126,7 @@ def test_a_stale_claim_cannot_overwrite_a_newer_one(store: Store, sql: SQL, sche
     store.enqueue(["/m/a.mp4"])
     [old] = store.claim(10, 30)
     # The lease expires (the daemon was paused) and another claim takes the row.
-    sql(f'UPDATE "{schema}".files SET lease_expires_at = now() - interval \'1 s\'')
+    sql(f"UPDATE \"{schema}\".files SET lease_expires_at = now() - interval '1 s'")
     assert store.rescue_expired(max_attempts=5) == (1, 0)
     [new] = store.claim(10, 30)
     assert new.lease_token != old.lease_token
@@ -124,8 +144,9 @@ def test_failure_is_retried_then_final(store: Store, sql: SQL, schema: str) -> N
     failure = Failure(FailureClass.IO_ERROR, "EIO")
     store.fail([FailureWrite(job, failure, final=False, delay_seconds=3600)])
     assert store.claim(10, 30) == []  # backing off
-    row = sql(f'SELECT state, error_class, run_after > now() + interval \'59 min\' '
-              f'FROM "{schema}".files')
+    row = sql(
+        f"SELECT state, error_class, run_after > now() + interval '59 min' FROM \"{schema}\".files"
+    )
     assert row == [("pending", "io_error", True)]
     sql(f'UPDATE "{schema}".files SET run_after = now()')
     [again] = store.claim(10, 30)
@@ -138,7 +159,9 @@ def test_release_gives_rows_back_without_charging(store: Store, sql: SQL, schema
     jobs = store.claim(10, 30)
     assert store.release(jobs) == 2
     assert sql(f'SELECT state, attempts, lease_owner FROM "{schema}".files') == [
-        ("pending", 0, None), ("pending", 0, None)]
+        ("pending", 0, None),
+        ("pending", 0, None),
+    ]
 
 
 def test_renew_extends_only_our_leases(store: Store, sql: SQL, schema: str) -> None:
@@ -146,18 +169,19 @@ def test_renew_extends_only_our_leases(store: Store, sql: SQL, schema: str) -> N
     a, b = store.claim(10, 5)
     forged = Job(b.id, b.path, b.attempts, b.lease_token + 1000)
     assert store.renew([a, forged], 600) == {a.id}
-    rows = sql(f'SELECT path, lease_expires_at > now() + interval \'5 min\' '
-               f'FROM "{schema}".files ORDER BY path')
+    rows = sql(
+        f"SELECT path, lease_expires_at > now() + interval '5 min' "
+        f'FROM "{schema}".files ORDER BY path'
+    )
     assert rows == [("/m/a.mp4", True), ("/m/b.mp4", False)]
 
 
 def test_rescue_fails_rows_out_of_attempts(store: Store, sql: SQL, schema: str) -> None:
     store.enqueue(["/m/a.mp4"])
     store.claim(10, 30)
-    sql(f'UPDATE "{schema}".files SET lease_expires_at = now() - interval \'1 s\'')
+    sql(f"UPDATE \"{schema}\".files SET lease_expires_at = now() - interval '1 s'")
     assert store.rescue_expired(max_attempts=1) == (0, 1)
-    assert sql(f'SELECT state, error_class FROM "{schema}".files') == [
-        ("failed", "lease_expired")]
+    assert sql(f'SELECT state, error_class FROM "{schema}".files') == [("failed", "lease_expired")]
 
 
 def test_enqueue_requeues_finished_rows_only(store: Store) -> None:
@@ -182,13 +206,16 @@ def test_scan_skips_unchanged_and_requeues_changed(store: Store) -> None:
 def test_plain_sql_enqueue_function(store: Store, sql: SQL, schema: str) -> None:
     [(row_id,)] = sql(f'SELECT "{schema}".enqueue(%s, 5)', ["/m/app.mp4"])
     assert row_id is not None
-    sql(f'INSERT INTO "{schema}".files (path) VALUES (%s) ON CONFLICT (path) DO NOTHING',
-        ["/m/app2.mp4"])
+    sql(
+        f'INSERT INTO "{schema}".files (path) VALUES (%s) ON CONFLICT (path) DO NOTHING',
+        ["/m/app2.mp4"],
+    )
     assert [j.path for j in store.claim(10, 30)] == ["/m/app.mp4", "/m/app2.mp4"]
 
 
-def test_a_document_postgres_refuses_fails_only_its_row(store: Store, sql: SQL,
-                                                        schema: str) -> None:
+def test_a_document_postgres_refuses_fails_only_its_row(
+    store: Store, sql: SQL, schema: str
+) -> None:
     store.enqueue(["/m/good.mp4", "/m/bad.mp4"])
     good, bad = store.claim(10, 30)
     broken = Extracted("{not json", extracted().summary, extracted().fingerprint, "/m/bad.mp4")
@@ -234,7 +261,12 @@ def test_a_batch_comes_back_in_priority_order(store: Store) -> None:
     for i, priority in enumerate([0, 5, 1, 9, 5]):
         store.enqueue([f"/m/{i}.mp4"], priority=priority)
     assert [j.path for j in store.claim(10, 30)] == [
-        "/m/3.mp4", "/m/1.mp4", "/m/4.mp4", "/m/2.mp4", "/m/0.mp4"]
+        "/m/3.mp4",
+        "/m/1.mp4",
+        "/m/4.mp4",
+        "/m/2.mp4",
+        "/m/0.mp4",
+    ]
 
 
 def test_a_rescan_after_a_crash_does_not_reset_the_attempts(store: Store) -> None:
@@ -250,13 +282,16 @@ def test_a_rescan_after_a_crash_does_not_reset_the_attempts(store: Store) -> Non
     assert store.scan_upsert([ScanEntry("/m/a.mp4", 20, 1)]) == (0, 0)
 
 
-def test_a_resolved_name_that_is_not_utf8_is_stored_escaped(store: Store, sql: SQL,
-                                                            schema: str) -> None:
+def test_a_resolved_name_that_is_not_utf8_is_stored_escaped(
+    store: Store, sql: SQL, schema: str
+) -> None:
     store.enqueue(["/m/link.mp4", "/m/good.mp4"])
     link, good = store.claim(10, 30)
     odd = os.fsdecode(b"/m/caf\xe9.mp4")  # what realpath returns for such a target
-    result = store.complete(records([(link, replace(extracted(), resolved_path=odd)),
-                             (good, extracted("/m/good.mp4"))]))
+    result = store.complete(
+        records([(link, replace(extracted(), resolved_path=odd)), (good, extracted("/m/good.mp4"))])
+    )
     assert result.written == 2
-    assert sql(f'SELECT resolved_path FROM "{schema}".files WHERE path = %s',
-               ["/m/link.mp4"]) == [(r"/m/caf\xe9.mp4",)]
+    assert sql(f'SELECT resolved_path FROM "{schema}".files WHERE path = %s', ["/m/link.mp4"]) == [
+        (r"/m/caf\xe9.mp4",)
+    ]
