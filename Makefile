@@ -36,6 +36,7 @@ run: $(STAMP) bytecode
 ## test: the whole suite (unit, integration on real PostgreSQL, slow end-to-end).
 test: system-deps $(STAMP) bytecode
 	$(BIN)/ruff check mediad tests $(wildcard bench)
+	$(BIN)/ruff format --check mediad tests $(wildcard bench)
 	$(BIN)/mypy mediad
 	$(BIN)/pytest $(PYTEST_ARGS)
 
