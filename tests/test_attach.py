@@ -29,6 +29,9 @@ from tests.conftest import Daemon, counts, mediad, wait_until
 from tests.test_store import extracted, records
 
 SQL = Callable[..., list[tuple[Any, ...]]]
+# `mediad attach TABLE` arguments for make_table's columns, and the summary columns' prefix.
+MAPPING = ("--id", "id", "--path", "path", "--metadata", "metadata")
+MEDIA_SUMMARY = ("--summary-prefix", "media_")
 
 APP_TABLE = """CREATE TABLE {t} (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -197,20 +200,7 @@ def test_attach_queues_follows_inserts_updates_deletes_and_detach_restores(
     table = make_table(sql, app_schema, rows)
     before = dump(sql, table)
 
-    shown = mediad(
-        "attach",
-        table,
-        "--id",
-        "id",
-        "--path",
-        "path",
-        "--metadata",
-        "metadata",
-        "--summary-prefix",
-        "media_",
-        "--dry-run",
-        env=mediad_env,
-    )
+    shown = mediad("attach", table, *MAPPING, *MEDIA_SUMMARY, "--dry-run", env=mediad_env)
     assert shown.returncode == 0, shown.stderr
     for fragment in (
         "CREATE FUNCTION",
@@ -225,19 +215,7 @@ def test_attach_queues_follows_inserts_updates_deletes_and_detach_restores(
     assert sql(f'SELECT count(*) FROM "{schema}".sources') == [(0,)]
 
     result = mediad(
-        "attach",
-        table,
-        "--id",
-        "id",
-        "--path",
-        "path",
-        "--metadata",
-        "metadata",
-        "--summary-prefix",
-        "media_",
-        "--backfill-batch",
-        "7",
-        env=mediad_env,
+        "attach", table, *MAPPING, *MEDIA_SUMMARY, "--backfill-batch", "7", env=mediad_env
     )
     assert result.returncode == 0, result.stderr
     assert "36 rows read, 31 queued" in result.stdout
@@ -248,19 +226,7 @@ def test_attach_queues_follows_inserts_updates_deletes_and_detach_restores(
         (["media_duration_s", "media_width"],)
     ]
     # Attaching again with the same mapping is a no-op; with another one it is refused.
-    again = mediad(
-        "attach",
-        table,
-        "--id",
-        "id",
-        "--path",
-        "path",
-        "--metadata",
-        "metadata",
-        "--summary-prefix",
-        "media_",
-        env=mediad_env,
-    )
+    again = mediad("attach", table, *MAPPING, *MEDIA_SUMMARY, env=mediad_env)
     assert again.returncode == 0 and "already attached" in again.stdout
     other = mediad("attach", table, "--id", "id", "--path", "title", env=mediad_env)
     assert other.returncode == 2 and "detach" in other.stderr
@@ -351,17 +317,7 @@ def test_two_tables_and_extract_all_covers_attached_rows(
     one = make_table(sql, app_schema, [("/m/a.mp4", None), ("/m/b.mp4", '{"k": 1}')])
     two = make_table(sql, app_schema, [("/m/a.mp4", None)], name="other_files")
     for table in (one, two):
-        result = mediad(
-            "attach",
-            table,
-            "--id",
-            "id",
-            "--path",
-            "path",
-            "--metadata",
-            "metadata",
-            env=mediad_env,
-        )
+        result = mediad("attach", table, *MAPPING, env=mediad_env)
         assert result.returncode == 0, result.stderr
     assert sql(f'SELECT count(*) FROM "{schema}".files') == [(2,)]
     assert len(triggers_on(sql, one)) == 2 and len(triggers_on(sql, two)) == 2
@@ -403,19 +359,7 @@ def test_a_daemon_fills_an_attached_5000_row_table(
     table = make_table(sql, app_schema, rows)
     t = f'"{app_schema}".media_files'
     before = dump(sql, table)
-    result = mediad(
-        "attach",
-        table,
-        "--id",
-        "id",
-        "--path",
-        "path",
-        "--metadata",
-        "metadata",
-        "--summary-prefix",
-        "media_",
-        env=mediad_env,
-    )
+    result = mediad("attach", table, *MAPPING, *MEDIA_SUMMARY, env=mediad_env)
     assert result.returncode == 0, result.stderr
     assert "5000 rows read, 4900 queued" in result.stdout
 
@@ -515,12 +459,7 @@ def test_application_writers_never_wait_on_attach(
                 "mediad",
                 "attach",
                 table,
-                "--id",
-                "id",
-                "--path",
-                "path",
-                "--metadata",
-                "metadata",
+                *MAPPING,
                 "--backfill-batch",
                 "100",
             ],
