@@ -6,8 +6,9 @@ count of H.264 streams, for one) and 24.12 takes about 10 % more CPU per file on
 benchmark's corpus (`python -m bench.libcost`). A ratio against the system CLI therefore
 measures two MediaInfo releases as well as mediad. The CLI links the
 library by its soname, so pointing LD_LIBRARY_PATH at a directory holding mediad's library
-runs the same binary on the same parser; `same_documents` checks that it then writes
-exactly the documents mediad stores.
+runs the same binary on the same parser; `same_tracks` checks that it then writes
+exactly the documents mediad stores. The other way round, mediad can load the library
+the CLI links (`linked_library`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,6 @@ class CliOnLibrary:
     version: str = ""
     env: dict[str, str] | None = None
     why: str = ""
-    checked_files: list[str] = field(default_factory=list)
 
 
 def mediad_library(library_file: str | None) -> tuple[str, str]:
@@ -87,18 +87,6 @@ def same_tracks(
         if _tracks(by_path.get(path)) != _tracks(mine):
             return False, f"{Path(path).name}: the CLI's tracks differ from mediad's"
     return True, ""
-
-
-def same_documents(
-    found: CliOnLibrary, binary: str, files: list[str], read_json: Any
-) -> tuple[bool, str]:
-    """Does the CLI on mediad's library write, file for file, the tracks mediad stores?"""
-    if found.env is None:
-        return False, found.why
-    same, why = same_tracks(binary, found.env, files, read_json)
-    if same:
-        found.checked_files = [Path(p).name for p in files]
-    return same, why
 
 
 def linked_library(binary: str) -> str | None:

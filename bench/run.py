@@ -853,41 +853,60 @@ def throughput(ctx: Context, results: dict[str, Any]) -> None:
     results["mediad"]["insert_to_done"] = runs["mediad"][0]["insert_to_done"]
 
 
-def _cli_on_mediads_library(
-    ctx: Context, options: Any, results: dict[str, Any]
-) -> cli_lib.CliOnLibrary | None:
-    """The CLI on mediad's libmediainfo, when it runs there and writes the same documents."""
-    if not ctx.args.mediainfo:
-        return None
+def _same_tracks(
+    ctx: Context,
+    options: Any,
+    results: dict[str, Any],
+    key: str,
+    env: dict[str, str] | None,
+    library_file: str | None,
+) -> bool:
+    """Does the CLI (run with `env`) write, for every corpus original, the tracks that
+    mediad's reader on `library_file` returns? Recorded under environment[key]."""
     from mediad.mediainfo import read_json
 
-    found = cli_lib.prepare(ctx.args.mediainfo, options.library_file, ctx.work / "cli-lib")
+    originals = ctx.paths[: len(results["environment"]["corpus_originals"])]
     try:
-        originals = ctx.paths[: len(results["environment"]["corpus_originals"])]
-        same, why = cli_lib.same_documents(
-            found,
+        same, why = cli_lib.same_tracks(
             ctx.args.mediainfo,
+            env,
             originals,
             lambda path: read_json(
                 path,
-                library_file=options.library_file,
+                library_file=library_file,
                 parse_speed=options.parse_speed,
                 full=options.full_document,
             ),
         )
     except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
         same, why = False, f"could not compare documents: {exc}"
-    results["environment"]["mediainfo_cli_same_library"] = {
-        "library": found.library,
-        "version": found.version,
-        "documents_identical": same,
-        "files_compared": found.checked_files,
-        "why_not": why,
-    }
+    results["environment"][key]["files_compared"] = len(originals)
     if not same:
-        say(f"mediainfo CLI on mediad's libmediainfo: skipped ({why})")
+        _skipped(results, key, why)
+        return False
+    results["environment"][key].update(documents_identical=True, why_not="")
+    return True
+
+
+def _skipped(results: dict[str, Any], key: str, why: str) -> None:
+    results["environment"][key].update(documents_identical=False, why_not=why)
+    say(f"{key}: skipped ({why})")
+
+
+def _cli_on_mediads_library(
+    ctx: Context, options: Any, results: dict[str, Any]
+) -> cli_lib.CliOnLibrary | None:
+    """The CLI on mediad's libmediainfo, when it runs there and writes the same documents."""
+    if not ctx.args.mediainfo:
         return None
-    return found
+    found = cli_lib.prepare(ctx.args.mediainfo, options.library_file, ctx.work / "cli-lib")
+    key = "mediainfo_cli_same_library"
+    results["environment"][key] = {"library": found.library, "version": found.version}
+    if found.env is None:
+        _skipped(results, key, found.why)
+        return None
+    same = _same_tracks(ctx, options, results, key, found.env, options.library_file)
+    return found if same else None
 
 
 def _mediad_on_the_clis_library(ctx: Context, options: Any, results: dict[str, Any]) -> str | None:
@@ -895,35 +914,13 @@ def _mediad_on_the_clis_library(ctx: Context, options: Any, results: dict[str, A
     documents: then mediad runs on it too, the other like-for-like comparison."""
     if not ctx.args.mediainfo:
         return None
-    from mediad.mediainfo import read_json
-
     library = cli_lib.linked_library(ctx.args.mediainfo)
-    same, why = False, "the CLI links no libmediainfo (statically linked?)"
-    if library is not None:
-        originals = ctx.paths[: len(results["environment"]["corpus_originals"])]
-        try:
-            same, why = cli_lib.same_tracks(
-                ctx.args.mediainfo,
-                None,
-                originals,
-                lambda path: read_json(
-                    path,
-                    library_file=library,
-                    parse_speed=options.parse_speed,
-                    full=options.full_document,
-                ),
-            )
-        except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
-            same, why = False, f"could not compare documents: {exc}"
-    results["environment"]["mediad_on_cli_library"] = {
-        "library": library,
-        "documents_identical": same,
-        "why_not": why,
-    }
-    if not same:
-        say(f"mediad on the CLI's libmediainfo: skipped ({why})")
+    key = "mediad_on_cli_library"
+    results["environment"][key] = {"library": library}
+    if library is None:
+        _skipped(results, key, "the CLI links no libmediainfo (statically linked?)")
         return None
-    return library
+    return library if _same_tracks(ctx, options, results, key, None, library) else None
 
 
 def connections(ctx: Context, results: dict[str, Any]) -> None:
