@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import resource
 import shutil
 import sys
@@ -36,10 +35,14 @@ def run_pool(step: Callable[[str], Any], paths: list[str], workers: int) -> tupl
     """files/s and worker CPU µs per file of a spawn pool running `step` on every path."""
     ctx = multiprocessing.get_context("spawn")
     cpu, started = _children_cpu(), time.perf_counter()
+    unread = 0
     with ctx.Pool(workers) as pool:
-        for _ in pool.imap_unordered(step, paths, chunksize=16):
-            pass
+        for answer in pool.imap_unordered(step, paths, chunksize=16):
+            read = answer[0] if isinstance(answer, tuple) else answer
+            unread += not read
     elapsed = time.perf_counter() - started
+    if unread:
+        raise SystemExit(f"{step.__name__}: {unread} of {len(paths)} files were not read")
     return len(paths) / elapsed, (_children_cpu() - cpu) / len(paths) * 1e6
 
 
@@ -88,5 +91,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.pop("LD_LIBRARY_PATH", None)
     sys.exit(main())
