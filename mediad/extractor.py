@@ -21,6 +21,7 @@ from typing import Any
 
 from mediad.errors import FailureClass
 from mediad.models import Extracted, Failure, Fingerprint, Outcome
+from mediad.resolve import resolve_strict
 from mediad.summary import is_recognised, stream_count, summarise
 
 # Containers whose files always carry streams: recognised but empty means damaged.
@@ -119,7 +120,7 @@ def open_checked(path: str, options: ExtractOptions) -> tuple[int, str, os.stat_
     if bad is not None:
         return bad
     try:
-        resolved = os.path.realpath(path, strict=True)
+        resolved = resolve_strict(path)
     except OSError as exc:
         return _errno_failure(exc, "cannot resolve path")
     if not under_roots(resolved, options.roots):

@@ -71,17 +71,28 @@ def _apply(reader: Reader, parse_speed: float, full: bool) -> None:
 _current: list[tuple[Reader, str | None, float, bool]] = []  # this process's reader
 
 
+def _reader(library_file: str | None, parse_speed: float, full: bool) -> Reader:
+    if _current and _current[0][1:] == (library_file, parse_speed, full):
+        return _current[0][0]
+    reader = _current[0][0] if _current and _current[0][1] == library_file else None
+    if reader is None:
+        reader = _load(library_file)
+    _apply(reader, parse_speed, full)
+    _current[:] = [(reader, library_file, parse_speed, full)]
+    return reader
+
+
+def prepare(*, library_file: str | None, parse_speed: float, full: bool) -> None:
+    """Load the library and set the options now, at a worker's start: a library that
+    cannot be loaded is then the worker's error, not its first file's. Raises OSError
+    (or ImportError without pymediainfo)."""
+    _reader(library_file, parse_speed, full)
+
+
 def read_json(source: str, *, library_file: str | None, parse_speed: float, full: bool) -> str:
     """MediaInfo's JSON for `source`, through this process's reader.
 
     Raises OSError when the library cannot be loaded or the file not found, RuntimeError
     when libmediainfo cannot open it (as `pymediainfo.MediaInfo.parse` does).
     """
-    if _current and _current[0][1:] == (library_file, parse_speed, full):
-        return _current[0][0].read(source)
-    reader = _current[0][0] if _current and _current[0][1] == library_file else None
-    if reader is None:
-        reader = _load(library_file)
-    _apply(reader, parse_speed, full)
-    _current[:] = [(reader, library_file, parse_speed, full)]
-    return reader.read(source)
+    return _reader(library_file, parse_speed, full).read(source)

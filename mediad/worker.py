@@ -24,6 +24,7 @@ from typing import Any
 
 from mediad.errors import FailureClass
 from mediad.extractor import ExtractOptions, extract
+from mediad.mediainfo import prepare
 from mediad.models import Extracted, Failure, Job
 from mediad.record import record_of
 
@@ -173,14 +174,17 @@ def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
     (id 0 between files)."""
     _die_with_parent(settings.supervisor_pid)
     _init_signals()
+    options = settings.options
     try:
-        from pymediainfo import MediaInfo
-
-        library = settings.options.library_file
-        if not MediaInfo.can_parse(library_file=library):
-            raise OSError(f"libmediainfo could not be loaded from {library or 'pymediainfo'}")
+        # Loaded and set up once, before the first file (which then pays nothing for it).
+        prepare(
+            library_file=options.library_file,
+            parse_speed=options.parse_speed,
+            full=options.full_document,
+        )
     except (ImportError, OSError) as exc:
-        send(conn, (BOOT_ERROR, f"cannot load MediaInfo: {exc}"))
+        library = options.library_file or "pymediainfo"
+        send(conn, (BOOT_ERROR, f"cannot load MediaInfo from {library}: {exc}"))
         sys.exit(BOOT_ERROR_EXIT)
     # After loading the library: the limit is for files, not for the import.
     _limit_memory(settings.memory_limit_mb)
