@@ -27,6 +27,27 @@ def read(path: str) -> bool:
     return _read(path)
 
 
+def checks(path: str) -> bool:
+    """The gate's checks (resolve, confine, stat, open, fstat, readlink), then libmediainfo
+    on the path itself: what the checks cost without the view."""
+    opened = open_checked(path, OPTIONS)
+    if isinstance(opened, Failure):
+        return False
+    try:
+        return _read(path)
+    finally:
+        os.close(opened[0])
+
+
+def view(path: str) -> bool:
+    """A plain open, then libmediainfo by the descriptor view: what the view costs alone."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _read(descriptor_view(fd, path))
+    finally:
+        os.close(fd)
+
+
 def gate(path: str) -> bool:
     """Through the gate and the descriptor view, as mediad reads."""
     opened = open_checked(path, OPTIONS)

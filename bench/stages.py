@@ -5,6 +5,8 @@ CLI (on its own libmediainfo and on mediad's), round after round.
     .venv/bin/python -m bench.stages --files 6000 --rounds 3
 
 - read: libmediainfo reads the file by its path; only the document's length goes back
+- checks: the gate's checks (extractor.open_checked), then the same read by the path
+- view: a plain open, then the read by the descriptor view (extractor.descriptor_view)
 - gate: the same through mediad's gate and descriptor view (extractor.open_checked)
 - extract: mediad's whole extract(), the outcome sent back (the ideal pool of bench.run)
 """
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
             for name, step in (
                 ("read", stage_steps.read),
+                ("checks", stage_steps.checks),
+                ("view", stage_steps.view),
                 ("gate", stage_steps.gate),
                 ("extract", stage_steps.extract),
             ):

@@ -215,7 +215,7 @@ def test_the_stage_breakdown_prints_every_stage() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     stages = [line.split("  ")[0].strip() for line in result.stdout.splitlines()[2:]]
-    expected = ["read", "gate", "extract"]
+    expected = ["read", "checks", "view", "gate", "extract"]
     if shutil.which("mediainfo"):
         expected = ["cli", "cli, mediad's lib", *expected]
     assert stages == expected, result.stdout
