@@ -30,9 +30,13 @@ def _c_realpath() -> Callable[[str], str] | None:
     free.restype = None
 
     def resolve(path: str) -> str:
+        encoded = os.fsencode(path)
+        if b"\0" in encoded:
+            # C would read up to the NUL: another path. Python's os functions refuse it too.
+            raise ValueError("embedded null byte")
         # NULL as the buffer: the C library allocates the answer, so no PATH_MAX guess
         # and no buffer shared between threads.
-        answer = realpath(os.fsencode(path), None)
+        answer = realpath(encoded, None)
         if not answer:
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code), path)
@@ -50,5 +54,5 @@ _resolve = _c_realpath() or _python_realpath
 def resolve_strict(path: str) -> str:
     """The absolute path `path` names with no symbolic link left in it. Raises OSError
     (its errno set: ENOENT, ENOTDIR, ELOOP, EACCES...) when a component is missing, is
-    not a directory, loops or cannot be searched."""
+    not a directory, loops or cannot be searched, and ValueError when it holds a NUL."""
     return _resolve(path)

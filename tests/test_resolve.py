@@ -80,6 +80,14 @@ def test_what_cannot_be_resolved_fails_with_its_errno(tree: Path, name: str, cod
     assert python.value.errno == code
 
 
+def test_a_nul_is_refused_not_cut_short(tree: Path) -> None:
+    """C strings end at a NUL: "e01.mkv\0/../../etc" must not resolve as "e01.mkv"."""
+    with pytest.raises(ValueError):
+        resolve_strict(f"{tree}/relative.mkv\0/../x")
+    with pytest.raises(ValueError):
+        os.path.realpath(f"{tree}/relative.mkv\0/../x", strict=True)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root searches any directory")
 def test_a_folder_that_cannot_be_searched_is_a_permission_error(tree: Path) -> None:
     locked = tree / "shows"
