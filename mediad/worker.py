@@ -182,7 +182,10 @@ def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
             parse_speed=options.parse_speed,
             full=options.full_document,
         )
-    except (ImportError, OSError) as exc:
+    except Exception as exc:  # any failure to load is a boot error, whatever its type
+        # Not only a missing file (OSError): a library that loads but is not MediaInfo
+        # (AttributeError), or whose version cannot be read (RuntimeError). Dying with a
+        # traceback instead would look like a crash, and the pool would restart it forever.
         library = options.library_file or "pymediainfo"
         send(conn, (BOOT_ERROR, f"cannot load MediaInfo from {library}: {exc}"))
         sys.exit(BOOT_ERROR_EXIT)

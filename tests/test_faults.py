@@ -4,6 +4,7 @@ check a user would make: every row done or failed with a class, none lost, none 
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import os
 import random
@@ -319,15 +320,23 @@ def test_a_file_that_crashes_its_worker_ends_failed_without_stopping_the_pool(
     assert daemon.stop() == 0
 
 
+@pytest.mark.parametrize(
+    "library",
+    (
+        "/nonexistent/libmediainfo.so.0",  # no such file: OSError
+        # A library that loads but is not MediaInfo: AttributeError on its first symbol.
+        ctypes.util.find_library("c") or "libc.so.6",
+    ),
+)
 def test_workers_that_cannot_load_mediainfo_stop_the_daemon_clearly(
-    mediad_env: dict[str, str],
+    mediad_env: dict[str, str], library: str
 ) -> None:
-    env = {**mediad_env, "MEDIAD_EXTRACT_LIBRARY_FILE": "/nonexistent/libmediainfo.so.0"}
+    env = {**mediad_env, "MEDIAD_EXTRACT_LIBRARY_FILE": library}
     started = time.monotonic()
     result = mediad("run", env=env, timeout=60)
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
     assert "workers cannot start" in result.stderr
-    assert "cannot load MediaInfo from /nonexistent/libmediainfo.so.0" in result.stderr
+    assert f"cannot load MediaInfo from {library}" in result.stderr
     assert time.monotonic() - started < 60
 
 
