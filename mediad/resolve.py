@@ -4,7 +4,9 @@ The gate resolves every path before it opens anything. `os.path.realpath` walks 
 path in Python, one lstat and several string operations per component: 14 us for a
 path seven directories deep, about a third of the gate. The C library's realpath(3)
 makes the same system calls for 5 us (docs/benchmarks.md). Where it cannot be loaded
-(not a C library ctypes can open), `os.path.realpath` gives the same answer.
+(not a C library ctypes can open), `os.path.realpath` gives the same answer, with one
+difference: a regular file named with a trailing slash (`film.mkv/`), which Python
+resolves to the file, is ENOTDIR here, as it is for open(2).
 """
 
 from __future__ import annotations

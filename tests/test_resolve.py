@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -88,15 +90,68 @@ def test_a_nul_is_refused_not_cut_short(tree: Path) -> None:
         os.path.realpath(f"{tree}/relative.mkv\0/../x", strict=True)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root searches any directory")
-def test_a_folder_that_cannot_be_searched_is_a_permission_error(tree: Path) -> None:
-    locked = tree / "shows"
-    locked.chmod(0)
+NOBODY = 65534
+
+
+def _resolved_by(uid: int, path: str) -> str:
+    """resolve_strict(path) as `uid`, in a forked child (root searches every folder, so
+    a permission error can only be seen without root): the answer, or "errno N"."""
+    if os.geteuid() == uid:
+        try:
+            return resolve_strict(path)
+        except OSError as exc:
+            return f"errno {exc.errno}"
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop root, resolve, report, leave without cleanup
+        try:
+            os.close(read)
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                answer = resolve_strict(path)
+            except OSError as exc:
+                answer = f"errno {exc.errno}"
+            os.write(write, os.fsencode(answer))
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = os.fsdecode(pipe.read())
+    os.waitpid(pid, 0)
+    return answer
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to drop root")
+def test_a_folder_that_cannot_be_searched_is_a_permission_error() -> None:
+    uid = NOBODY if os.geteuid() == 0 else os.geteuid()
+    # Not under tmp_path: its parents are private to root, and nobody must reach the tree.
+    root = Path(os.path.realpath(tempfile.mkdtemp(prefix="mediad-resolve-")))
     try:
-        with pytest.raises(PermissionError):
-            resolve_strict(f"{locked}/season 1/e01.mkv")
+        root.chmod(0o755)
+        for name in ("open", "locked"):
+            (root / name).mkdir(mode=0o755)
+            (root / name / "e01.mkv").write_bytes(b"x")
+        (root / "link.mkv").symlink_to("locked/e01.mkv")
+        if os.geteuid() == 0:
+            os.chown(root / "locked", 0, 0)
+        (root / "locked").chmod(0o700 if os.geteuid() == 0 else 0)
+        assert _resolved_by(uid, f"{root}/open/e01.mkv") == f"{root}/open/e01.mkv"
+        assert _resolved_by(uid, f"{root}/locked/e01.mkv") == f"errno {errno.EACCES}"
+        assert _resolved_by(uid, f"{root}/link.mkv") == f"errno {errno.EACCES}"
     finally:
-        locked.chmod(0o755)
+        (root / "locked").chmod(0o755)
+        shutil.rmtree(root)
+
+
+def test_a_trailing_slash_after_a_file_is_refused_as_the_kernel_refuses_it(tree: Path) -> None:
+    """Stricter than os.path.realpath, which drops the slash: open(2) says ENOTDIR, and
+    so does realpath(3)."""
+    for name in ("shows/season 1/e01.mkv/", "relative.mkv/", "relative.mkv/."):
+        with pytest.raises(NotADirectoryError):
+            resolve_strict(f"{tree}/{name}")
+        with pytest.raises(NotADirectoryError):
+            open(f"{tree}/{name}", "rb")  # noqa: SIM115 - it must fail to open
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the C library is glibc here")
