@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MEDIA  ?=
 PYTEST_ARGS ?=
 
-.PHONY: install bytecode run test lint typecheck check clean system-deps
+.PHONY: install bytecode run test lint typecheck clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +34,7 @@ run: $(STAMP) bytecode
 	$(BIN)/mediad run --scan "$(MEDIA)"
 
 ## test: the whole suite (unit, integration on real PostgreSQL, slow end-to-end).
-test: system-deps $(STAMP) bytecode
-	$(BIN)/ruff check mediad tests $(wildcard bench)
-	$(BIN)/ruff format --check mediad tests $(wildcard bench)
-	$(BIN)/mypy mediad
+test: system-deps $(STAMP) bytecode lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
