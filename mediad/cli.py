@@ -261,14 +261,10 @@ def _scrub_secret_environment() -> dict[str, str]:
     return startup
 
 
-def _start_run(
-    args: argparse.Namespace,
-) -> tuple[Config, notify.Notifier, WorkerPool, dict[str, str]]:
-    """What `run` does before anything slow: secrets out of the environment the workers
-    inherit, the run's config, systemd's notifier (a missing extra fails now), and the
-    workers, which boot while the rest of mediad is imported and the database reached."""
-    startup_environment = _scrub_secret_environment()
-    config = _run_config(args, startup_environment)
+def _start_run(config: Config) -> tuple[notify.Notifier, WorkerPool]:
+    """What `run` does before anything slow: systemd's notifier (a missing extra fails
+    now), and the workers, which boot while the rest of mediad is imported and the
+    database reached."""
     notifier = notify.from_environment()
     pool = make_pool(config)
     try:
@@ -276,28 +272,36 @@ def _start_run(
     except BaseException:
         pool.close()  # a worker already started must not outlive a failed start
         raise
-    return config, notifier, pool, startup_environment
+    return notifier, pool
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    running = args.command == "run"
+    # `run`: the secrets leave the environment before a worker can inherit it; the config
+    # (and every reload) is read from the copy taken first.
+    startup_environment = _scrub_secret_environment() if running else None
     try:
-        config = load_config(args)
+        if startup_environment is not None:
+            config = _run_config(args, startup_environment)
+        else:
+            config = load_config(args)
     except MediadError as exc:
         print(f"mediad: configuration error: {exc}", file=sys.stderr)
         return exc.exit_code
     pool: WorkerPool | None = None
     try:
-        if args.command == "run":
-            config, notifier, pool, startup_environment = _start_run(args)
+        if running:
+            notifier, pool = _start_run(config)
         from mediad import commands, logs
 
         logs.configure(config.log.level, config.log.format)
-        if pool is not None:
+        if startup_environment is not None and pool is not None:
+            environ = startup_environment
             return commands.cmd_run(
                 args,
                 config,
-                reload_config=lambda: _run_config(args, startup_environment),
+                reload_config=lambda: _run_config(args, environ),
                 notifier=notifier,
                 pool=pool,
             )
