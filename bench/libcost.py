@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from bench import cli_lib
+from bench.run import corpus_originals
 from mediad.mediainfo import Reader, _apply, _load
 
 
@@ -50,13 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if other is None:
         raise SystemExit("no other libmediainfo: give --other PATH")
     with tempfile.TemporaryDirectory(prefix="mediad-libcost-") as work:
-        if args.source is None:
-            from tests.media import make_corpus
-
-            make_corpus(Path(work))
-            files = sorted(Path(work).iterdir())
-        else:
-            files = sorted(p for p in args.source.rglob("*") if p.is_file())
+        files = corpus_originals(Path(work), args.source)
         readers = {"mediad": _load(None), "other": _load(other)}
         for reader in readers.values():
             _apply(reader, 0.5, False)

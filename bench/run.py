@@ -93,18 +93,24 @@ def mib(kib: int) -> float:
 # --- the corpus ---------------------------------------------------------------------------
 
 
-def build_corpus(root: Path, count: int, source: Path | None) -> tuple[list[str], list[str]]:
-    """Real media files (tests/media.py, or --source), hard-linked to `count` paths."""
-    originals = root / "originals"
+def corpus_originals(directory: Path, source: Path | None) -> list[Path]:
+    """The distinct files of a corpus: tests/media.py's, made in `directory`, or every
+    regular file under `source` (--source)."""
     if source is None:
         from tests.media import make_corpus  # PyAV: only needed here
 
-        make_corpus(originals)
-        files = sorted(originals.iterdir())
+        make_corpus(directory)
+        files = sorted(directory.iterdir())
     else:
         files = sorted(p for p in source.rglob("*") if p.is_file() and not p.is_symlink())
     if not files:
         raise SystemExit(f"no source files found in {source}")
+    return files
+
+
+def build_corpus(root: Path, count: int, source: Path | None) -> tuple[list[str], list[str]]:
+    """Real media files (tests/media.py, or --source), hard-linked to `count` paths."""
+    files = corpus_originals(root / "originals", source)
     linked = root / "files"
     paths: list[str] = []
     for n in range(count):
