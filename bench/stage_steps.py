@@ -27,37 +27,36 @@ def read(path: str) -> bool:
     return _read(path)
 
 
+def _open_then_read(path: str, *, checked: bool, by_view: bool) -> bool:
+    """Open the file through the gate's checks or plainly, then read it by its path or by
+    the descriptor view."""
+    if checked:
+        opened = open_checked(path, OPTIONS)
+        if isinstance(opened, Failure):
+            return False
+        fd = opened[0]
+    else:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _read(descriptor_view(fd, path) if by_view else path)
+    finally:
+        os.close(fd)
+
+
 def checks(path: str) -> bool:
     """The gate's checks (resolve, confine, stat, open, fstat, readlink), then libmediainfo
     on the path itself: what the checks cost without the view."""
-    opened = open_checked(path, OPTIONS)
-    if isinstance(opened, Failure):
-        return False
-    try:
-        return _read(path)
-    finally:
-        os.close(opened[0])
+    return _open_then_read(path, checked=True, by_view=False)
 
 
 def view(path: str) -> bool:
     """A plain open, then libmediainfo by the descriptor view: what the view costs alone."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return _read(descriptor_view(fd, path))
-    finally:
-        os.close(fd)
+    return _open_then_read(path, checked=False, by_view=True)
 
 
 def gate(path: str) -> bool:
     """Through the gate and the descriptor view, as mediad reads."""
-    opened = open_checked(path, OPTIONS)
-    if isinstance(opened, Failure):
-        return False
-    fd = opened[0]
-    try:
-        return _read(descriptor_view(fd, path))
-    finally:
-        os.close(fd)
+    return _open_then_read(path, checked=True, by_view=True)
 
 
 def extract(path: str) -> tuple[bool, Outcome]:
