@@ -22,7 +22,7 @@ from typing import Any
 from mediad.errors import FailureClass
 from mediad.models import Extracted, Failure, Fingerprint, Outcome
 from mediad.resolve import resolve_strict
-from mediad.summary import is_recognised, stream_count, summarise
+from mediad.summary import summarise
 
 # Containers whose files always carry streams: recognised but empty means damaged.
 STREAM_CONTAINERS = frozenset(
@@ -222,13 +222,14 @@ def _interpret(text: str, path: str, source: str) -> tuple[str, dict[str, Any]] 
         document = json.loads(text)
     except ValueError:
         return Failure(FailureClass.CORRUPT, "MediaInfo returned a document that is not JSON")
-    if not isinstance(document, dict) or not is_recognised(document):
+    summary = summarise(document) if isinstance(document, dict) else None
+    # No container: MediaInfo names no format (summary.is_recognised).
+    if summary is None or summary["container"] is None:
         return Failure(
             FailureClass.UNSUPPORTED,
             "MediaInfo recognises no media format in this file (not media, or only noise)",
         )
-    summary = summarise(document)
-    if stream_count(document) == 0 and summary["container"] in STREAM_CONTAINERS:
+    if not summary["streams"] and summary["container"] in STREAM_CONTAINERS:
         return Failure(
             FailureClass.CORRUPT,
             f"recognised as {summary['container']} but no stream could be read",
@@ -261,40 +262,36 @@ def extract(path: str, options: ExtractOptions) -> Outcome:
     started = time.monotonic()
     gate = open_checked(path, options)
     if isinstance(gate, Failure):
-        outcome: Outcome = gate
-    else:
-        fd, resolved, st = gate
-        try:
-            outcome = _read_opened(fd, path, fingerprint_of(st), resolved, options)
-        finally:
-            os.close(fd)
-    return replace(outcome, seconds=time.monotonic() - started)
+        return replace(gate, seconds=time.monotonic() - started)
+    fd, resolved, st = gate
+    try:
+        result = _read_opened(fd, path, st.st_size, options)
+    finally:
+        os.close(fd)
+    fingerprint = fingerprint_of(st)
+    seconds = time.monotonic() - started
+    if isinstance(result, Failure):
+        return replace(result, fingerprint=fingerprint, resolved_path=resolved, seconds=seconds)
+    document, summary = result
+    return Extracted(document, summary, fingerprint, resolved, seconds)
 
 
 def _read_opened(
-    fd: int, path: str, fingerprint: Fingerprint, resolved: str, options: ExtractOptions
-) -> Outcome:
-    size = fingerprint.size_bytes
+    fd: int, path: str, size: int, options: ExtractOptions
+) -> tuple[str, dict[str, Any]] | Failure:
+    """MediaInfo's document of the opened file, and its summary."""
     if size == 0:
-        return Failure(FailureClass.UNSUPPORTED, "empty file (0 bytes)", fingerprint, resolved)
+        return Failure(FailureClass.UNSUPPORTED, "empty file (0 bytes)")
     if options.max_file_bytes and size > options.max_file_bytes:
         return Failure(
             FailureClass.TOO_LARGE,
             f"{size} bytes, over extract.max_file_bytes ({options.max_file_bytes})",
-            fingerprint,
-            resolved,
         )
     try:
         source = descriptor_view(fd, path)
         text = run_mediainfo(source, options)
     except OSError as exc:
-        failure = _errno_failure(exc, "MediaInfo could not read")
-        return replace(failure, fingerprint=fingerprint, resolved_path=resolved)
+        return _errno_failure(exc, "MediaInfo could not read")
     except RuntimeError as exc:
-        message = f"MediaInfo could not open the file: {exc}"
-        return Failure(FailureClass.UNSUPPORTED, message, fingerprint, resolved)
-    result = _interpret(text, path, source)
-    if isinstance(result, Failure):
-        return replace(result, fingerprint=fingerprint, resolved_path=resolved)
-    document, summary = result
-    return Extracted(document, summary, fingerprint, resolved)
+        return Failure(FailureClass.UNSUPPORTED, f"MediaInfo could not open the file: {exc}")
+    return _interpret(text, path, source)

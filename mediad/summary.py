@@ -8,6 +8,7 @@ tolerates that and returns None rather than raising.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 Track = dict[str, Any]
@@ -59,7 +60,7 @@ def _first_number_text(value: Any) -> str | None:
     return text or None
 
 
-def to_float(value: Any) -> float | None:
+def _parse_float(value: Any) -> float | None:
     text = _first_number_text(value)
     if text is None:
         return None
@@ -68,6 +69,18 @@ def to_float(value: Any) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None  # NaN and inf are no value
+
+
+def to_float(value: Any) -> float | None:
+    if value.__class__ is str:
+        # Most values are one plain number: float() strips the same white space, and
+        # fails on the rest ("48000 / 44100", "", "Variable"), which take the long way.
+        try:
+            number = float(value)
+        except ValueError:
+            return _parse_float(value)
+        return number if math.isfinite(number) else None
+    return _parse_float(value)
 
 
 def to_int(value: Any) -> int | None:
@@ -84,9 +97,10 @@ def _column_int(value: Any, maximum: int = INT4_MAX) -> int | None:
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    # PostgreSQL refuses NUL in text and jsonb; hostile tags may carry it.
-    text = str(value).replace("\x00", "").strip()
-    return text or None
+    text = value if value.__class__ is str else str(value)
+    if "\x00" in text:  # PostgreSQL refuses NUL in text and jsonb; hostile tags carry it
+        text = text.replace("\x00", "")
+    return text.strip() or None
 
 
 def tracks_of(document: dict[str, Any]) -> list[Track]:
@@ -100,63 +114,101 @@ def tracks_of(document: dict[str, Any]) -> list[Track]:
 
 
 def _kind(track: Track) -> str:
-    return str(track.get("@type", ""))
+    kind = track.get("@type", "")
+    return kind if kind.__class__ is str else str(kind)
 
 
-def _stream_summary(track: Track) -> dict[str, Any]:
-    kind = _kind(track)
-    stream: dict[str, Any] = {"kind": kind.lower(), "codec": _text(_field(track, "Format"))}
-    if kind in ("Video", "Image"):
-        stream.update(
-            width=to_int(_field(track, "Width")),
-            height=to_int(_field(track, "Height")),
-            bit_depth=to_int(_field(track, "BitDepth")),
-        )
-    if kind == "Video":
-        stream.update(
-            profile=_text(_field(track, "Format_Profile")),
-            frame_rate=to_float(_field(track, "FrameRate")),
-            scan_type=_text(_field(track, "ScanType")),
-            hdr_format=_text(_field(track, "HDR_Format")),
-            colour_primaries=_text(_field(track, "colour_primaries")),
-            transfer_characteristics=_text(_field(track, "transfer_characteristics")),
-            matrix_coefficients=_text(_field(track, "matrix_coefficients")),
-        )
-    if kind == "Audio":
-        stream.update(
-            channels=to_int(_field(track, "Channels")),
-            sample_rate=to_int(_field(track, "SamplingRate")),
-        )
-    if kind in ("Video", "Audio", "Text"):
-        stream.update(
-            language=_text(_field(track, "Language")),
-            duration_s=to_float(_field(track, "Duration")),
-            bit_rate=to_int(_field(track, "BitRate")),
-            default=_text(_field(track, "Default")) == "Yes" or None,
-        )
-    return {k: v for k, v in stream.items() if v is not None}
+def _yes(value: Any) -> bool | None:
+    return True if _text(value) == "Yes" else None
+
+
+# Per stream kind, in the order they appear in a stream's summary: (summary key, MediaInfo
+# field, reader). A field with no value is left out.
+_CODEC: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (("codec", "Format", _text),)
+_PICTURE = (
+    ("width", "Width", to_int),
+    ("height", "Height", to_int),
+    ("bit_depth", "BitDepth", to_int),
+)
+_TIMED = (
+    ("language", "Language", _text),
+    ("duration_s", "Duration", to_float),
+    ("bit_rate", "BitRate", to_int),
+    ("default", "Default", _yes),
+)
+_STREAM_FIELDS = {
+    "Video": (
+        *_CODEC,
+        *_PICTURE,
+        ("profile", "Format_Profile", _text),
+        ("frame_rate", "FrameRate", to_float),
+        ("scan_type", "ScanType", _text),
+        ("hdr_format", "HDR_Format", _text),
+        ("colour_primaries", "colour_primaries", _text),
+        ("transfer_characteristics", "transfer_characteristics", _text),
+        ("matrix_coefficients", "matrix_coefficients", _text),
+        *_TIMED,
+    ),
+    "Audio": (
+        *_CODEC,
+        ("channels", "Channels", to_int),
+        ("sample_rate", "SamplingRate", to_int),
+        *_TIMED,
+    ),
+    "Text": (*_CODEC, *_TIMED),
+    "Image": (*_CODEC, *_PICTURE),
+}
+
+
+def _stream_summary(track: Track, kind: str) -> dict[str, Any]:
+    stream: dict[str, Any] = {"kind": kind.lower()}
+    extra = track.get("extra")
+    if not isinstance(extra, dict):
+        extra = {}
+    for name, key, read in _STREAM_FIELDS.get(kind, _CODEC):
+        raw = track[key] if key in track else extra.get(key)
+        if raw is not None and (value := read(raw)) is not None:
+            stream[name] = value
+    return stream
 
 
 def is_recognised(document: dict[str, Any]) -> bool:
-    """MediaInfo names a format: empty, random and text files come back without one."""
+    """MediaInfo names a format: empty, random and text files come back without one.
+    The same test as `summarise(document)["container"] is not None`."""
     general = next((t for t in tracks_of(document) if _kind(t) == "General"), None)
     return general is not None and _text(_field(general, "Format")) is not None
 
 
 def stream_count(document: dict[str, Any]) -> int:
+    """The same count as `len(summarise(document)["streams"])`."""
     return sum(1 for t in tracks_of(document) if _kind(t) in STREAM_KINDS)
 
 
 def summarise(document: dict[str, Any]) -> dict[str, Any]:
     """The typed summary stored beside the full document."""
-    tracks = tracks_of(document)
-    general = next((t for t in tracks if _kind(t) == "General"), {})
-    videos = [t for t in tracks if _kind(t) == "Video"]
-    audios = [t for t in tracks if _kind(t) == "Audio"]
-    texts = [t for t in tracks if _kind(t) == "Text"]
-    images = [t for t in tracks if _kind(t) == "Image"]
-    picture = videos[0] if videos else (images[0] if images else {})
-    audio = audios[0] if audios else {}
+    first_general: Track | None = None
+    videos: list[Track] = []
+    audios: list[Track] = []
+    texts: list[Track] = []
+    images: list[Track] = []
+    streams: list[dict[str, Any]] = []
+    by_kind = {"Video": videos, "Audio": audios, "Text": texts, "Image": images}
+    # One pass, in document order: the first General track is the file's.
+    for track in tracks_of(document):
+        kind = _kind(track)
+        if kind == "General":
+            if first_general is None:
+                first_general = track
+            continue
+        if kind in STREAM_KINDS:
+            streams.append(_stream_summary(track, kind))
+            bucket = by_kind.get(kind)
+            if bucket is not None:
+                bucket.append(track)
+    general = first_general if first_general is not None else {}
+    video = videos[0] if videos else None
+    audio = audios[0] if audios else None
+    picture = video if video is not None else (images[0] if images else {})
 
     duration = to_float(_field(general, "Duration"))
     if duration is None:
@@ -165,7 +217,6 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
 
     truncated = _text(_field(general, "IsTruncated")) == "Yes"
     languages = sorted({lang for t in audios + texts if (lang := _text(_field(t, "Language")))})
-    hdr = _text(_field(videos[0], "HDR_Format")) if videos else None
 
     return {
         "container": _text(_field(general, "Format")),
@@ -173,17 +224,17 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
         "bit_rate": _column_int(_field(general, "OverallBitRate"), INT8_MAX),
         "width": _column_int(_field(picture, "Width")),
         "height": _column_int(_field(picture, "Height")),
-        "frame_rate": to_float(_field(videos[0], "FrameRate")) if videos else None,
-        "video_codec": _text(_field(videos[0], "Format")) if videos else None,
-        "audio_codec": _text(_field(audio, "Format")) if audios else None,
-        "audio_channels": _column_int(_field(audio, "Channels")) if audios else None,
-        "sample_rate": _column_int(_field(audio, "SamplingRate")) if audios else None,
+        "frame_rate": to_float(_field(video, "FrameRate")) if video is not None else None,
+        "video_codec": _text(_field(video, "Format")) if video is not None else None,
+        "audio_codec": _text(_field(audio, "Format")) if audio is not None else None,
+        "audio_channels": _column_int(_field(audio, "Channels")) if audio is not None else None,
+        "sample_rate": _column_int(_field(audio, "SamplingRate")) if audio is not None else None,
         "video_tracks": len(videos),
         "audio_tracks": len(audios),
         "text_tracks": len(texts),
         "image_tracks": len(images),
         "truncated": truncated,
-        "hdr_format": hdr,
+        "hdr_format": _text(_field(video, "HDR_Format")) if video is not None else None,
         "languages": languages,
-        "streams": [_stream_summary(t) for t in tracks if _kind(t) in STREAM_KINDS],
+        "streams": streams,
     }
