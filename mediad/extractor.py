@@ -4,7 +4,9 @@ Every decision about what may be read is made here, in one gate, whatever put th
 the queue (enqueue, scan, plain SQL). The file is opened once, without blocking and
 without following a final symlink, checked through the opened descriptor, and MediaInfo
 is handed that same descriptor (/proc/self/fd/N), so swapping the file between the check
-and the read changes nothing. Never imports the database layer.
+and the read changes nothing. A path that is already canonical (no symbolic link, `.`
+or `..`) is confined as it is written and opened with every link refused, which needs no
+resolving (docs/security.md). Never imports the database layer.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from mediad.errors import FailureClass
 from mediad.models import Extracted, Failure, Fingerprint, Outcome
-from mediad.resolve import resolve_strict
+from mediad.resolve import open_no_symlinks, resolve_strict
 from mediad.summary import summarise
 
 # Containers whose files always carry streams: recognised but empty means damaged.
@@ -114,11 +116,46 @@ def fingerprint_of(st: os.stat_result) -> Fingerprint:
     return Fingerprint(size_bytes=st.st_size, mtime_us=st.st_mtime_ns // 1000, inode=st.st_ino)
 
 
+def _open_canonical(path: str, roots: tuple[str, ...]) -> tuple[int, str, os.stat_result] | None:
+    """The gate for the common path, which is already canonical: no `.`, `..` or `//`
+    component, no trailing slash, no symbolic link. It is then its own resolved path, so
+    it is confined before anything is opened, and opened with every symbolic link refused
+    (resolve.open_no_symlinks). None for any other path, and for anything unexpected on
+    the way: the full gate (open_checked) then decides, and words the failure."""
+    if "//" in path or "/." in path or path.endswith("/") or not under_roots(path, roots):
+        return None
+    try:
+        before = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat.S_ISREG(before.st_mode):
+        return None  # refused before opening, by the full gate
+    try:
+        fd = open_no_symlinks(path, OPEN_FLAGS)
+    except OSError:
+        return None  # ELOOP: a symbolic link on the way; or an error the full gate words
+    if fd is None:
+        return None
+    try:
+        opened = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    swapped = (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino)
+    if swapped or not stat.S_ISREG(opened.st_mode):
+        os.close(fd)
+        return None
+    return fd, path, opened
+
+
 def open_checked(path: str, options: ExtractOptions) -> tuple[int, str, os.stat_result] | Failure:
     """The gate: resolve, confine, refuse what is not a regular file, open without blocking."""
     bad = check_path(path)
     if bad is not None:
         return bad
+    canonical = _open_canonical(path, options.roots)
+    if canonical is not None:
+        return canonical
     try:
         resolved = resolve_strict(path)
     except OSError as exc:

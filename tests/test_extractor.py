@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mediad import extractor
 from mediad.errors import FailureClass
 from mediad.extractor import ExtractOptions, descriptor_view, extract
 from mediad.models import Extracted, Failure, Job, Outcome, Record
@@ -386,6 +387,68 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path.write_bytes(b"x" * 10)
     path.chmod(0)
     _failed(extract(str(path), OPTIONS), FailureClass.PERMISSION)
+
+
+def _gate_answer(path: str, options: ExtractOptions) -> tuple[object, ...]:
+    opened = extractor.open_checked(path, options)
+    if isinstance(opened, Failure):
+        return ("failed", opened.failure_class, opened.message, opened.resolved_path)
+    fd, resolved, st = opened
+    os.close(fd)
+    return ("opened", resolved, st.st_ino)
+
+
+def test_canonical_paths_skip_resolution_and_the_full_gate_agrees(
+    corpus: tuple[Path, dict[str, Expected]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate opens a canonical path without resolving it (extractor._open_canonical);
+    every path, canonical or not, must get the answer the full gate gives."""
+    directory, _ = corpus
+    real_tmp = Path(os.path.realpath(tmp_path))  # canonical, whatever the temporary folder
+    root, outside = real_tmp / "root", real_tmp / "outside"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    good = directory / "tone.mp3"
+    for target in (root / "sub" / "f.mp3", root / ".hidden.mp3", outside / "f.mp3"):
+        target.write_bytes(good.read_bytes())
+    (root / os.fsdecode(b"caf\xe9.mp3")).write_bytes(good.read_bytes())
+    (root / "inside.mp3").symlink_to("sub/f.mp3")
+    (root / "escape.mp3").symlink_to(outside / "f.mp3")
+    (root / "linked").symlink_to("sub")
+    os.mkfifo(root / "fifo.mp3")
+    canonical = [f"{root}/sub/f.mp3", os.fsdecode(os.fsencode(root) + b"/caf\xe9.mp3")]
+    others = [
+        f"{root}/.hidden.mp3",
+        f"{root}/inside.mp3",
+        f"{root}/escape.mp3",
+        f"{root}/linked/f.mp3",
+        f"{root}/sub/../sub/f.mp3",
+        f"{root}/./sub/f.mp3",
+        f"{root}//sub/f.mp3",
+        f"{root}/sub/f.mp3/",
+        f"{root}/sub/../../outside/f.mp3",
+        f"{outside}/f.mp3",
+        f"{root}/fifo.mp3",
+        f"{root}/sub",
+        f"{root}/missing.mp3",
+        f"{root}/no/such.mp3",
+        f"{root}/sub/f.mp3/x.mp3",
+        f"{root}/{'x' * 300}.mp3",
+        "/dev/null",
+    ]
+    with_roots = ExtractOptions(roots=(os.path.realpath(root),))
+    for options in (with_roots, OPTIONS):
+        fast = {path: _gate_answer(path, options) for path in canonical + others}
+        for path in canonical:
+            taken = extractor._open_canonical(path, options.roots)
+            assert taken is not None, path
+            os.close(taken[0])
+        assert extractor._open_canonical(f"{outside}/f.mp3", with_roots.roots) is None
+        with monkeypatch.context() as patch:
+            patch.setattr(extractor, "_open_canonical", lambda path, roots: None)
+            full = {path: _gate_answer(path, options) for path in canonical + others}
+        assert fast == full
+    assert fast[f"{root}/sub/f.mp3"][:2] == ("opened", f"{root}/sub/f.mp3")
 
 
 # --- hostile bytes ----------------------------------------------------------------------
