@@ -52,7 +52,7 @@ class Failure:
 Outcome = Extracted | Failure
 
 # Where a record's summary and document start: each follows its key.
-SUMMARY_KEY = ',"summary":'
+SUMMARY_KEY = ', "summary": '  # as json.dumps writes it, by default
 METADATA_KEY = ',"metadata":'
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from mediad.models import METADATA_KEY, SUMMARY_KEY, Extracted, Job, Record
 from mediad.paths import escaped, is_storable
@@ -17,7 +18,7 @@ from mediad.summary import COLUMNS
 
 # The keys before the summary columns, in the order of the statement's column list.
 HEAD_KEYS = ("id", "token", "resolved_path", "size_bytes", "mtime_us", "inode")
-# The last two keys, written by hand below: the summary, then the document as it is.
+# The last two: the summary, then the document as it is (added by hand, not re-encoded).
 RECORD_KEYS = (*HEAD_KEYS, *COLUMNS, "summary", "metadata")
 
 
@@ -32,7 +33,7 @@ def storable_text(value: str | None) -> str | None:
 def record_of(job: Job, extracted: Extracted) -> Record:
     fingerprint = extracted.fingerprint
     summary = extracted.summary
-    head = {
+    row: dict[str, Any] = {
         "id": job.id,
         "token": job.lease_token,
         "resolved_path": storable_text(extracted.resolved_path),
@@ -40,17 +41,21 @@ def record_of(job: Job, extracted: Extracted) -> Record:
         "mtime_us": fingerprint.mtime_us,
         "inode": fingerprint.inode,
     }
-    head.update((key, summary.get(key)) for key in COLUMNS)
-    start = json.dumps(head)[:-1] + SUMMARY_KEY
-    summary_text = json.dumps(summary)
-    text = start + summary_text + METADATA_KEY + extracted.document + "}"
+    for key in COLUMNS:
+        row[key] = summary.get(key)
+    row["summary"] = summary
+    # One encoding for all but the document. The summary's key is the first place its
+    # text can occur: inside a JSON string every quote is escaped.
+    start = json.dumps(row)[:-1]
+    summary_at = start.index(SUMMARY_KEY) + len(SUMMARY_KEY)
+    text = start + METADATA_KEY + extracted.document + "}"
     return Record(
         row_id=job.id,
         text=text,
         size_bytes=fingerprint.size_bytes,
         seconds=extracted.seconds,
-        summary_at=len(start),
-        document_at=len(start) + len(summary_text) + len(METADATA_KEY),
+        summary_at=summary_at,
+        document_at=len(start) + len(METADATA_KEY),
     )
 
 

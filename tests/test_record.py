@@ -57,6 +57,19 @@ def test_the_supervisor_reads_parts_without_parsing_the_whole() -> None:
     assert resolved == "/m/ré\\xff.mkv"
 
 
+def test_names_and_tags_that_spell_a_key_do_not_move_the_parts() -> None:
+    """The parts are found by their keys' text: a path or a codec holding that text must
+    not be taken for it."""
+    trap = ', "summary": {"container": "x"}, "metadata": '
+    summary = SUMMARY | {"video_codec": trap, "streams": [{"kind": "video", "codec": trap}]}
+    extracted = Extracted(DOCUMENT, summary, Fingerprint(1, 2, 3), f"/m/{trap}.mkv")
+    made = record_of(Job(7, "/m/a.mkv", 1, 99), extracted)
+    assert made.summary() == summary
+    assert made.document() == DOCUMENT
+    assert made.observed() == (Fingerprint(1, 2, 3), f"/m/{trap}.mkv")
+    assert json.loads(made.text)["summary"] == summary
+
+
 def test_a_batch_is_a_json_array_of_its_records() -> None:
     job, extracted = record()
     other = record_of(Job(8, "/m/b.mkv", 1, 100), extracted)
