@@ -36,16 +36,24 @@ class Server:
 
     def restart(self) -> None:
         """Restart the server the tests own (fast mode: connections are cut)."""
+        self._pg_ctl("-l", str(self._owned_pgdata() / "log"), "restart")
+
+    def stop(self) -> None:
+        """Stop the server the tests own, whichever postmaster runs it now. pgserver's
+        own cleanup only stops the postmaster it started: after a restart it would
+        delete the data directory under a server still running."""
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            self._pg_ctl("stop")
+
+    def _owned_pgdata(self) -> Path:
         assert self.owned and self.pgdata is not None
+        return self.pgdata
+
+    def _pg_ctl(self, *args: str) -> None:
         from pgserver._commands import pg_ctl
 
         user = "pgserver" if os.geteuid() == 0 else None
-        pg_ctl(
-            ["-w", "-m", "fast", "-l", str(self.pgdata / "log"), "restart"],
-            pgdata=self.pgdata,
-            user=user,
-            timeout=60,
-        )
+        pg_ctl(["-w", "-m", "fast", *args], pgdata=self._owned_pgdata(), user=user, timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +70,11 @@ def pg_server() -> Iterator[Server]:
         # own unprivileged user, who must reach the data directory.
         pgdata = Path(tempfile.mkdtemp(prefix="mediad-test-pg-"))
         server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    owned = Server(admin_dsn=server.get_uri("postgres"), pgdata=pgdata, owned=True)
     try:
-        yield Server(admin_dsn=server.get_uri("postgres"), pgdata=pgdata, owned=True)
+        yield owned
     finally:
+        owned.stop()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server.cleanup()
