@@ -18,6 +18,7 @@ import re
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -116,46 +117,29 @@ def fingerprint_of(st: os.stat_result) -> Fingerprint:
     return Fingerprint(size_bytes=st.st_size, mtime_us=st.st_mtime_ns // 1000, inode=st.st_ino)
 
 
-def _open_canonical(path: str, roots: tuple[str, ...]) -> tuple[int, str, os.stat_result] | None:
-    """The gate for the common path, which is already canonical: no `.`, `..` or `//`
-    component, no trailing slash, no symbolic link. It is then its own resolved path, so
-    it is confined before anything is opened, and opened with every symbolic link refused
-    (resolve.open_no_symlinks). None for any other path, and for anything unexpected on
-    the way: the full gate (open_checked) then decides, and words the failure."""
-    if "//" in path or "/." in path or path.endswith("/") or not under_roots(path, roots):
-        return None
-    try:
-        before = os.stat(path, follow_symlinks=False)
-    except OSError:
-        return None
-    if not stat.S_ISREG(before.st_mode):
-        return None  # refused before opening, by the full gate
-    try:
-        fd = open_no_symlinks(path, OPEN_FLAGS)
-    except OSError:
-        return None  # ELOOP: a symbolic link on the way; or an error the full gate words
-    if fd is None:
-        return None
-    try:
-        opened = os.fstat(fd)
-    except OSError:
-        os.close(fd)
-        return None
-    swapped = (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino)
-    if swapped or not stat.S_ISREG(opened.st_mode):
-        os.close(fd)
-        return None
-    return fd, path, opened
+Opened = tuple[int, str, os.stat_result]  # descriptor, resolved path, its stat
 
 
-def open_checked(path: str, options: ExtractOptions) -> tuple[int, str, os.stat_result] | Failure:
-    """The gate: resolve, confine, refuse what is not a regular file, open without blocking."""
+def _is_canonical(path: str) -> bool:
+    """No `.`, `..` or `//` component and no trailing slash: with no symbolic link in it
+    either, such a path is its own resolved form. (Names starting with a dot take the
+    full way too: the test is on the string, and kept simple.)"""
+    return "//" not in path and "/." not in path and not path.endswith("/")
+
+
+def open_checked(path: str, options: ExtractOptions) -> Opened | Failure:
+    """The gate: resolve, confine, refuse what is not a regular file, open without blocking.
+
+    A canonical path under a root is first opened as written with every symbolic link
+    refused, which needs no resolving; if anything on that way fails (a link, an error, a
+    swap), the path takes the full way, which decides and words the failure."""
     bad = check_path(path)
     if bad is not None:
         return bad
-    canonical = _open_canonical(path, options.roots)
-    if canonical is not None:
-        return canonical
+    if open_no_symlinks is not None and _is_canonical(path) and under_roots(path, options.roots):
+        opened = _open_regular(path, options.roots, open_no_symlinks)
+        if not isinstance(opened, Failure):
+            return opened
     try:
         resolved = resolve_strict(path)
     except OSError as exc:
@@ -166,6 +150,16 @@ def open_checked(path: str, options: ExtractOptions) -> tuple[int, str, os.stat_
             f"resolves to {resolved}, outside the configured roots",
             resolved_path=resolved,
         )
+    return _open_regular(resolved, options.roots, None)
+
+
+def _open_regular(
+    resolved: str, roots: tuple[str, ...], no_symlinks: Callable[[str, int], int] | None
+) -> Opened | Failure:
+    """Open `resolved` if it is a regular file, and check that the descriptor is the file
+    that was checked, still under the roots. `no_symlinks`: the open that refuses every
+    symbolic link (a canonical path, not resolved), after which the descriptor is at
+    `resolved` by construction; otherwise where it points is read back from /proc."""
     try:
         before = os.stat(resolved, follow_symlinks=False)
     except OSError as exc:
@@ -176,17 +170,20 @@ def open_checked(path: str, options: ExtractOptions) -> tuple[int, str, os.stat_
             FailureClass.NOT_REGULAR, f"is {_file_type(before.st_mode)}", resolved_path=resolved
         )
     try:
-        fd = os.open(resolved, OPEN_FLAGS)
+        if no_symlinks is not None:
+            fd = no_symlinks(resolved, OPEN_FLAGS)
+        else:
+            fd = os.open(resolved, OPEN_FLAGS)
     except OSError as exc:
         return _errno_failure(exc, "cannot open", resolved)
     try:
         opened = os.fstat(fd)
-        actual = os.readlink(f"/proc/self/fd/{fd}")
+        actual = resolved if no_symlinks is not None else os.readlink(f"/proc/self/fd/{fd}")
     except OSError as exc:
         os.close(fd)
         return _errno_failure(exc, "cannot stat the opened file", resolved)
     swapped = (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino)
-    if not stat.S_ISREG(opened.st_mode) or swapped or not under_roots(actual, options.roots):
+    if not stat.S_ISREG(opened.st_mode) or swapped or not under_roots(actual, roots):
         os.close(fd)
         return Failure(
             FailureClass.NOT_REGULAR,

@@ -113,14 +113,8 @@ def _c_openat2() -> Callable[[str, int], int] | None:
     return open_no_symlinks
 
 
-_open_no_symlinks = _c_openat2()
-
-
-def open_no_symlinks(path: str, flags: int) -> int | None:
-    """Open `path` (absolute) with `flags` only if none of its components is a symbolic
-    link; the descriptor. Raises OSError (ELOOP for a symbolic link, or what open(2)
-    raises) and ValueError for a NUL. None where the kernel cannot be asked: the caller
-    resolves the path instead."""
-    if _open_no_symlinks is None:
-        return None
-    return _open_no_symlinks(path, flags)
+# open_no_symlinks(path, flags): open the absolute `path` with `flags` only if none of its
+# components is a symbolic link, and return the descriptor. Raises OSError (ELOOP for a
+# link, or what open(2) raises) and ValueError for a NUL. None where the kernel cannot be
+# asked (before Linux 5.6, or in a sandbox that refuses openat2): paths are then resolved.
+open_no_symlinks = _c_openat2()

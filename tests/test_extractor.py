@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -401,8 +402,8 @@ def _gate_answer(path: str, options: ExtractOptions) -> tuple[object, ...]:
 def test_canonical_paths_skip_resolution_and_the_full_gate_agrees(
     corpus: tuple[Path, dict[str, Expected]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The gate opens a canonical path without resolving it (extractor._open_canonical);
-    every path, canonical or not, must get the answer the full gate gives."""
+    """The gate opens a canonical path without resolving it; every path, canonical or
+    not, must get the answer the full gate gives."""
     directory, _ = corpus
     real_tmp = Path(os.path.realpath(tmp_path))  # canonical, whatever the temporary folder
     root, outside = real_tmp / "root", real_tmp / "outside"
@@ -436,19 +437,58 @@ def test_canonical_paths_skip_resolution_and_the_full_gate_agrees(
         f"{root}/{'x' * 300}.mp3",
         "/dev/null",
     ]
+    if extractor.open_no_symlinks is None:
+        pytest.skip("openat2(2) needs Linux 5.6: every path takes the full way")
+
+    def unresolvable(path: str) -> str:
+        raise AssertionError(f"resolved {path}")
+
     with_roots = ExtractOptions(roots=(os.path.realpath(root),))
     for options in (with_roots, OPTIONS):
-        fast = {path: _gate_answer(path, options) for path in canonical + others}
-        for path in canonical:
-            taken = extractor._open_canonical(path, options.roots)
-            assert taken is not None, path
-            os.close(taken[0])
-        assert extractor._open_canonical(f"{outside}/f.mp3", with_roots.roots) is None
         with monkeypatch.context() as patch:
-            patch.setattr(extractor, "_open_canonical", lambda path, roots: None)
+            patch.setattr(extractor, "resolve_strict", unresolvable)
+            for path in canonical:  # opened without resolving
+                assert _gate_answer(path, options)[0] == "opened", path
+        fast = {path: _gate_answer(path, options) for path in canonical + others}
+        with monkeypatch.context() as patch:
+            patch.setattr(extractor, "open_no_symlinks", None)
             full = {path: _gate_answer(path, options) for path in canonical + others}
         assert fast == full
     assert fast[f"{root}/sub/f.mp3"][:2] == ("opened", f"{root}/sub/f.mp3")
+
+
+def test_a_file_swapped_between_the_check_and_the_open_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whichever way the gate takes, a file replaced after its stat and before its open
+    (another inode under the same name) is not read."""
+    path = Path(os.path.realpath(tmp_path)) / "film.mp3"
+    path.write_bytes(b"checked")
+
+    def swap() -> None:
+        fresh = path.with_name("fresh")
+        fresh.write_bytes(b"swapped in")
+        os.replace(fresh, path)
+
+    real_open, real_no_symlinks = os.open, extractor.open_no_symlinks
+
+    def swapping_open(name: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if name == str(path):
+            swap()
+        return real_open(name, flags, *args, **kwargs)
+
+    def swapping_no_symlinks(name: str, flags: int) -> int:
+        assert real_no_symlinks is not None
+        swap()
+        return real_no_symlinks(name, flags)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "open", swapping_open)
+        if real_no_symlinks is not None:
+            patch.setattr(extractor, "open_no_symlinks", swapping_no_symlinks)
+        outcome = extractor.open_checked(str(path), OPTIONS)
+    failure = _failed(outcome, FailureClass.NOT_REGULAR)
+    assert "swapped" in failure.message
 
 
 # --- hostile bytes ----------------------------------------------------------------------
