@@ -25,7 +25,7 @@ from typing import Any
 from mediad.errors import FailureClass
 from mediad.models import Extracted, Failure, Fingerprint, Outcome
 from mediad.resolve import open_no_symlinks, resolve_strict
-from mediad.summary import summarise
+from mediad.summary import is_recognised, summarise
 
 # Containers whose files always carry streams: recognised but empty means damaged.
 STREAM_CONTAINERS = frozenset(
@@ -257,8 +257,7 @@ def _interpret(text: str, path: str, source: str) -> tuple[str, dict[str, Any]] 
     except ValueError:
         return Failure(FailureClass.CORRUPT, "MediaInfo returned a document that is not JSON")
     summary = summarise(document) if isinstance(document, dict) else None
-    # No container: MediaInfo names no format (summary.is_recognised).
-    if summary is None or summary["container"] is None:
+    if summary is None or not is_recognised(summary):
         return Failure(
             FailureClass.UNSUPPORTED,
             "MediaInfo recognises no media format in this file (not media, or only noise)",

@@ -162,26 +162,11 @@ _STREAM_FIELDS = {
 
 def _stream_summary(track: Track, kind: str) -> dict[str, Any]:
     stream: dict[str, Any] = {"kind": kind.lower()}
-    extra = track.get("extra")
-    if not isinstance(extra, dict):
-        extra = {}
     for name, key, read in _STREAM_FIELDS.get(kind, _CODEC):
-        raw = track[key] if key in track else extra.get(key)
+        raw = _field(track, key)
         if raw is not None and (value := read(raw)) is not None:
             stream[name] = value
     return stream
-
-
-def is_recognised(document: dict[str, Any]) -> bool:
-    """MediaInfo names a format: empty, random and text files come back without one.
-    The same test as `summarise(document)["container"] is not None`."""
-    general = next((t for t in tracks_of(document) if _kind(t) == "General"), None)
-    return general is not None and _text(_field(general, "Format")) is not None
-
-
-def stream_count(document: dict[str, Any]) -> int:
-    """The same count as `len(summarise(document)["streams"])`."""
-    return sum(1 for t in tracks_of(document) if _kind(t) in STREAM_KINDS)
 
 
 def summarise(document: dict[str, Any]) -> dict[str, Any]:
@@ -238,3 +223,8 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
         "languages": languages,
         "streams": streams,
     }
+
+
+def is_recognised(summary: dict[str, Any]) -> bool:
+    """MediaInfo names a format: empty, random and text files come back without one."""
+    return summary["container"] is not None

@@ -12,7 +12,6 @@ from mediad.summary import (
     INT4_MAX,
     INT8_MAX,
     is_recognised,
-    stream_count,
     summarise,
     to_float,
     to_int,
@@ -101,9 +100,8 @@ def test_to_int(value: Any, expected: int | None) -> None:
 )
 def test_malformed_documents(document: dict[str, Any]) -> None:
     assert tracks_of(document) == []
-    assert not is_recognised(document)
-    assert stream_count(document) == 0
     summary = summarise(document)
+    assert not is_recognised(summary)
     assert summary["container"] is None
     assert summary["streams"] == []
     assert summary["truncated"] is False
@@ -111,12 +109,14 @@ def test_malformed_documents(document: dict[str, Any]) -> None:
 
 
 def test_no_general_format_is_not_recognised() -> None:
-    document = doc(general(FileSize="4200", FileExtension="mp4"))
-    assert not is_recognised(document)
-    assert not is_recognised(doc(general(Format="   ")))
-    assert not is_recognised(doc(video(Format="AVC")))  # a format, but not General's
-    assert is_recognised(doc(general(Format="MPEG-4")))
-    assert is_recognised(doc(general(extra={"Format": "Something"})))
+    def recognised(document: dict[str, Any]) -> bool:
+        return is_recognised(summarise(document))
+
+    assert not recognised(doc(general(FileSize="4200", FileExtension="mp4")))
+    assert not recognised(doc(general(Format="   ")))
+    assert not recognised(doc(video(Format="AVC")))  # a format, but not General's
+    assert recognised(doc(general(Format="MPEG-4")))
+    assert recognised(doc(general(extra={"Format": "Something"})))
 
 
 def test_missing_fields_give_none() -> None:
@@ -284,7 +284,7 @@ def test_top_level_field_wins_over_extra() -> None:
     assert summary["container"] == "WebM"
 
 
-def test_stream_count() -> None:
+def test_streams_are_the_tracks_of_stream_kinds() -> None:
     document = doc(
         general(Format="MPEG-4"),
         video(),
@@ -294,8 +294,14 @@ def test_stream_count() -> None:
         {"@type": "Other"},
         {"@type": "Menu"},
     )
-    assert stream_count(document) == 5
-    assert stream_count(doc(general(Format="MPEG-4"), {"@type": "Menu"})) == 0
+    assert [s["kind"] for s in summarise(document)["streams"]] == [
+        "video",
+        "audio",
+        "text",
+        "image",
+        "other",
+    ]
+    assert summarise(doc(general(Format="MPEG-4"), {"@type": "Menu"}))["streams"] == []
 
 
 def test_stream_language_and_default_flags() -> None:
