@@ -44,8 +44,9 @@ def _open_then_read(path: str, *, checked: bool, by_view: bool) -> bool:
 
 
 def checks(path: str) -> bool:
-    """The gate's checks (resolve, confine, stat, open, fstat, readlink), then libmediainfo
-    on the path itself: what the checks cost without the view."""
+    """The gate's checks (extractor.open_checked: confine, stat, open, fstat; a path that
+    is not canonical is resolved first and read back after), then libmediainfo on the
+    path itself: what the checks cost without the view."""
     return _open_then_read(path, checked=True, by_view=False)
 
 

@@ -4,7 +4,7 @@ CLI (on its own libmediainfo and on mediad's), round after round.
 
     .venv/bin/python -m bench.stages --files 6000 --rounds 3
 
-- read: libmediainfo reads the file by its path; only the document's length goes back
+- read: libmediainfo reads the file by its path; only whether it names tracks goes back
 - checks: the gate's checks (extractor.open_checked), then the same read by the path
 - view: a plain open, then the read by the descriptor view (extractor.descriptor_view)
 - gate: the same through mediad's gate and descriptor view (extractor.open_checked)

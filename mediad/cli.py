@@ -277,35 +277,30 @@ def _start_run(config: Config) -> tuple[notify.Notifier, WorkerPool]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    running = args.command == "run"
     # `run`: the secrets leave the environment before a worker can inherit it; the config
     # (and every reload) is read from the copy taken first.
-    startup_environment = _scrub_secret_environment() if running else None
+    environ = _scrub_secret_environment() if args.command == "run" else None
     try:
-        if startup_environment is not None:
-            config = _run_config(args, startup_environment)
-        else:
-            config = load_config(args)
+        config = load_config(args) if environ is None else _run_config(args, environ)
     except MediadError as exc:
         print(f"mediad: configuration error: {exc}", file=sys.stderr)
         return exc.exit_code
     pool: WorkerPool | None = None
     try:
-        if running:
+        if environ is not None:
             notifier, pool = _start_run(config)
         from mediad import commands, logs
 
         logs.configure(config.log.level, config.log.format)
-        if startup_environment is not None and pool is not None:
-            environ = startup_environment
-            return commands.cmd_run(
-                args,
-                config,
-                reload_config=lambda: _run_config(args, environ),
-                notifier=notifier,
-                pool=pool,
-            )
-        return commands.COMMANDS[args.command](args, config)
+        if environ is None or pool is None:
+            return commands.COMMANDS[args.command](args, config)
+        return commands.cmd_run(
+            args,
+            config,
+            reload_config=lambda: _run_config(args, environ),
+            notifier=notifier,
+            pool=pool,
+        )
     except WorkerBootError as exc:
         print(f"mediad: workers cannot start: {exc}", file=sys.stderr)
         return 1
