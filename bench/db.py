@@ -82,5 +82,15 @@ class Sql:
         )
         return {int(pid): str(state) for pid, state in found}
 
+    def listening(self, exclude: set[int]) -> bool:
+        """Has a client that is not excluded (the daemon's listener) run LISTEN here?"""
+        row = self.one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+            "AND backend_type = 'client backend' AND query ILIKE 'LISTEN %%' "
+            "AND pid <> ALL(%s)",
+            (self.database, list(exclude | {self.backend_pid})),
+        )
+        return bool(row[0])
+
     def server_version(self) -> str:
         return str(self.one("SHOW server_version")[0])

@@ -3,7 +3,9 @@
 `python -m bench.run` measures every contender; tuning needs the one figure, repeated and
 alternated with another version, since this host's speed varies from run to run. The
 daemon is this checkout's `mediad`, or the one in `--mediad DIR` (a worktree of another
-commit: `git worktree add /tmp/old <commit>`), so two versions can be run in turn.
+commit: `git worktree add /tmp/old <commit>`), so two versions can be run in turn. As in
+`bench.run`, the clock starts when the rows are queued into a ready daemon; with
+`--from-launch`, when the daemon is started on rows queued before.
 
 Prints one JSON object per run: files/s, the CPU seconds of the supervisor, the workers
 and the PostgreSQL backends, and how many write-back statements the rows took.
@@ -23,11 +25,12 @@ from typing import Any
 from bench.db import Sql, bench_database, server
 from bench.run import (
     CORES,
+    ENQUEUE_BATCH,
     DaemonSpec,
     build_corpus,
     compile_bytecode,
     drop_schema,
-    enqueue_paths,
+    enqueuer,
     fill_noop_rows,
     run_mediad,
     table_stats,
@@ -37,6 +40,7 @@ KEYS = (
     "files_per_s",
     "steady_files_per_s",
     "seconds",
+    "ready_seconds",
     "cpu_seconds_supervisor",
     "cpu_seconds_workers",
     "cpu_seconds_db_backends",
@@ -55,6 +59,7 @@ def one_run(
     n: int,
     mediad: Path | None,
     settings: dict[str, str],
+    from_launch: bool,
 ) -> dict[str, Any]:
     schema = f"bench_e2e_{engine}_{n}"
     spec = DaemonSpec(
@@ -69,13 +74,20 @@ def one_run(
             "from mediad.cli import main; sys.exit(main())"
         )
         spec.argv = ("-c", code, "run")
+    log_path = work / f"{engine}-{n}.log"
     if engine == "noop":
         fill_noop_rows(dsn, sql, schema, len(paths))
+        result = run_mediad(sql, spec, len(paths), log_path)
     else:
-        enqueue_paths(dsn, schema, paths)
-    result = run_mediad(sql, spec, len(paths), work / f"{engine}-{n}.log")
+        with enqueuer(dsn, schema, paths, 10_000 if from_launch else ENQUEUE_BATCH) as enqueue:
+            if from_launch:
+                enqueue()
+                result = run_mediad(sql, spec, len(paths), log_path)
+            else:
+                result = run_mediad(sql, spec, len(paths), log_path, enqueue=enqueue)
     time.sleep(1.0)  # the stopped daemon's backends report their statistics
-    found = {key: result[key] for key in KEYS}
+    found = {key: result.get(key) for key in KEYS}
+    found["clock_from"] = result["clock_from"]
     found["table"] = table_stats(sql, schema)
     # Rows written by one statement share its transaction's now().
     found["write_statements"] = sql.one(
@@ -93,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", help="admin DSN (default: a throwaway pgserver)")
     parser.add_argument(
         "--mediad", type=Path, help="run the mediad package found in this directory"
+    )
+    parser.add_argument(
+        "--from-launch",
+        action="store_true",
+        help="queue the rows before starting the daemon and count its start (mediainfo "
+        "engine; the noop engine always does)",
     )
     parser.add_argument(
         "--set",
@@ -121,7 +139,17 @@ def main(argv: list[str] | None = None) -> int:
             sql = Sql(dsn)
             try:
                 for n in range(args.repeat):
-                    found = one_run(sql, dsn, work, paths, args.engine, n, args.mediad, settings)
+                    found = one_run(
+                        sql,
+                        dsn,
+                        work,
+                        paths,
+                        args.engine,
+                        n,
+                        args.mediad,
+                        settings,
+                        args.from_launch,
+                    )
                     print(json.dumps({"engine": args.engine, "round": n + 1, **found}), flush=True)
             finally:
                 sql.close()

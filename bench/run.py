@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,6 +209,8 @@ class Watch:
     backend_cpu: dict[int, float] = field(default_factory=dict)
     max_connections: int = 0
     distinct_backends: set[int] = field(default_factory=set)
+    # CPU already spent when the clock started (a daemon started before its work came).
+    _at_start: tuple[float, dict[int, float], dict[int, float]] = (0.0, {}, {})
 
     def sample(self, sql: Sql, exclude: set[int]) -> None:
         self.sampler.sample()
@@ -219,6 +221,57 @@ class Watch:
             cpu = cpu_seconds(pid)
             if cpu is not None:
                 self.backend_cpu[pid] = cpu
+
+    def start_clock(self, sql: Sql, exclude: set[int]) -> None:
+        """From now on: CPU and the machine's load count from here, not from the launch."""
+        self.sample(sql, exclude)
+        sampler = self.sampler
+        self._at_start = (sampler.supervisor_cpu, dict(sampler.worker_cpu), dict(self.backend_cpu))
+        self.clock = MachineClock()
+
+    def cpu(self) -> tuple[float, float, float]:
+        """CPU seconds since the clock started: (supervisor, workers, database backends)."""
+        supervisor, workers, backends = self._at_start
+        sampler = self.sampler
+        return (
+            sampler.supervisor_cpu - supervisor,
+            sum(cpu - workers.get(pid, 0.0) for pid, cpu in sampler.worker_cpu.items()),
+            sum(cpu - backends.get(pid, 0.0) for pid, cpu in self.backend_cpu.items()),
+        )
+
+
+def logged_ready(log_path: Path) -> bool:
+    """Has the daemon logged `ready` (every worker booted, libmediainfo loaded)?"""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        if '"ready"' in line:
+            with contextlib.suppress(ValueError):
+                if json.loads(line).get("event") == "ready":
+                    return True
+    return False
+
+
+def wait_ready(
+    sql: Sql,
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+    exclude: set[int],
+    timeout: float,
+) -> None:
+    """Until the daemon is ready and listens for new rows: work queued from then on is
+    noticed at once, as in a daemon that has been running for a while."""
+    deadline = time.monotonic() + timeout
+    while not (logged_ready(log_path) and sql.listening(exclude)):
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"mediad run exited with {process.returncode}:\n{log_tail(log_path)}"
+            )
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"mediad was not ready within {timeout:.0f} s")
+        time.sleep(0.02)
 
 
 def remaining(sql: Sql, schema: str) -> int:
@@ -237,9 +290,9 @@ def wait_all_finished(
     watch: Watch,
     timeout: float,
     log_path: Path,
+    exclude: set[int],
 ) -> None:
     deadline = time.monotonic() + timeout
-    exclude: set[int] = set()
     while True:
         if process.poll() is not None:
             raise RuntimeError(
@@ -271,18 +324,35 @@ def outcome_counts(sql: Sql, schema: str) -> dict[str, Any]:
     }
 
 
-def enqueue_paths(dsn: str, schema: str, paths: list[str]) -> float:
-    """Migrate, then queue every path with mediad's own enqueue (batches of 10,000)."""
+# Rows per statement when work comes to a ready daemon: what `mediad scan` queues at once.
+ENQUEUE_BATCH = 1000
+
+
+@contextlib.contextmanager
+def enqueuer(dsn: str, schema: str, paths: list[str], batch: int) -> Iterator[Callable[[], float]]:
+    """Migrates the schema, then gives a call that queues every path with mediad's own
+    enqueue, `batch` per statement, and returns the seconds it took. Its connection is
+    open before the call, so it can be told apart from the daemon's."""
     store = Store(dsn, schema)
     store.open()
     try:
         store.migrate()
-        started = time.perf_counter()
-        for start in range(0, len(paths), 10_000):
-            store.enqueue(paths[start : start + 10_000])
-        return time.perf_counter() - started
+
+        def enqueue() -> float:
+            started = time.perf_counter()
+            for start in range(0, len(paths), batch):
+                store.enqueue(paths[start : start + batch])
+            return time.perf_counter() - started
+
+        yield enqueue
     finally:
         store.close()
+
+
+def enqueue_paths(dsn: str, schema: str, paths: list[str]) -> float:
+    """Migrate, then queue every path (batches of 10,000); returns seconds."""
+    with enqueuer(dsn, schema, paths, 10_000) as enqueue:
+        return enqueue()
 
 
 def fill_noop_rows(dsn: str, sql: Sql, schema: str, count: int) -> None:
@@ -306,7 +376,8 @@ def daemon_result(
     elapsed = max(1e-9, (counts["last_at"] or started_wall) - started_wall)
     steady = max(1e-9, (counts["last_at"] or 0) - (counts["first_at"] or 0))
     sampler = watch.sampler
-    cpu = sampler.supervisor_cpu + sampler.worker_cpu_total()
+    supervisor_cpu, worker_cpu, backend_cpu = watch.cpu()
+    cpu = supervisor_cpu + worker_cpu
     return {
         "files": files,
         "workers": workers,
@@ -316,11 +387,11 @@ def daemon_result(
         "seconds": round(elapsed, 3),
         "files_per_s": rate(counts["done"] + counts["failed"], elapsed),
         "steady_files_per_s": rate(counts["done"] + counts["failed"] - 1, steady),
-        "cpu_seconds_supervisor": round(sampler.supervisor_cpu, 2),
-        "cpu_seconds_workers": round(sampler.worker_cpu_total(), 2),
-        "cpu_seconds_db_backends": round(sum(watch.backend_cpu.values()), 2),
+        "cpu_seconds_supervisor": round(supervisor_cpu, 2),
+        "cpu_seconds_workers": round(worker_cpu, 2),
+        "cpu_seconds_db_backends": round(backend_cpu, 2),
         "cpu_utilisation": round(cpu / (elapsed * CORES), 3),
-        **watch.clock.measure(cpu + sum(watch.backend_cpu.values())),
+        **watch.clock.measure(cpu + backend_cpu),
         "supervisor_rss_peak_mib": mib(sampler.supervisor_peak_kib()),
         "worker_rss_peak_mib": mib(sampler.worker_rss_max_kib),
         "worker_processes_seen": len(sampler.worker_pids),
@@ -336,19 +407,40 @@ def run_mediad(
     log_path: Path,
     latency_samples: int = 0,
     latency_paths: list[str] | None = None,
+    enqueue: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
-    """Start `mediad run` on queued rows, time it until every row is finished."""
+    """Time `mediad run` until every row is finished.
+
+    Without `enqueue`, the rows are queued before the launch and the clock starts with
+    it: the daemon's start counts. With `enqueue`, the daemon starts on an empty queue,
+    and the clock starts when `enqueue` is called, once the daemon is ready: a daemon
+    runs for weeks, and this is the path of a file, from its enqueue to its row written
+    back. `ready_seconds` says what the start costs.
+    """
     timeout = max(120.0, files / 20)
+    # The enqueuer's connections, open already, are not the daemon's.
+    exclude = set(sql.daemon_backends(set()))
+    launched = time.monotonic()
     started_wall = time.time()
     with daemon(spec, log_path) as process:
         watch = Watch(TreeSampler(process.pid))
-        wait_all_finished(sql, spec.schema, process, watch, timeout, log_path)
+        ready_seconds = None
+        if enqueue is not None:
+            wait_ready(sql, process, log_path, exclude, timeout)
+            ready_seconds = round(time.monotonic() - launched, 3)
+            watch.start_clock(sql, exclude)
+            started_wall = time.time()
+            enqueue()
+        wait_all_finished(sql, spec.schema, process, watch, timeout, log_path, exclude)
         result = daemon_result(sql, spec.schema, watch, started_wall, spec.workers, files)
+        result["clock_from"] = "launch" if enqueue is None else "enqueue into a ready daemon"
+        if ready_seconds is not None:
+            result["ready_seconds"] = ready_seconds
         if latency_samples and latency_paths:
             result["insert_to_done"] = insert_to_done(
                 sql, spec.schema, latency_paths[:latency_samples], process, log_path
             )
-            watch.sample(sql, set())
+            watch.sample(sql, exclude)
             result["db_connections_max"] = watch.max_connections
             result["db_backends_distinct"] = len(watch.distinct_backends)
     return result
@@ -383,18 +475,23 @@ def insert_to_done(
 
 
 def run_ideal(paths: list[str], workers: int, options: Any) -> dict[str, Any]:
+    """The pool is started and booted (libmediainfo loaded) before the clock starts, as
+    mediad's workers are when its work comes (run_mediad)."""
     ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Queue()
     cpu_before = children_cpu()
-    clock = MachineClock()
-    started = time.perf_counter()
     done = 0
-    with ctx.Pool(workers, initializer=ideal.init, initargs=(options,)) as pool:
+    with ctx.Pool(workers, initializer=ideal.init, initargs=(options, ready)) as pool:
+        # The CPU of the workers' boots: not the files'.
+        boot_cpu = sum(ready.get(timeout=120) for _ in range(workers))
+        clock = MachineClock()
+        started = time.perf_counter()
         for outcome in pool.imap_unordered(ideal.extract_one, paths, chunksize=16):
             done += ideal.is_done(outcome)
         pool.close()
         pool.join()
     elapsed = time.perf_counter() - started
-    cpu = children_cpu() - cpu_before
+    cpu = children_cpu() - cpu_before - boot_cpu
     load = clock.measure(cpu)
     return {
         "files": len(paths),
@@ -763,22 +860,52 @@ def table_stats(sql: Sql, schema: str) -> dict[str, Any]:
 
 
 def mediad_round(
-    ctx: Context, n: int, latency: bool, library_file: str | None = None
+    ctx: Context,
+    n: int,
+    latency: bool,
+    library_file: str | None = None,
+    from_launch: bool = False,
 ) -> dict[str, Any]:
-    """`library_file`: run the daemon on that libmediainfo (extract.library_file)."""
+    """`library_file`: run the daemon on that libmediainfo (extract.library_file).
+    `from_launch`: queue the rows first, and count the daemon's start (see run_mediad)."""
     name = f"e2e_{n}" if library_file is None else f"e2e_cli_library_{n}"
+    if from_launch:
+        name += "_from_launch"
     spec = ctx.spec(f"bench_{name}", "mediainfo")
     on = ""
     if library_file is not None:
         spec.extra["MEDIAD_EXTRACT_LIBRARY_FILE"] = library_file
         on = f", on the CLI's libmediainfo {library_file}"
     paths = ctx.paths
-    say(f"mediad end to end{on}: enqueue {len(paths):,} paths, then `mediad run` (round {n + 1})")
-    enqueue_seconds = enqueue_paths(ctx.dsn, spec.schema, paths)
     samples = ctx.args.latency_samples if latency else 0
-    run = run_mediad(ctx.sql, spec, len(paths), ctx.work / f"{name}.log", samples, ctx.extra_paths)
-    run["enqueue_seconds"] = round(enqueue_seconds, 3)
-    run["enqueue_paths_per_s"] = rate(len(paths), enqueue_seconds)
+    log_path = ctx.work / f"{name}.log"
+    batch = 10_000 if from_launch else ENQUEUE_BATCH
+    enqueued: list[float] = []
+    with enqueuer(ctx.dsn, spec.schema, paths, batch) as enqueue:
+        if from_launch:
+            say(
+                f"mediad from its launch{on}: {len(paths):,} paths queued, then `mediad run` "
+                f"(round {n + 1})"
+            )
+            enqueued.append(enqueue())
+            run = run_mediad(ctx.sql, spec, len(paths), log_path, samples, ctx.extra_paths)
+        else:
+            say(
+                f"mediad end to end{on}: `mediad run`, then enqueue {len(paths):,} paths "
+                f"(round {n + 1})"
+            )
+            run = run_mediad(
+                ctx.sql,
+                spec,
+                len(paths),
+                log_path,
+                samples,
+                ctx.extra_paths,
+                enqueue=lambda: enqueued.append(enqueue()),
+            )
+    run["enqueue_seconds"] = round(enqueued[0], 3)
+    run["enqueue_paths_per_s"] = rate(len(paths), enqueued[0])
+    run["enqueue_batch"] = batch
     time.sleep(1.0)  # the stopped daemon's backends report their statistics
     run["table"] = table_stats(ctx.sql, spec.schema)
     drop_schema(ctx.sql, spec.schema)
@@ -839,6 +966,10 @@ def throughput(ctx: Context, results: dict[str, Any]) -> None:
 
     def mediad_run(n: int) -> None:
         runs.setdefault("mediad", []).append(mediad_round(ctx, n, latency=n == 0))
+        # The same files with the daemon's start counted, right after (see run_mediad).
+        runs.setdefault("mediad_from_launch", []).append(
+            mediad_round(ctx, n, latency=False, from_launch=True)
+        )
 
     def mediad_cli_library_run(n: int) -> None:
         if cli_library is not None:
@@ -1020,6 +1151,12 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
             mediad["files_per_s"] / same_library["files_per_s"], 3
         )
         _by_round(found, "mediad_over_mediainfo_same_library", mediad, same_library)
+    from_launch = results.get("mediad_from_launch")
+    if batched and from_launch:
+        found["mediad_from_launch_over_mediainfo_batched"] = round(
+            from_launch["files_per_s"] / batched["files_per_s"], 3
+        )
+        _by_round(found, "mediad_from_launch_over_mediainfo_batched", from_launch, batched)
     on_cli_library = results.get("mediad_cli_library")
     if batched and on_cli_library:
         found["mediad_on_cli_library_over_mediainfo_batched"] = round(
@@ -1107,15 +1244,27 @@ def _throughput_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     add(
         "mediad end to end",
         m,
-        f"steady {m['steady_files_per_s']:,.0f}/s; RSS sup {m['supervisor_rss_peak_mib']} MiB,"
-        f" worker {m['worker_rss_peak_mib']} MiB; db cpu {m['cpu_seconds_db_backends']} s",
+        f"enqueue -> written back, ready daemon; steady {m['steady_files_per_s']:,.0f}/s; "
+        f"RSS sup {m['supervisor_rss_peak_mib']} MiB, worker {m['worker_rss_peak_mib']} MiB; "
+        f"db cpu {m['cpu_seconds_db_backends']} s",
+    )
+    launch = results.get("mediad_from_launch")
+    add(
+        "mediad from its launch",
+        launch,
+        f"rows queued first, the daemon's start counted (ready after "
+        f"{m.get('ready_seconds', float('nan')):.2f} s)",
     )
     add(
         "mediad end to end, the CLI's lib",
         results.get("mediad_cli_library"),
         f"the same on {(results['environment'].get('mediad_on_cli_library') or {}).get('library')}",
     )
-    add("ideal multiprocessing.Pool", results["ideal"], "same extract(), same options, no db")
+    add(
+        "ideal multiprocessing.Pool",
+        results["ideal"],
+        "same extract(), same options, no db; pool booted first",
+    )
     if results.get("mediainfo_batched"):
         add(
             "mediainfo CLI batched",
@@ -1171,6 +1320,7 @@ def report(results: dict[str, Any]) -> None:
         name
         for name in (
             "mediad",
+            "mediad_from_launch",
             "mediad_cli_library",
             "ideal",
             "mediainfo_batched",
