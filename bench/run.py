@@ -946,56 +946,76 @@ def least_disturbed(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+Step = Callable[[int], dict[str, Any]]
+
+
+def _cli_step(
+    ctx: Context, title: str, paths: list[str], per_call: int, env: dict[str, str] | None = None
+) -> Step:
+    def step(n: int) -> dict[str, Any]:
+        say(f"{title} (round {n + 1})")
+        return run_cli(ctx.args.mediainfo, paths, ctx.args.workers, per_call, env)
+
+    return step
+
+
 def throughput(ctx: Context, results: dict[str, Any]) -> None:
-    """Every contender, `--repeat` times, in alternating order; keeps the least disturbed."""
+    """Every contender, `--repeat` times, in alternating order; keeps the least disturbed.
+
+    The contenders that a target compares run next to each other (mediad between the
+    ideal pool and the batched CLI): this host's speed drifts over minutes, and a ratio
+    of two runs a minute apart carried that drift (docs/benchmarks.md, seventh session).
+    """
     args, paths = ctx.args, ctx.paths
     options = extract_options(load_config(None, environ=ctx.spec("x", "mediainfo").env()))
-    runs: dict[str, list[dict[str, Any]]] = {}
     same_library = _cli_on_mediads_library(ctx, options, results)
     cli_library = _mediad_on_the_clis_library(ctx, options, results)
 
-    def ideal_run(n: int) -> None:
+    def ideal_step(n: int) -> dict[str, Any]:
         say(f"ideal multiprocessing.Pool over {len(paths):,} files, {args.workers} processes")
-        runs.setdefault("ideal", []).append(run_ideal(paths, args.workers, options))
+        return run_ideal(paths, args.workers, options)
 
-    def cli_run(n: int) -> None:
-        if not args.mediainfo:
-            return
-        say(f"mediainfo CLI batched ({CLI_BATCH} files per call, {args.workers} at once)")
-        runs.setdefault("mediainfo_batched", []).append(
-            run_cli(args.mediainfo, paths, args.workers, CLI_BATCH)
-        )
-        if same_library is not None:
-            say(f"mediainfo CLI batched on mediad's libmediainfo {same_library.version}")
-            runs.setdefault("mediainfo_same_library", []).append(
-                run_cli(args.mediainfo, paths, args.workers, CLI_BATCH, same_library.env)
-            )
+    steps: list[tuple[str, Step | None]] = [
+        ("ideal", ideal_step),
+        ("mediad", lambda n: mediad_round(ctx, n, latency=n == 0)),
+    ]
+    if args.mediainfo:
+        batched = f"mediainfo CLI batched ({CLI_BATCH} files per call, {args.workers} at once)"
+        steps += [
+            ("mediainfo_batched", _cli_step(ctx, batched, paths, CLI_BATCH)),
+            (
+                "mediainfo_same_library",
+                None
+                if same_library is None
+                else _cli_step(
+                    ctx,
+                    f"mediainfo CLI batched on mediad's libmediainfo {same_library.version}",
+                    paths,
+                    CLI_BATCH,
+                    same_library.env,
+                ),
+            ),
+        ]
+    steps += [
+        (
+            "mediad_cli_library",
+            None
+            if cli_library is None
+            else lambda n: mediad_round(ctx, n, latency=False, library_file=cli_library),
+        ),
+        # The daemon's start counted (see run_mediad): not a target, beside mediad's.
+        ("mediad_from_launch", lambda n: mediad_round(ctx, n, latency=False, from_launch=True)),
+    ]
+    if args.mediainfo:
         subset = paths[: max(1, min(len(paths), args.single_files))]
-        say(f"mediainfo CLI once per file ({len(subset):,} files)")
-        runs.setdefault("mediainfo_single", []).append(
-            run_cli(args.mediainfo, subset, args.workers, 1)
-        )
-
-    def mediad_run(n: int) -> None:
-        runs.setdefault("mediad", []).append(mediad_round(ctx, n, latency=n == 0))
-        # The same files with the daemon's start counted, right after (see run_mediad).
-        runs.setdefault("mediad_from_launch", []).append(
-            mediad_round(ctx, n, latency=False, from_launch=True)
-        )
-
-    def mediad_cli_library_run(n: int) -> None:
-        if cli_library is not None:
-            runs.setdefault("mediad_cli_library", []).append(
-                mediad_round(ctx, n, latency=False, library_file=cli_library)
-            )
-
-    def noop_run(n: int) -> None:
-        runs.setdefault("noop", []).append(noop_round(ctx, n))
-
-    order = [ideal_run, cli_run, mediad_cli_library_run, mediad_run, noop_run]
+        title = f"mediainfo CLI once per file ({len(subset):,} files)"
+        steps.append(("mediainfo_single", _cli_step(ctx, title, subset, 1)))
+    steps.append(("noop", lambda n: noop_round(ctx, n)))
+    order = [(name, step) for name, step in steps if step is not None]
+    runs: dict[str, list[dict[str, Any]]] = {}
     for n in range(args.repeat):
-        for step in order if n % 2 == 0 else order[::-1]:
-            step(n)
+        for name, step in order if n % 2 == 0 else order[::-1]:
+            runs.setdefault(name, []).append(step(n))
     for name, found in runs.items():
         results[name] = least_disturbed(found)
     # Measured once, in the first round: keep it whichever round is reported.
