@@ -42,7 +42,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check mediad tests $(wildcard bench)
 
 typecheck: $(STAMP)
-	$(BIN)/mypy mediad
+	$(BIN)/mypy mediad $(wildcard bench)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

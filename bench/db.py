@@ -28,7 +28,7 @@ def server(admin_dsn: str | None) -> Iterator[tuple[str, str]]:
 
         # Not under a 0700 directory: as root, pgserver runs postgres as its own user.
         pgdata = Path(tempfile.mkdtemp(prefix="mediad-bench-pg-"))
-        handle = pgserver.get_server(pgdata, cleanup_mode="delete")
+        handle = pgserver.get_server(pgdata, cleanup_mode="delete")  # type: ignore[attr-defined]
     try:
         yield handle.get_uri("postgres"), "throwaway pgserver"
     finally:
