@@ -821,6 +821,23 @@ def git_describe() -> str:
     return f"{head}{' + uncommitted changes in mediad/' if dirty else ''}"
 
 
+def python_interpreter() -> dict[str, Any]:
+    """Which CPython runs mediad and the ideal pool, and whether it is linked to a shared
+    libpython: such a build without profile-guided optimisation (pyenv's default) runs
+    mediad's own Python code about 30 % slower than Debian's static, optimised
+    python3.11 (docs/benchmarks.md, seventh session). Build flags themselves cannot be
+    read back reliably (Debian's sysconfig describes its shared build)."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        maps = ""
+    return {
+        "executable": sys.executable,
+        "base": sys.base_prefix,
+        "shared_libpython": "libpython" in maps,
+    }
+
+
 def environment(
     args: argparse.Namespace, sql: Sql, server_kind: str, env: dict[str, str], originals: list[str]
 ) -> dict[str, Any]:
@@ -840,6 +857,7 @@ def environment(
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "python_interpreter": python_interpreter(),
         "pymediainfo": pymediainfo.__version__,
         "libmediainfo": ".".join(str(v) for v in pymediainfo.MediaInfo._get_library()[3]),
         "mediainfo_cli": mediainfo_version(args.mediainfo) if args.mediainfo else None,
@@ -1351,12 +1369,15 @@ def print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 def report(results: dict[str, Any]) -> None:
     env = results["environment"]
+    interpreter = env["python_interpreter"]
+    shared = "shared" if interpreter["shared_libpython"] else "static"
     print(
         f"\nmediad benchmark: {env['cores']} cores ({env['cpu_model']}), PostgreSQL "
         f"{env['postgresql']} ({env['server']}), libmediainfo {env['libmediainfo']}, "
         f"mediainfo CLI {env['mediainfo_cli'] or 'not installed'}, "
         f"parse_speed {env['parse_speed']}, workers {results['workers']}, "
-        f"mediad {env['mediad_commit']}\n"
+        f"mediad {env['mediad_commit']}, Python {env['python']} from "
+        f"{interpreter['base']} ({shared} libpython)\n"
     )
     print_table(
         ("run", "files", "seconds", "files/s", "cpu", "other load", "notes"),
