@@ -156,10 +156,11 @@ def open_checked(path: str, options: ExtractOptions) -> Opened | Failure:
 def _open_regular(
     resolved: str, roots: tuple[str, ...], no_symlinks: Callable[[str, int], int] | None
 ) -> Opened | Failure:
-    """Open `resolved` if it is a regular file, and check that the descriptor is the file
-    that was checked, still under the roots. `no_symlinks`: the open that refuses every
-    symbolic link (a canonical path, not resolved), after which the descriptor is at
-    `resolved` by construction; otherwise where it points is read back from /proc."""
+    """Open `resolved`, already confined to the roots by the caller, if it is a regular
+    file, and check that the descriptor is the file that was checked, still under the
+    roots. `no_symlinks`: the open that refuses every symbolic link (a canonical path,
+    not resolved), after which the descriptor is at `resolved` by construction;
+    otherwise where it points is read back from /proc."""
     try:
         before = os.stat(resolved, follow_symlinks=False)
     except OSError as exc:
@@ -183,7 +184,8 @@ def _open_regular(
         os.close(fd)
         return _errno_failure(exc, "cannot stat the opened file", resolved)
     swapped = (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino)
-    if not stat.S_ISREG(opened.st_mode) or swapped or not under_roots(actual, roots):
+    moved = actual != resolved and not under_roots(actual, roots)
+    if not stat.S_ISREG(opened.st_mode) or swapped or moved:
         os.close(fd)
         return Failure(
             FailureClass.NOT_REGULAR,

@@ -491,6 +491,34 @@ def test_a_file_swapped_between_the_check_and_the_open_is_refused(
     assert "swapped" in failure.message
 
 
+def test_a_folder_swapped_for_a_link_out_of_the_roots_before_the_open_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The full way resolves, then opens: a folder on the way replaced by a link to the
+    same file seen from outside the roots (a hard link: the inode checked is the one
+    opened) still leaves the descriptor outside, and it is not read."""
+    base = Path(os.path.realpath(tmp_path))
+    root, outside = base / "root", base / "outside"
+    (root / "sub").mkdir(parents=True)
+    (outside / "sub").mkdir(parents=True)
+    (root / "sub" / "f.mp3").write_bytes(b"checked")
+    os.link(root / "sub" / "f.mp3", outside / "sub" / "f.mp3")
+    real_open = os.open
+
+    def swapping_open(name: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if name == f"{root}/sub/f.mp3":
+            os.rename(root / "sub", root / "sub-before")
+            (root / "sub").symlink_to(outside / "sub")
+        return real_open(name, flags, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(extractor, "open_no_symlinks", None)  # the full way
+        patch.setattr(os, "open", swapping_open)
+        outcome = extractor.open_checked(f"{root}/sub/f.mp3", ExtractOptions(roots=(str(root),)))
+    failure = _failed(outcome, FailureClass.NOT_REGULAR)
+    assert "swapped" in failure.message
+
+
 # --- hostile bytes ----------------------------------------------------------------------
 
 
