@@ -213,7 +213,7 @@ class Watch:
     max_connections: int = 0
     distinct_backends: set[int] = field(default_factory=set)
     # CPU already spent when the clock started (a daemon started before its work came).
-    _at_start: tuple[float, dict[int, float], dict[int, float]] = (0.0, {}, {})
+    _at_start: tuple[float, dict[int, float], dict[int, float]] | None = None
 
     def sample(self, sql: Sql, exclude: set[int]) -> None:
         self.sampler.sample()
@@ -234,7 +234,7 @@ class Watch:
 
     def cpu(self) -> tuple[float, float, float]:
         """CPU seconds since the clock started: (supervisor, workers, database backends)."""
-        supervisor, workers, backends = self._at_start
+        supervisor, workers, backends = self._at_start or (0.0, {}, {})
         sampler = self.sampler
         return (
             sampler.supervisor_cpu - supervisor,
@@ -413,7 +413,7 @@ def run_mediad(
     log_path: Path,
     latency_samples: int = 0,
     latency_paths: list[str] | None = None,
-    enqueue: Callable[[], object] | None = None,
+    enqueue: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """Time `mediad run` until every row is finished.
 
@@ -421,7 +421,8 @@ def run_mediad(
     it: the daemon's start counts. With `enqueue`, the daemon starts on an empty queue,
     and the clock starts when `enqueue` is called, once the daemon is ready: a daemon
     runs for weeks, and this is the path of a file, from its enqueue to its row written
-    back. `ready_seconds` says what the start costs.
+    back. `ready_seconds` says what the start costs, `enqueue_seconds` what `enqueue`
+    took (it returns that).
     """
     timeout = max(120.0, files / 20)
     # The enqueuer's connections, open already, are not the daemon's.
@@ -430,24 +431,20 @@ def run_mediad(
     started_wall = time.time()
     with daemon(spec, log_path) as process:
         watch = Watch(TreeSampler(process.pid))
-        ready_seconds = None
+        ready_seconds = enqueue_seconds = None
         if enqueue is not None:
-            listens = spec.env().get("MEDIAD_DATABASE_LISTEN", "true").lower() not in (
-                "0",
-                "false",
-                "no",
-                "off",
-            )
+            listens = load_config(None, environ=spec.env()).database.listen
             wait_ready(sql, process, log_path, exclude, timeout, listens)
             ready_seconds = round(time.monotonic() - launched, 3)
             watch.start_clock(sql, exclude)
             started_wall = time.time()
-            enqueue()
+            enqueue_seconds = enqueue()
         wait_all_finished(sql, spec.schema, process, watch, timeout, log_path, exclude)
         result = daemon_result(sql, spec.schema, watch, started_wall, spec.workers, files)
         result["clock_from"] = "launch" if enqueue is None else "enqueue into a ready daemon"
         if ready_seconds is not None:
             result["ready_seconds"] = ready_seconds
+            result["enqueue_seconds"] = enqueue_seconds
         if latency_samples and latency_paths:
             result["insert_to_done"] = insert_to_done(
                 sql, spec.schema, latency_paths[:latency_samples], process, log_path
@@ -923,31 +920,25 @@ def mediad_round(
     samples = ctx.args.latency_samples if latency else 0
     log_path = ctx.work / f"{name}.log"
     batch = 10_000 if from_launch else ENQUEUE_BATCH
-    enqueued: list[float] = []
     with enqueuer(ctx.dsn, spec.schema, paths, batch) as enqueue:
         if from_launch:
             say(
                 f"mediad from its launch{on}: {len(paths):,} paths queued, then `mediad run` "
                 f"(round {n + 1})"
             )
-            enqueued.append(enqueue())
+            enqueue_seconds = enqueue()
             run = run_mediad(ctx.sql, spec, len(paths), log_path, samples, ctx.extra_paths)
+            run["enqueue_seconds"] = enqueue_seconds
         else:
             say(
                 f"mediad end to end{on}: `mediad run`, then enqueue {len(paths):,} paths "
                 f"(round {n + 1})"
             )
             run = run_mediad(
-                ctx.sql,
-                spec,
-                len(paths),
-                log_path,
-                samples,
-                ctx.extra_paths,
-                enqueue=lambda: enqueued.append(enqueue()),
+                ctx.sql, spec, len(paths), log_path, samples, ctx.extra_paths, enqueue=enqueue
             )
-    run["enqueue_seconds"] = round(enqueued[0], 3)
-    run["enqueue_paths_per_s"] = rate(len(paths), enqueued[0])
+    run["enqueue_seconds"] = round(run["enqueue_seconds"], 3)
+    run["enqueue_paths_per_s"] = rate(len(paths), run["enqueue_seconds"])
     run["enqueue_batch"] = batch
     time.sleep(1.0)  # the stopped daemon's backends report their statistics
     run["table"] = table_stats(ctx.sql, spec.schema)
@@ -1006,46 +997,36 @@ def throughput(ctx: Context, results: dict[str, Any]) -> None:
         say(f"ideal multiprocessing.Pool over {len(paths):,} files, {args.workers} processes")
         return run_ideal(paths, args.workers, options)
 
-    steps: list[tuple[str, Step | None]] = [
+    steps: list[tuple[str, Step]] = [
         ("ideal", ideal_step),
         ("mediad", lambda n: mediad_round(ctx, n, latency=n == 0)),
     ]
     if args.mediainfo:
-        batched = f"mediainfo CLI batched ({CLI_BATCH} files per call, {args.workers} at once)"
-        steps += [
-            ("mediainfo_batched", _cli_step(ctx, batched, paths, CLI_BATCH)),
+        title = f"mediainfo CLI batched ({CLI_BATCH} files per call, {args.workers} at once)"
+        steps.append(("mediainfo_batched", _cli_step(ctx, title, paths, CLI_BATCH)))
+        if same_library is not None:
+            title = f"mediainfo CLI batched on mediad's libmediainfo {same_library.version}"
+            step = _cli_step(ctx, title, paths, CLI_BATCH, same_library.env)
+            steps.append(("mediainfo_same_library", step))
+    if cli_library is not None:
+        steps.append(
             (
-                "mediainfo_same_library",
-                None
-                if same_library is None
-                else _cli_step(
-                    ctx,
-                    f"mediainfo CLI batched on mediad's libmediainfo {same_library.version}",
-                    paths,
-                    CLI_BATCH,
-                    same_library.env,
-                ),
-            ),
-        ]
-    steps += [
-        (
-            "mediad_cli_library",
-            None
-            if cli_library is None
-            else lambda n: mediad_round(ctx, n, latency=False, library_file=cli_library),
-        ),
-        # The daemon's start counted (see run_mediad): not a target, beside mediad's.
-        ("mediad_from_launch", lambda n: mediad_round(ctx, n, latency=False, from_launch=True)),
-    ]
+                "mediad_cli_library",
+                lambda n: mediad_round(ctx, n, latency=False, library_file=cli_library),
+            )
+        )
+    # The daemon's start counted (see run_mediad): not a target, beside mediad's.
+    steps.append(
+        ("mediad_from_launch", lambda n: mediad_round(ctx, n, latency=False, from_launch=True))
+    )
     if args.mediainfo:
         subset = paths[: max(1, min(len(paths), args.single_files))]
         title = f"mediainfo CLI once per file ({len(subset):,} files)"
         steps.append(("mediainfo_single", _cli_step(ctx, title, subset, 1)))
     steps.append(("noop", lambda n: noop_round(ctx, n)))
-    order = [(name, step) for name, step in steps if step is not None]
     runs: dict[str, list[dict[str, Any]]] = {}
     for n in range(args.repeat):
-        for name, step in order if n % 2 == 0 else order[::-1]:
+        for name, step in steps if n % 2 == 0 else steps[::-1]:
             runs.setdefault(name, []).append(step(n))
     for name, found in runs.items():
         results[name] = least_disturbed(found)

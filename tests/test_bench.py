@@ -122,7 +122,9 @@ def test_benchmark_runs_on_a_tiny_corpus_and_prints_every_row(
     # from the launch of a daemon whose rows were queued first.
     assert data["mediad"]["clock_from"] == "enqueue into a ready daemon"
     assert data["mediad"]["ready_seconds"] > 0
-    assert data["mediad"]["enqueue_batch"] == 1000
+    # Both ways say how long queueing the 200 paths took (mediad's own enqueue).
+    assert data["mediad"]["enqueue_seconds"] > 0
+    assert data["mediad_from_launch"]["enqueue_seconds"] > 0
     assert data["mediad_from_launch"]["clock_from"] == "launch"
     assert data["mediad_from_launch"]["done"] == 200
     # What the ready daemon's clock leaves out: the supervisor's start (its imports alone
