@@ -822,7 +822,7 @@ def python_interpreter() -> dict[str, Any]:
     """Which CPython runs mediad and the ideal pool, and whether it is linked to a shared
     libpython: such a build without profile-guided optimisation (pyenv's default) runs
     mediad's own Python code about 30 % slower than Debian's static, optimised
-    python3.11 (docs/benchmarks.md, seventh session). Build flags themselves cannot be
+    python3.11 (docs/benchmarks.md, "The interpreter"). Build flags themselves cannot be
     read back reliably (Debian's sysconfig describes its shared build)."""
     try:
         maps = Path("/proc/self/maps").read_text()
@@ -986,7 +986,7 @@ def throughput(ctx: Context, results: dict[str, Any]) -> None:
 
     mediad runs between the two contenders its main targets compare it with, the ideal
     pool and the batched CLI: this host's speed drifts over minutes, and a ratio of two
-    runs a minute apart carried that drift (docs/benchmarks.md, seventh session).
+    runs a minute apart carried that drift (docs/benchmarks.md, "Noise").
     """
     args, paths = ctx.args, ctx.paths
     options = extract_options(load_config(None, environ=ctx.spec("x", "mediainfo").env()))
