@@ -674,6 +674,13 @@ def test_run_applies_the_attach_config_and_refuses_a_changed_mapping(
     again.wait_started()
     assert again.stop() == 0
     assert sql(f'SELECT count(*) FROM "{schema}".sources') == [(1,)]
+    # A path_prefix is part of the mapping: adding one is a change too.
+    config.write_text(
+        f'[attach."{table}"]\nid = "id"\npath = "path"\nmetadata = "metadata"\n'
+        f'summary_prefix = "media_"\npath_prefix = "{tmp_path}"\n'
+    )
+    prefixed = mediad("run", "--config", str(config), env=mediad_env, timeout=60)
+    assert prefixed.returncode == 2 and "another mapping" in prefixed.stderr
     config.write_text(f'[attach."{table}"]\nid = "id"\npath = "title"\n')
     refused = mediad("run", "--config", str(config), env=mediad_env, timeout=60)
     assert refused.returncode == 2
