@@ -16,6 +16,7 @@ from psycopg import sql
 from psycopg.adapt import PyFormat
 
 from mediad.errors import UsageError
+from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable
 from mediad.summary import COLUMNS
 
 # mediad's type for each summary key (the array types the write-back binds), and the
@@ -70,6 +71,7 @@ class Source:
     summary_prefix: str | None = None
     summary_columns: tuple[str, ...] = ()
     skip_existing: bool = True
+    path_prefix: str | None = None  # normalised by prefix(): absolute, no trailing slash
     id: int = 0
     backfill_after: str | None = None
     backfilled: bool = False
@@ -87,6 +89,7 @@ class Source:
             "summary_prefix": self.summary_prefix,
             "summary_columns": list(self.summary_columns),
             "skip_existing": self.skip_existing,
+            "path_prefix": self.path_prefix,
         }
 
     def with_id(self, source_id: int) -> Source:
@@ -100,6 +103,7 @@ class Source:
             self.metadata_column,
             self.summary_prefix or None,
             self.skip_existing,
+            self.path_prefix,
         )
 
     def summary_keys(self) -> list[tuple[str, str]]:
@@ -121,6 +125,7 @@ class Source:
             summary_prefix=row["summary_prefix"],
             summary_columns=tuple(row["summary_columns"] or ()),
             skip_existing=row["skip_existing"],
+            path_prefix=row["path_prefix"],
             id=row["id"],
             backfill_after=row["backfill_after"],
             backfilled=row["backfilled_at"] is not None,
@@ -142,6 +147,7 @@ def plan(
     metadata_column: str | None = None,
     summary_prefix: str | None = None,
     skip_existing: bool = True,
+    path_prefix: str | None = None,
 ) -> Plan:
     """Check a mapping against the table's columns; UsageError names everything missing."""
     name = table["qualified"]
@@ -186,8 +192,31 @@ def plan(
         summary_prefix=summary_prefix or None,
         summary_columns=tuple(summary),
         skip_existing=skip_existing,
+        path_prefix=prefix(path_prefix) if path_prefix else None,
     )
     return Plan(source, tuple(ignored))
+
+
+def prefix(directory: str) -> str:
+    """--path-prefix as recorded: absolute, without trailing slash (but for "/")."""
+    if not directory.startswith("/"):
+        raise UsageError(
+            f"--path-prefix {directory!r}: must be an absolute directory (start with /)"
+        )
+    if not is_storable(directory):
+        raise UsageError(f"--path-prefix {escaped(directory)!r}: {UNSTORABLE_MESSAGE}")
+    return directory.rstrip("/") or "/"
+
+
+def full_path(source: Source, path: sql.Composable) -> sql.Composable:
+    """The path mediad opens for the application's `path` (text): the prefix joined to a
+    relative one. Without a prefix a relative path stays as it is, and fails bad_path."""
+    if source.path_prefix is None:
+        return path
+    root = source.path_prefix.rstrip("/") + "/"
+    return sql.SQL("CASE WHEN left({path}, 1) = '/' THEN {path} ELSE {root} || {path} END").format(
+        path=path, root=sql.Literal(root)
+    )
 
 
 def summary_columns(by_name: Mapping[str, Column], prefix: str) -> tuple[list[str], list[str]]:
@@ -254,19 +283,40 @@ def create_function(schema: str, source: Source) -> sql.Composed:
 
     SECURITY DEFINER with a fixed search_path: the application's role needs no privilege
     on mediad's schema for its own writes to queue work.
+
+    A changed id moves the queue row with its state (a running extraction is written back
+    under the new id). The move is skipped when another row took the old id in the same
+    statement (a swap or a chain of renumbers): each row then gets the queue row already
+    at its new id, re-queued if it names another file, or a fresh one.
     """
     skip = ""
     if source.skip_existing and source.metadata_column:
         skip = """
-    IF TG_OP = 'INSERT' AND NEW.{meta} IS NOT NULL THEN
+    IF NEW.{meta} IS NOT NULL AND (TG_OP = 'INSERT' OR NOT (path_changed OR queued)) THEN
         RETURN NULL;  -- skip-existing: the application already has its metadata
     END IF;"""
     body = _raw(
         """
+DECLARE
+    path_changed boolean := true;
+    queued boolean := false;
 BEGIN
     IF TG_OP = 'DELETE' THEN
         DELETE FROM {files} WHERE source_id = {sid} AND source_row = OLD.{id}::text;
         RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        path_changed := OLD.{path} IS DISTINCT FROM NEW.{path};
+        IF OLD.{id} IS DISTINCT FROM NEW.{id}
+           AND NOT EXISTS (SELECT 1 FROM {table} AS a WHERE a.{id} = OLD.{id}) THEN
+            UPDATE {files} AS f SET source_row = NEW.{id}::text
+            WHERE f.source_id = {sid} AND f.source_row = OLD.{id}::text
+              AND NOT EXISTS (SELECT 1 FROM {files} AS g
+                              WHERE g.source_id = {sid} AND g.source_row = NEW.{id}::text);
+            DELETE FROM {files} WHERE source_id = {sid} AND source_row = OLD.{id}::text;
+        END IF;
+        queued := EXISTS (SELECT 1 FROM {files} AS g
+                          WHERE g.source_id = {sid} AND g.source_row = NEW.{id}::text);
     END IF;
     IF NEW.{path} IS NULL OR NEW.{path}::text = '' THEN
         DELETE FROM {files} WHERE source_id = {sid} AND source_row = NEW.{id}::text;
@@ -275,20 +325,23 @@ BEGIN
         + skip
         + """
     INSERT INTO {files} AS f (source_id, source_row, source_path)
-    VALUES ({sid}, NEW.{id}::text, NEW.{path}::text)
+    VALUES ({sid}, NEW.{id}::text, {full})
     ON CONFLICT (source_id, source_row) WHERE source_id IS NOT NULL DO UPDATE
         SET source_path = EXCLUDED.source_path,
             """
         + _REQUEUE
-        + """;
+        + """
+        WHERE path_changed OR f.source_path IS DISTINCT FROM EXCLUDED.source_path;
     RETURN NULL;
 END
 """
     ).format(
         files=_files(schema),
+        table=app_table(source),
         sid=sql.Literal(source.id),
         id=sql.Identifier(source.id_column),
         path=sql.Identifier(source.path_column),
+        full=full_path(source, sql.SQL("NEW.{}::text").format(sql.Identifier(source.path_column))),
         meta=sql.Identifier(source.metadata_column or "-"),
     )
     tag = _dollar_tag(body)
@@ -323,13 +376,17 @@ def create_triggers(schema: str, source: Source) -> list[sql.Composed]:
             function=sql.Identifier(schema, function_name(source)),
         )
 
-    path = sql.Identifier(source.path_column)
+    path, ident = sql.Identifier(source.path_column), sql.Identifier(source.id_column)
     return [
         one("", sql.SQL("INSERT OR DELETE"), sql.SQL("")),
+        # Named _path since it first followed the path alone; detach drops it by that name.
         one(
             "_path",
-            sql.SQL("UPDATE OF {}").format(path),
-            sql.SQL("\nWHEN (OLD.{path} IS DISTINCT FROM NEW.{path})").format(path=path),
+            sql.SQL("UPDATE OF {id}, {path}").format(id=ident, path=path),
+            sql.SQL(
+                "\nWHEN (OLD.{id} IS DISTINCT FROM NEW.{id}\n"
+                "      OR OLD.{path} IS DISTINCT FROM NEW.{path})"
+            ).format(id=ident, path=path),
         ),
     ]
 
@@ -381,7 +438,7 @@ def backfill(schema: str, source: Source, first: bool) -> sql.Composed:
     LIMIT %(limit)s
 ), queued AS (
     INSERT INTO {files} (source_id, source_row, source_path)
-    SELECT {sid}, b.id::text, b.path FROM batch AS b
+    SELECT {sid}, b.id::text, {full} FROM batch AS b
     WHERE b.path IS NOT NULL AND b.path <> '' AND NOT (%(skip_existing)s AND b.filled)
     ON CONFLICT (source_id, source_row) WHERE source_id IS NOT NULL DO NOTHING
     RETURNING 1
@@ -390,6 +447,7 @@ SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM queued) AS qu
        (SELECT b.id::text FROM batch AS b ORDER BY b.id DESC LIMIT 1) AS last""").format(
         id=ident,
         path=sql.Identifier(source.path_column),
+        full=full_path(source, sql.SQL("b.path")),
         filled=filled,
         table=app_table(source),
         after=after,

@@ -183,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="queue rows whose metadata column is already filled too "
         "(default: skip them, like the old --skip-existing)",
     )
+    attach_cmd.add_argument(
+        "--path-prefix",
+        metavar="DIR",
+        help="the library root: prepended to paths that do not start with / "
+        "(absolute; without it such rows fail bad_path)",
+    )
     _table_change_options(attach_cmd)
     attach_cmd.add_argument(
         "--backfill-batch",

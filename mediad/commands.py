@@ -310,6 +310,7 @@ def _resolve(
     metadata_column: str | None,
     summary_prefix: str | None,
     skip_existing: bool,
+    path_prefix: str | None,
 ) -> tuple[attach.Plan, Source | None]:
     """The mapping checked against the table, and the source already recorded for it."""
     info = store.table_info(table)
@@ -325,6 +326,7 @@ def _resolve(
         metadata_column=metadata_column,
         summary_prefix=summary_prefix,
         skip_existing=skip_existing,
+        path_prefix=path_prefix,
     )
     existing = next((s for s in store.sources() if s.table_name == plan.source.table_name), None)
     return plan, existing
@@ -335,7 +337,8 @@ def _mapping_text(source: Source) -> str:
         f"id={source.id_column}, path={source.path_column}, "
         f"metadata={source.metadata_column or ''}, "
         f"summary_prefix={source.summary_prefix or ''}, "
-        f"skip_existing={str(source.skip_existing).lower()}"
+        f"skip_existing={str(source.skip_existing).lower()}, "
+        f"path_prefix={source.path_prefix or ''}"
     )
 
 
@@ -370,6 +373,7 @@ def cmd_attach(args: argparse.Namespace, config: Config) -> int:
             metadata_column=args.metadata_column,
             summary_prefix=args.summary_prefix,
             skip_existing=not args.all,
+            path_prefix=args.path_prefix,
         )
         wanted = plan.source
         for ignored in plan.ignored:
@@ -474,6 +478,7 @@ def _apply_attach_config(store: Store, wanted: Sequence[AttachConfig]) -> list[S
                 metadata_column=spec.metadata or None,
                 summary_prefix=spec.summary_prefix or None,
                 skip_existing=spec.skip_existing,
+                path_prefix=spec.path_prefix or None,
             )
         except UsageError as exc:
             raise UsageError(f"{key}: {exc}") from None

@@ -90,9 +90,10 @@ class AttachConfig:
     metadata: str = ""  # empty: results are not written into the table
     summary_prefix: str = ""  # empty: no summary columns
     skip_existing: bool = True
+    path_prefix: str = ""  # empty: paths are used as the table holds them
 
 
-ATTACH_KEYS = ("id", "path", "metadata", "summary_prefix", "skip_existing")
+ATTACH_KEYS = ("id", "path", "metadata", "summary_prefix", "skip_existing", "path_prefix")
 
 
 @dataclass(frozen=True)
@@ -340,6 +341,8 @@ def _attach_tables(data: Mapping[str, Any]) -> tuple[AttachConfig, ...]:
         for key in ("id", "path"):
             if not getattr(current, key):
                 raise ConfigError(f"{name}.{key}", "is required (the column's name)")
+        if current.path_prefix and not os.path.isabs(current.path_prefix):
+            raise ConfigError(f"{name}.path_prefix", "must be an absolute directory (start with /)")
         found.append(current)
     return tuple(found)
 

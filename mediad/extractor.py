@@ -109,7 +109,11 @@ def check_path(path: str) -> Failure | None:
     if "\x00" in path:
         return Failure(FailureClass.BAD_PATH, "path contains a NUL byte")
     if not os.path.isabs(path):
-        return Failure(FailureClass.BAD_PATH, f"path is not absolute: {path!r}")
+        return Failure(
+            FailureClass.BAD_PATH,
+            f"path is not absolute: {path!r} (for an attached table whose paths are relative "
+            "to a library root, attach it with --path-prefix DIR)",
+        )
     return None
 
 

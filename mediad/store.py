@@ -452,28 +452,29 @@ class Store:
         transaction. The triggers need a SHARE ROW EXCLUSIVE lock on the application's
         table: lock_timeout makes a busy table fail the attach instead of queueing every
         later writer behind it. Returns the source and the statements (as text); with
-        dry_run, every statement is shown and the transaction rolled back."""
+        dry_run, nothing runs: not even the INSERT, whose id would consume a sequence value
+        and so make the names shown differ from the ones a real attach then creates."""
         with self._connection() as conn:
-            shown: list[str] = []
+            lock = attach.set_lock_timeout(lock_timeout_ms)
+            params = source.params()
+            shown = [
+                lock.as_string(conn),
+                psycopg.ClientCursor(conn).mogrify(self._queries["source_insert"], params),
+            ]
+            if dry_run:
+                row = conn.execute(self._queries["source_next_id"]).fetchone()
+                assert row is not None
+                source = source.with_id(int(row[0]))
+                shown.extend(s.as_string(conn) for s in self._attach_ddl(source))
+                return source, shown
             try:
-                with conn.transaction() as tx:
-                    lock = attach.set_lock_timeout(lock_timeout_ms)
+                with conn.transaction():
                     conn.execute(lock)
-                    shown.append(lock.as_string(conn))
-                    params = source.params()
-                    shown.append(
-                        psycopg.ClientCursor(conn).mogrify(self._queries["source_insert"], params)
-                    )
                     row = conn.execute(self._queries["source_insert"], params).fetchone()
                     assert row is not None
                     source = source.with_id(int(row[0]))
-                    ddl = [
-                        attach.create_function(self.schema, source),
-                        *attach.create_triggers(self.schema, source),
-                    ]
+                    ddl = self._attach_ddl(source)
                     shown.extend(s.as_string(conn) for s in ddl)
-                    if dry_run:
-                        raise psycopg.Rollback(tx)
                     for statement in ddl:
                         conn.execute(statement)
             except psycopg.errors.LockNotAvailable:
@@ -484,6 +485,12 @@ class Store:
                 raise MediadError(f"{source.table_name}: {_first_line(exc)}") from None
         self._sources.pop(source.id, None)
         return source, shown
+
+    def _attach_ddl(self, source: Source) -> list[sql.Composed]:
+        return [
+            attach.create_function(self.schema, source),
+            *attach.create_triggers(self.schema, source),
+        ]
 
     def backfill_text(self, source: Source) -> str:
         """The backfill statement, for --dry-run."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -106,7 +107,7 @@ def test_statements_quote_every_name() -> None:
     assert '"mediad"."source_7_sync"' in function
     triggers = [s.as_string(None) for s in attach.create_triggers("mediad", odd)]
     assert 'ON "My App"."files"' in triggers[0]
-    assert 'UPDATE OF "Pa$mediad$th"' in triggers[1]
+    assert 'UPDATE OF "Id", "Pa$mediad$th"' in triggers[1]
     assert attach.write_back(attach.Source("a.b", "a", "b", "id", "bigint", "p")) is None
     assert len(attach.trigger_name("s" * 63, odd)) <= 63
 
@@ -115,9 +116,10 @@ def test_attach_config_is_validated_naming_the_key(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text(
         '[attach."public.media_files"]\nid = "id"\npath = "path"\n'
-        'metadata = "metadata"\nsummary_prefix = "media_"\n'
+        'metadata = "metadata"\nsummary_prefix = "media_"\npath_prefix = "/srv/media"\n'
     )
     config = load(str(good), environ={})
+    assert config.attach[0].path_prefix == "/srv/media"
     assert [(a.table, a.id, a.path, a.metadata, a.skip_existing) for a in config.attach] == [
         ("public.media_files", "id", "path", "metadata", True)
     ]
@@ -126,6 +128,7 @@ def test_attach_config_is_validated_naming_the_key(tmp_path: Path) -> None:
         ('[attach."t"]\nid = "i"\npath = "p"\nskip_existing = "no"\n', 'attach."t".skip_existing'),
         ('[attach."t"]\nid = "i"\npath = "p"\ncolour = 1\n', 'attach."t".colour'),
         ("[attach]\nt = 3\n", 'attach."t"'),
+        ('[attach."t"]\nid = "i"\npath = "p"\npath_prefix = "lib"\n', 'attach."t".path_prefix'),
     ]:
         bad = tmp_path / "bad.toml"
         bad.write_text(text)
@@ -205,7 +208,7 @@ def test_attach_queues_follows_inserts_updates_deletes_and_detach_restores(
     for fragment in (
         "CREATE FUNCTION",
         "CREATE TRIGGER",
-        'UPDATE OF "path"',
+        'UPDATE OF "id", "path"',
         "INSERT INTO",
         "WITH batch AS",
         "lock_timeout",
@@ -329,6 +332,165 @@ def test_two_tables_and_extract_all_covers_attached_rows(
     assert mediad("detach", one, env=mediad_env).returncode == 0
     assert sql(f'SELECT count(*) FROM "{schema}".files') == [(1,)]
     assert len(triggers_on(sql, two)) == 2
+
+
+def created_names(sql: SQL, schema: str, table: str) -> tuple[list[str], list[str]]:
+    """The triggers on the table, and mediad's trigger functions."""
+    functions = sql(
+        "SELECT proname FROM pg_proc WHERE pronamespace = to_regnamespace(%s) "
+        "AND proname LIKE 'source%%' ORDER BY proname",
+        [f'"{schema}"'],
+    )
+    return triggers_on(sql, table), [r[0] for r in functions]
+
+
+def database_state(sql: SQL, schema: str, table: str) -> tuple[Any, ...]:
+    return (
+        sql(f'SELECT * FROM "{schema}".sources ORDER BY id'),
+        sql(f'SELECT last_value, is_called FROM "{schema}".sources_id_seq'),
+        sql(f'SELECT count(*) FROM "{schema}".files'),
+        created_names(sql, schema, table),
+    )
+
+
+def test_attach_dry_run_prints_the_names_the_real_attach_creates_and_changes_nothing(
+    mediad_env: dict[str, str], sql: SQL, schema: str, app_schema: str, store: Store
+) -> None:
+    table = make_table(sql, app_schema, [("/m/a.mp4", None), ("/m/b.mp4", None)])
+    # Twice: on a fresh sequence, and once an attach and a detach have used a value.
+    for _ in range(2):
+        before = database_state(sql, schema, table)
+        dry = mediad("attach", table, *MAPPING, "--dry-run", env=mediad_env)
+        assert dry.returncode == 0, dry.stderr
+        assert database_state(sql, schema, table) == before
+        shown_triggers = sorted(re.findall(r'CREATE TRIGGER "([^"]+)"', dry.stdout))
+        shown_functions = re.findall(r'CREATE FUNCTION "[^"]+"\."([^"]+)"', dry.stdout)
+        assert len(shown_triggers) == 2 and len(shown_functions) == 1
+
+        real = mediad("attach", table, *MAPPING, env=mediad_env)
+        assert real.returncode == 0, real.stderr
+        assert created_names(sql, schema, table) == (shown_triggers, shown_functions)
+        assert mediad("detach", table, env=mediad_env).returncode == 0
+    assert shown_functions == ["source_2_sync"]
+
+
+ID_TABLE = """CREATE TABLE {t} (
+    id bigint PRIMARY KEY DEFERRABLE INITIALLY DEFERRED,
+    path text,
+    metadata jsonb
+)"""
+
+
+def test_an_id_change_moves_the_queue_row_and_extract_writes_back_under_the_new_id(
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    sql: SQL,
+    schema: str,
+    app_schema: str,
+) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("a", "b", "c", "d", "e", "f"):
+        os.link(small_mp4, lib / f"{name}.mp4")
+    t = f'"{app_schema}".media_files'
+    sql(ID_TABLE.format(t=t))
+    sql(
+        f"INSERT INTO {t} (id, path) VALUES (1, %s), (2, %s), (3, %s), (4, %s), (5, %s)",
+        [str(lib / f"{n}.mp4") for n in "abcde"],
+    )
+    result = mediad("attach", f"{app_schema}.media_files", *MAPPING, env=mediad_env)
+    assert result.returncode == 0, result.stderr
+
+    # The id alone: the queue row moves, still pending and untouched otherwise.
+    [(queue_id,)] = sql(f'SELECT id FROM "{schema}".files WHERE source_row = %s', ["1"])
+    sql(f"UPDATE {t} SET id = 101 WHERE id = 1")
+    # The id and the path: moved and queued for the new file.
+    sql(f"UPDATE {t} SET id = 102, path = %s WHERE id = 2", [str(lib / "f.mp4")])
+    # Two rows swap ids in one statement: each id's queue row names that row's file.
+    sql(f"UPDATE {t} SET id = CASE id WHEN 3 THEN 4 ELSE 3 END WHERE id IN (3, 4)")
+    queued = files(sql, schema)
+    assert sql(f'SELECT source_row FROM "{schema}".files WHERE id = %s', [queue_id]) == [("101",)]
+    assert queued == {
+        "101": ("pending", str(lib / "a.mp4"), 0),
+        "102": ("pending", str(lib / "f.mp4"), 0),
+        "3": ("pending", str(lib / "d.mp4"), 0),
+        "4": ("pending", str(lib / "c.mp4"), 0),
+        "5": ("pending", str(lib / "e.mp4"), 0),
+    }
+
+    extracted_run = mediad("extract", "--json", env=mediad_env)
+    assert extracted_run.returncode == 0, extracted_run.stderr
+    assert json.loads(extracted_run.stdout.splitlines()[-1])["done"] == 5
+    written = sql(f"SELECT id, path, metadata->'media'->>'@ref' FROM {t} ORDER BY id")
+    assert [(i, ref) for i, _, ref in written] == [(i, p) for i, p, _ in written]
+    assert [i for i, _, _ in written] == [3, 4, 5, 101, 102]
+
+    # A done row renumbered stays done (nothing to extract again) and nothing is orphaned.
+    sql(f"UPDATE {t} SET id = 201 WHERE id = 101")
+    assert files(sql, schema)["201"][0] == "done" and "101" not in files(sql, schema)
+    again = mediad("extract", "--json", env=mediad_env)
+    assert json.loads(again.stdout.splitlines()[-1])["processed"] == 0
+    assert set(files(sql, schema)) == {str(r[0]) for r in sql(f"SELECT id FROM {t}")}
+
+
+def test_path_prefix_joins_relative_paths_in_trigger_and_backfill(
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    sql: SQL,
+    schema: str,
+    app_schema: str,
+) -> None:
+    lib = tmp_path / "lib"
+    (lib / "sub").mkdir(parents=True)
+    for name in ("a.mp4", "sub/b.mp4", "c.mp4", "d.mp4"):
+        os.link(small_mp4, lib / name)
+    elsewhere = tmp_path / "elsewhere.mp4"
+    os.link(small_mp4, elsewhere)
+    table = make_table(
+        sql, app_schema, [("a.mp4", None), ("sub/b.mp4", None), (str(elsewhere), None)]
+    )
+    t = f'"{app_schema}".media_files'
+
+    # Without a prefix, a relative path fails bad_path, and the message says what to do.
+    assert mediad("attach", table, *MAPPING, env=mediad_env).returncode == 0
+    mediad("extract", env=mediad_env)
+    failed = sql(
+        f'SELECT source_path, error_class, error FROM "{schema}".files WHERE state = %s ORDER BY 1',
+        ["failed"],
+    )
+    assert [(p, c) for p, c, _ in failed] == [("a.mp4", "bad_path"), ("sub/b.mp4", "bad_path")]
+    assert all("--path-prefix" in e for _, _, e in failed)
+    # Another prefix is another mapping.
+    changed = mediad("attach", table, *MAPPING, "--path-prefix", str(lib), env=mediad_env)
+    assert changed.returncode == 2 and "path_prefix=" in changed.stderr
+    assert mediad("detach", table, env=mediad_env).returncode == 0
+    sql(f"UPDATE {t} SET metadata = NULL")
+
+    relative = mediad("attach", table, *MAPPING, "--path-prefix", "lib", env=mediad_env)
+    assert relative.returncode == 2 and "--path-prefix" in relative.stderr
+    result = mediad("attach", table, *MAPPING, "--path-prefix", f"{lib}/", env=mediad_env)
+    assert result.returncode == 0, result.stderr
+    assert sql(f'SELECT path_prefix FROM "{schema}".sources') == [(str(lib),)]
+    same = mediad("attach", table, *MAPPING, "--path-prefix", str(lib), env=mediad_env)
+    assert same.returncode == 0 and "already attached" in same.stdout
+    # The trigger joins the prefix too: an insert, and a path changed to a relative one.
+    sql(f"INSERT INTO {t} (path) VALUES ('c.mp4')")
+    sql(f"UPDATE {t} SET path = 'd.mp4' WHERE path = %s", [str(elsewhere)])
+    assert sorted(p for _, p, _ in files(sql, schema).values()) == [
+        str(lib / n) for n in ("a.mp4", "c.mp4", "d.mp4", "sub/b.mp4")
+    ]
+    run = mediad("extract", "--json", env=mediad_env)
+    assert json.loads(run.stdout.splitlines()[-1])["done"] == 4, run.stdout
+    written = sql(f"SELECT path, metadata->'media'->>'@ref' FROM {t} ORDER BY path")
+    assert written == [(n, str(lib / n)) for n in ("a.mp4", "c.mp4", "d.mp4", "sub/b.mp4")]
+
+    # extract --all queues every row again, prefixed; detach removes them.
+    everything = mediad("extract", "--all", "--json", env=mediad_env)
+    assert json.loads(everything.stdout.splitlines()[-1])["done"] == 4, everything.stdout
+    assert mediad("detach", table, env=mediad_env).returncode == 0
+    assert files(sql, schema) == {} and triggers_on(sql, table) == []
 
 
 # --- a running daemon ----------------------------------------------------------------------
@@ -512,6 +674,13 @@ def test_run_applies_the_attach_config_and_refuses_a_changed_mapping(
     again.wait_started()
     assert again.stop() == 0
     assert sql(f'SELECT count(*) FROM "{schema}".sources') == [(1,)]
+    # A path_prefix is part of the mapping: adding one is a change too.
+    config.write_text(
+        f'[attach."{table}"]\nid = "id"\npath = "path"\nmetadata = "metadata"\n'
+        f'summary_prefix = "media_"\npath_prefix = "{tmp_path}"\n'
+    )
+    prefixed = mediad("run", "--config", str(config), env=mediad_env, timeout=60)
+    assert prefixed.returncode == 2 and "another mapping" in prefixed.stderr
     config.write_text(f'[attach."{table}"]\nid = "id"\npath = "title"\n')
     refused = mediad("run", "--config", str(config), env=mediad_env, timeout=60)
     assert refused.returncode == 2

@@ -252,16 +252,22 @@ ORDER BY a.attnum;
 -- name: source_insert
 INSERT INTO {schema}.sources (table_name, table_schema, table_relname, id_column, id_type,
                               path_column, metadata_column, metadata_type, summary_prefix,
-                              summary_columns, skip_existing)
+                              summary_columns, skip_existing, path_prefix)
 VALUES (%(table_name)s, %(table_schema)s, %(table_relname)s, %(id_column)s, %(id_type)s,
         %(path_column)s, %(metadata_column)s, %(metadata_type)s, %(summary_prefix)s,
-        %(summary_columns)b::text[], %(skip_existing)s)
+        %(summary_columns)b::text[], %(skip_existing)s, %(path_prefix)s)
 RETURNING id;
+
+-- name: source_next_id
+-- The id the next source_insert will get, read without consuming it (--dry-run); a
+-- concurrent attach can still take it first.
+SELECT CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END AS id
+FROM {schema}.sources_id_seq AS s;
 
 -- name: sources_all
 SELECT id, table_name, table_schema, table_relname, id_column, id_type, path_column,
        metadata_column, metadata_type, summary_prefix, summary_columns, skip_existing,
-       backfill_after, backfilled_at
+       path_prefix, backfill_after, backfilled_at
 FROM {schema}.sources ORDER BY id;
 
 -- name: source_progress
