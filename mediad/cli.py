@@ -1,4 +1,5 @@
-"""The `mediad` command line. Exit codes: 0 success or clean drain, 2 usage or config, 1 else.
+"""The `mediad` command line. Exit codes: 0 success or clean drain, 2 usage or config, 1 else
+(141: the reader of standard output went away first).
 
 Light on purpose: it reads the arguments and the config, and for `run` starts the workers,
 before it imports the commands (mediad/commands.py) and with them psycopg, structlog and
