@@ -1,4 +1,5 @@
-"""The `mediad` command line. Exit codes: 0 success or clean drain, 2 usage or config, 1 else.
+"""The `mediad` command line. Exit codes: 0 success or clean drain, 2 usage or config, 1 else
+(141: the reader of standard output went away first).
 
 Light on purpose: it reads the arguments and the config, and for `run` starts the workers,
 before it imports the commands (mediad/commands.py) and with them psycopg, structlog and
@@ -10,25 +11,48 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import sys
+import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mediad import __version__, notify
 from mediad.config import Config, load
-from mediad.errors import MediadError
+from mediad.errors import FailureClass, MediadError
 from mediad.pool import WorkerBootError, WorkerPool, make_pool
 
 # --- parser ---------------------------------------------------------------------------
 
+# The classes a failed row can carry: any other `retry --class` would match no row.
+FAILURE_CLASSES = tuple(str(c) for c in FailureClass)
 
-def _global_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML config file (or MEDIAD_CONFIG)")
-    parser.add_argument("--dsn", help="PostgreSQL DSN; empty: the embedded server")
-    parser.add_argument("--schema", help="mediad's schema (default mediad)")
-    parser.add_argument("--state-dir", metavar="DIR", help="where the embedded server lives")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
-    parser.add_argument("--log-format", choices=("auto", "console", "json", "journald"))
+
+def _global_options(parser: argparse.ArgumentParser, *, default: Any = None) -> None:
+    """The options every command takes. The top-level parser holds them with None
+    defaults; each command's copy defaults to SUPPRESS, so that a command whose own copy
+    is not given leaves the value given before the command in place (argparse copies
+    every attribute of the command's namespace over the top-level one), and one given
+    after the command wins."""
+    group = parser.add_argument_group("global options (before or after the command; after it wins)")
+    group.add_argument(
+        "--config", metavar="FILE", default=default, help="TOML config file (or MEDIAD_CONFIG)"
+    )
+    group.add_argument("--dsn", default=default, help="PostgreSQL DSN; empty: the embedded server")
+    group.add_argument("--schema", default=default, help="mediad's schema (default mediad)")
+    group.add_argument(
+        "--state-dir", metavar="DIR", default=default, help="where the embedded server lives"
+    )
+    group.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=default,
+        help="debug also prints the traceback of an unexpected error",
+    )
+    group.add_argument(
+        "--log-format", choices=("auto", "console", "json", "journald"), default=default
+    )
 
 
 def _worker_options(parser: argparse.ArgumentParser) -> None:
@@ -65,11 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keeps the technical metadata of a media library in PostgreSQL up to date.",
     )
     parser.add_argument("--version", action="version", version=f"mediad {__version__}")
+    _global_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        _global_options(sub)
+        _global_options(sub, default=argparse.SUPPRESS)
         return sub
 
     run = command(
@@ -141,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--class",
         dest="error_class",
         metavar="CLASS",
-        help="only rows that failed with this class (e.g. timeout)",
+        choices=FAILURE_CLASSES,
+        help="only rows that failed with this class, one of: " + ", ".join(FAILURE_CLASSES),
     )
 
     attach_cmd = command(
@@ -281,8 +307,35 @@ def _start_run(config: Config) -> tuple[notify.Notifier, WorkerPool]:
     return notifier, pool
 
 
+# `mediad status | head -1`: the reader left before mediad finished writing. The code a
+# shell reports for a tool that SIGPIPE stopped (128 + 13), as `cat` would give.
+EXIT_STDOUT_CLOSED = 141
+
+
+@dataclass
+class _Progress:
+    """How far a command got, for reporting an unexpected error the right way."""
+
+    config: Config | None = None
+    logging_configured: bool = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    progress = _Progress()
+    try:
+        code = _dispatch(args, progress)
+        sys.stdout.flush()  # a reader gone shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError as exc:
+        if _stdout_closed():
+            return _leave_quietly()
+        return _report_unexpected(exc, args, progress)
+    except Exception as exc:
+        return _report_unexpected(exc, args, progress)
+
+
+def _dispatch(args: argparse.Namespace, progress: _Progress) -> int:
     # `run`: the secrets leave the environment before a worker can inherit it; the config
     # (and every reload) is read from the copy taken first.
     environ = _scrub_secret_environment() if args.command == "run" else None
@@ -291,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MediadError as exc:
         print(f"mediad: configuration error: {exc}", file=sys.stderr)
         return exc.exit_code
+    progress.config = config
     pool: WorkerPool | None = None
     try:
         if environ is not None:
@@ -298,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mediad import commands, logs
 
         logs.configure(config.log.level, config.log.format)
+        progress.logging_configured = True
         if environ is None or pool is None:
             return commands.COMMANDS[args.command](args, config)
         return commands.cmd_run(
@@ -318,6 +373,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if pool is not None:
             pool.close()
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe or socket whose reader has gone: poll reports an
+    error on it (Linux). A broken pipe elsewhere (a worker's) is not the user's doing."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        events = poller.poll(0)
+    except (OSError, ValueError):
+        return False
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in events)
+
+
+def _leave_quietly() -> int:
+    """The reader of our output left (`| head`): nothing to say. Standard output now points
+    at /dev/null, so that the interpreter's own flush at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_STDOUT_CLOSED
+
+
+def _report_unexpected(exc: BaseException, args: argparse.Namespace, progress: _Progress) -> int:
+    """One line for the user; the traceback only at log level debug. The daemon also logs
+    it at error level, so that the journal keeps the crash."""
+    from mediad import logs  # only now: the command line stays light (see the top)
+
+    level = progress.config.log.level if progress.config is not None else args.log_level
+    logged = args.command == "run" and progress.logging_configured
+    if logged:
+        import structlog
+
+        structlog.get_logger("mediad").exception("mediad stopped on an unexpected error")
+    elif level == "debug":
+        sys.stderr.write(logs.mask_text("".join(traceback.format_exception(exc))))
+    print(f"mediad: error: {logs.mask_text(error_line(exc))}", file=sys.stderr)
+    return 1
+
+
+def error_line(exc: BaseException) -> str:
+    """`Type: first line of the message`: the rest (a server's LINE/caret lines, a DETAIL)
+    is in the traceback that --log-level debug prints."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    name = type(exc).__name__
+    return f"{name}: {lines[0]}" if lines else name
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ bounded sets (outcome, failure class, reason): never a path or a row id.
 
 from __future__ import annotations
 
+import errno
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -146,5 +148,16 @@ def serve(address: str) -> object | None:
     try:
         server, _thread = start_http_server(int(port), addr=host.strip("[]"), registry=REGISTRY)
     except OSError as exc:
-        raise MediadError(f"metrics.listen {address}: {exc.strerror or exc}") from None
+        message = f"metrics.listen {address}: {exc.strerror or exc}"
+        if exc.errno == errno.EADDRINUSE:
+            message += f"; {PORT_TAKEN_HINT}"
+        raise MediadError(message) from None
     return server
+
+
+# Most often a second daemon with the same config on one host.
+PORT_TAKEN_HINT = (
+    "another process (another mediad?) serves that port: give each daemon its own "
+    "(metrics.listen, or --metrics-listen HOST:PORT), or --metrics-listen '' to serve none, "
+    "and set daemon.instance to tell the daemons apart"
+)
