@@ -407,6 +407,13 @@ def load(
 def _cross_checks(config: Config) -> Config:
     if config.database.password_file and not config.database.dsn:
         raise ConfigError("database.password_file", "is set but database.dsn is empty")
+    if config.embedded and not is_utf8(str(config.state_path())):
+        # The embedded server's tools take the directory as text and would fail on it.
+        raise ConfigError(
+            "daemon.state_dir",
+            f"{escaped(str(config.state_path()))} is not valid UTF-8, so the embedded "
+            "PostgreSQL cannot live there: choose another directory, or set database.dsn",
+        )
     if config.embedded and not config.database.auto_migrate:
         # The private server is mediad's own: nobody else could have migrated it.
         config = replace(config, database=replace(config.database, auto_migrate=True))

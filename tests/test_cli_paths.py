@@ -190,6 +190,10 @@ BAD = os.fsdecode(LATIN1)
         pytest.param(("retry", "--class", BAD), id="retry-class"),
         pytest.param(("status", "--dsn", f"postgresql://127.0.0.1/{BAD}"), id="dsn"),
         pytest.param(("status", "--config", f"/nonexistent/{BAD}.toml"), id="config"),
+        pytest.param(
+            ("status", "--dsn", "", "--state-dir", f"/nonexistent/{BAD}"),
+            id="embedded-state-dir",
+        ),
         pytest.param(("scan", f"/nonexistent/{BAD}"), id="scan-dir"),
         pytest.param(("run", "--scan", f"/nonexistent/{BAD}"), id="run-scan"),
         pytest.param(("run", "--metrics-listen", f"{BAD}:9464"), id="metrics-listen"),
