@@ -21,6 +21,7 @@ from typing import Any
 from mediad import __version__, notify
 from mediad.config import Config, load
 from mediad.errors import FailureClass, MediadError
+from mediad.paths import escaped, is_utf8
 from mediad.pool import WorkerBootError, WorkerPool, make_pool
 
 # --- parser ---------------------------------------------------------------------------
@@ -81,6 +82,31 @@ def _table_change_options(parser: argparse.ArgumentParser) -> None:
         help="longest wait for the brief lock the trigger change needs "
         "(writers queue behind it meanwhile); retried 5 times",
     )
+
+
+STDIN_HELP = (
+    "'-' as the only PATH reads the paths from standard input, one per line (blank lines "
+    "skipped), or NUL-terminated with --null; a file named - is ./-. Names that are not "
+    "UTF-8 are shown with \\x escapes, as they are recorded."
+)
+
+
+def _path_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.add_argument(
+        "--null",
+        "-0",
+        action="store_true",
+        help="with '-': the paths on standard input end with NUL, as find -print0 "
+        "writes them, so any name passes (newlines included)",
+    )
+
+
+def _utf8(value: str) -> str:
+    """A name PostgreSQL receives as text (a table, a column, a failure class)."""
+    if not is_utf8(value):
+        raise argparse.ArgumentTypeError(f"{escaped(value)} is not valid UTF-8")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,23 +174,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     enqueue = command(
         "enqueue",
-        "Queue paths for extraction (again, if already finished). "
-        "'-' reads paths from standard input, one per line.",
+        "Queue paths for extraction (again, if already finished). " + STDIN_HELP,
     )
-    enqueue.add_argument("paths", nargs="+", metavar="PATH")
+    _path_options(enqueue)
     enqueue.add_argument("--priority", type=int, default=0, help="higher is claimed first")
 
     status = command("status", "Queue counts by state, rates, failures by class.")
     status.add_argument("--json", action="store_true", help="one JSON object")
 
-    show = command("show", "What mediad knows of these paths.")
-    show.add_argument("paths", nargs="+", metavar="PATH")
+    show = command("show", "What mediad knows of these paths, in the order given. " + STDIN_HELP)
+    _path_options(show)
     show.add_argument("--json", action="store_true", help="one JSON object per path, per line")
 
     retry = command("retry", "Queue failed rows again, all or of one failure class.")
     retry.add_argument(
         "--class",
         dest="error_class",
+        type=_utf8,
         metavar="CLASS",
         choices=FAILURE_CLASSES,
         help="only rows that failed with this class, one of: " + ", ".join(FAILURE_CLASSES),
@@ -176,10 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(now and whenever one is inserted or its path changes) and write "
         "results back into it. See docs/attach.md.",
     )
-    attach_cmd.add_argument("table", metavar="TABLE", help="the table, e.g. public.media_files")
+    attach_cmd.add_argument(
+        "table", type=_utf8, metavar="TABLE", help="the table, e.g. public.media_files"
+    )
     attach_cmd.add_argument(
         "--id",
         dest="id_column",
+        type=_utf8,
         required=True,
         metavar="COLUMN",
         help="the row's key (primary key or unique column)",
@@ -187,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     attach_cmd.add_argument(
         "--path",
         dest="path_column",
+        type=_utf8,
         required=True,
         metavar="COLUMN",
         help="the column holding the file's path",
@@ -194,11 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     attach_cmd.add_argument(
         "--metadata",
         dest="metadata_column",
+        type=_utf8,
         metavar="COLUMN",
         help="jsonb/json/text column that receives MediaInfo's document",
     )
     attach_cmd.add_argument(
         "--summary-prefix",
+        type=_utf8,
         metavar="P",
         help="also fill the columns named P<key> that exist, for each "
         "summary key (e.g. media_ for media_duration_s)",
@@ -230,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         "trigger, its function and the queued rows. The table's data "
         "(metadata already written included) stays as it is.",
     )
-    detach_cmd.add_argument("table", metavar="TABLE")
+    detach_cmd.add_argument("table", type=_utf8, metavar="TABLE")
     _table_change_options(detach_cmd)
 
     command("migrate", "Create or upgrade mediad's schema (safe to run concurrently).")

@@ -20,7 +20,7 @@ from mediad import attach, notify
 from mediad.attach import Source
 from mediad.config import AttachConfig, Config, as_display_dict, mask_dsn
 from mediad.errors import DatabaseUnavailable, UsageError
-from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable
+from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable, split_names
 from mediad.pool import WorkerPool
 from mediad.progress import Progress
 from mediad.runtime import connect, open_store
@@ -32,6 +32,8 @@ from mediad.supervisor import RunMode, Supervisor, Tally, owner_name
 log = structlog.get_logger("mediad")
 
 SHOW_SUMMARY_KEYS = (*COLUMNS, "image_tracks", "hdr_format", "languages", "streams")
+# Paths looked up per statement: a long list from standard input prints as it goes.
+SHOW_BATCH = 1000
 SHOW_FIELDS = (
     "path",
     "state",
@@ -138,7 +140,7 @@ def _print_extract_summary(tally: Tally, skipped: int, as_json: bool) -> None:
 def _scan(store: Store, dirs: Sequence[str], priority: int) -> tuple[int, int, ScanReport]:
     for directory in dirs:
         if not os.path.isdir(directory):
-            raise_usage(f"{directory}: not a directory")
+            raise_usage(f"{escaped(directory)}: not a directory")
     report = ScanReport()
     inserted = requeued = 0
     for batch in batched(walk(list(dirs), report), 1000):
@@ -174,12 +176,23 @@ def cmd_scan(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def cmd_enqueue(args: argparse.Namespace, config: Config) -> int:
+def _path_arguments(args: argparse.Namespace) -> list[str]:
+    """The PATH arguments of `enqueue` and `show`, or with `-` alone the names on standard
+    input; made absolute, never resolved (the gate decides later what a name designates)."""
     paths = list(args.paths)
-    if paths == ["-"]:
-        paths = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    # The name the application gave, made absolute, never resolved: the gate decides later.
-    absolute = [os.path.abspath(p) if not os.path.isabs(p) else p for p in paths]
+    if "-" in paths:
+        if len(paths) > 1:
+            raise_usage(
+                "'-' (paths from standard input) must be the only PATH; name a file called - as ./-"
+            )
+        paths = split_names(sys.stdin.buffer.read(), null=args.null)
+    elif args.null:
+        raise_usage("--null applies to paths read from standard input: give '-' as the only PATH")
+    return [os.path.abspath(p) if not os.path.isabs(p) else p for p in paths]
+
+
+def cmd_enqueue(args: argparse.Namespace, config: Config) -> int:
+    absolute = _path_arguments(args)
     storable = [p for p in absolute if is_storable(p)]
     unstorable = [escaped(p) for p in absolute if not is_storable(p)]
     with open_store(config) as store:
@@ -241,16 +254,19 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_show(args: argparse.Namespace, config: Config) -> int:
-    paths = [os.path.abspath(p) if not os.path.isabs(p) else p for p in args.paths]
+    # A name that is not UTF-8 is stored, and so looked up and printed, escaped (enqueue
+    # and scan record it so); it could not be sent to PostgreSQL or printed as it is.
+    paths = [escaped(p) for p in _path_arguments(args)]
     with open_store(config) as store:
-        known = store.show(paths)
-    for path in paths:
-        row = known.get(path)
-        record = _show_record(path, row)
-        if args.json:
-            print(json.dumps(record))
-        else:
-            _print_show(record)
+        for start in range(0, len(paths), SHOW_BATCH):
+            batch = paths[start : start + SHOW_BATCH]
+            known = store.show(batch)
+            for path in batch:
+                record = _show_record(path, known.get(path))
+                if args.json:
+                    print(json.dumps(record))
+                else:
+                    _print_show(record)
     return 0
 
 
@@ -579,7 +595,8 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print(json.dumps(shown))
     else:
-        print(f"# configuration is valid (source: {config.source or 'defaults'})")
+        source = escaped(config.source) if config.source else "defaults"
+        print(f"# configuration is valid (source: {source})")
         for section, values in shown.items():
             tables = values.items() if section == "attach" else [("", values)]
             for table, table_values in tables:

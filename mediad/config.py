@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mediad.errors import ConfigError
+from mediad.paths import escaped, is_utf8
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -199,6 +200,16 @@ def _dsn(value: str) -> str:
     return value
 
 
+# File names, which may be any bytes; every other text setting must be UTF-8.
+PATH_SETTINGS = frozenset(
+    {
+        ("database", "password_file"),
+        ("daemon", "state_dir"),
+        ("extract", "roots"),
+        ("extract", "library_file"),
+    }
+)
+
 VALIDATORS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("database", "dsn"): _dsn,
     ("database", "schema"): _identifier,
@@ -299,6 +310,9 @@ def _apply(config: Config, section: str, key: str, value: Any, from_text: bool) 
     if key not in known:
         raise ConfigError(f"{section}.{key}", f"unknown key; known: {', '.join(sorted(known))}")
     coerced = _coerce(section, key, getattr(current, key), value, from_text)
+    if (section, key) not in PATH_SETTINGS and isinstance(coerced, str) and not is_utf8(coerced):
+        # From a flag or the environment; PostgreSQL or a socket would fail on it later.
+        raise ConfigError(f"{section}.{key}", f"{escaped(coerced)} is not valid UTF-8")
     validator = VALIDATORS.get((section, key))
     if validator is not None:
         try:
@@ -381,11 +395,11 @@ def load(
             with open(path, "rb") as handle:
                 data = tomllib.load(handle)
         except FileNotFoundError:
-            raise ConfigError("--config", f"{path}: no such file") from None
+            raise ConfigError("--config", f"{escaped(path)}: no such file") from None
         except OSError as exc:
-            raise ConfigError("--config", f"{path}: {exc.strerror}") from None
+            raise ConfigError("--config", f"{escaped(path)}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("--config", f"{path}: not valid TOML: {exc}") from None
+            raise ConfigError("--config", f"{escaped(path)}: not valid TOML: {exc}") from None
         config = replace(from_mapping(data), source=path)
     config = from_environment(environ, config)
     for (section, key), value in (overrides or {}).items():
@@ -396,6 +410,13 @@ def load(
 def _cross_checks(config: Config) -> Config:
     if config.database.password_file and not config.database.dsn:
         raise ConfigError("database.password_file", "is set but database.dsn is empty")
+    if config.embedded and not is_utf8(str(config.state_path())):
+        # The embedded server's tools take the directory as text and would fail on it.
+        raise ConfigError(
+            "daemon.state_dir",
+            f"{escaped(str(config.state_path()))} is not valid UTF-8, so the embedded "
+            "PostgreSQL cannot live there: choose another directory, or set database.dsn",
+        )
     if config.embedded and not config.database.auto_migrate:
         # The private server is mediad's own: nobody else could have migrated it.
         config = replace(config, database=replace(config.database, auto_migrate=True))

@@ -34,7 +34,7 @@ def walk(roots: list[str], report: ScanReport) -> Iterator[ScanEntry]:
                 children = sorted(entries, key=lambda e: e.name)
         except OSError as exc:
             report.unreadable_dirs += 1
-            log.warning("cannot read directory", path=directory, error=exc.strerror)
+            log.warning("cannot read directory", path=escaped(directory), error=exc.strerror)
             continue
         subdirs: list[str] = []
         for entry in children:

@@ -174,6 +174,22 @@ def mediad(
     )
 
 
+def mediad_bytes_in(
+    *args: str, env: dict[str, str], stdin: bytes, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`mediad` fed raw bytes, e.g. names that are not UTF-8; its output must be UTF-8."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mediad", *args],
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+        input=stdin,
+    )
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
+    )
+
+
 class Daemon:
     """A `mediad run` subprocess with its log in a file."""
 
