@@ -354,12 +354,14 @@ def drop_function(schema: str, source: Source) -> sql.Composed:
     )
 
 
-def backfill(schema: str, source: Source, first: bool) -> sql.Composed:
+def backfill(schema: str, source: Source, first: bool, capped: bool = False) -> sql.Composed:
     """One batch: the next `limit` rows by id (keyset), queued unless already queued.
 
     Only reads the application's table (ACCESS SHARE, no row locks). Parameters: after
     (the last id of the previous batch, as text; absent on the first), limit,
-    skip_existing. Returns seen, queued and last (the batch's last id, as text).
+    skip_existing, and with `capped` queue_limit: queue at most that many, in id order
+    (rows already queued are left out before the cap counts them). Returns seen, queued
+    and last (the batch's last id, as text).
     """
     ident = sql.Identifier(source.id_column)
     after = (
@@ -374,6 +376,15 @@ def backfill(schema: str, source: Source, first: bool) -> sql.Composed:
         if source.metadata_column
         else sql.SQL("false")
     )
+    cap = (
+        sql.SQL(
+            "\n      AND NOT EXISTS (SELECT 1 FROM {files} AS q"
+            "\n                      WHERE q.source_id = {sid} AND q.source_row = b.id::text)"
+            "\n    ORDER BY b.id\n    LIMIT %(queue_limit)s"
+        ).format(files=_files(schema), sid=sql.Literal(source.id))
+        if capped
+        else sql.SQL("")
+    )
     return sql.SQL("""WITH batch AS (
     SELECT a.{id} AS id, a.{path}::text AS path, {filled} AS filled
     FROM {table} AS a{after}
@@ -382,7 +393,7 @@ def backfill(schema: str, source: Source, first: bool) -> sql.Composed:
 ), queued AS (
     INSERT INTO {files} (source_id, source_row, source_path)
     SELECT {sid}, b.id::text, b.path FROM batch AS b
-    WHERE b.path IS NOT NULL AND b.path <> '' AND NOT (%(skip_existing)s AND b.filled)
+    WHERE b.path IS NOT NULL AND b.path <> '' AND NOT (%(skip_existing)s AND b.filled){cap}
     ON CONFLICT (source_id, source_row) WHERE source_id IS NOT NULL DO NOTHING
     RETURNING 1
 )
@@ -393,6 +404,7 @@ SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM queued) AS qu
         filled=filled,
         table=app_table(source),
         after=after,
+        cap=cap,
         files=_files(schema),
         sid=sql.Literal(source.id),
     )
