@@ -359,9 +359,9 @@ def backfill(schema: str, source: Source, first: bool, capped: bool = False) -> 
 
     Only reads the application's table (ACCESS SHARE, no row locks). Parameters: after
     (the last id of the previous batch, as text; absent on the first), limit,
-    skip_existing, and with `capped` queue_limit: queue at most that many, in id order
-    (rows already queued are left out before the cap counts them). Returns seen, queued
-    and last (the batch's last id, as text).
+    skip_existing. Returns seen, queued and last (the batch's last id, as text).
+    `capped`: the batch holds only rows that will be queued (so `limit` caps the rows
+    queued, and `seen` counts those alone).
     """
     ident = sql.Identifier(source.id_column)
     after = (
@@ -376,15 +376,8 @@ def backfill(schema: str, source: Source, first: bool, capped: bool = False) -> 
         if source.metadata_column
         else sql.SQL("false")
     )
-    cap = (
-        sql.SQL(
-            "\n      AND NOT EXISTS (SELECT 1 FROM {files} AS q"
-            "\n                      WHERE q.source_id = {sid} AND q.source_row = b.id::text)"
-            "\n    ORDER BY b.id\n    LIMIT %(queue_limit)s"
-        ).format(files=_files(schema), sid=sql.Literal(source.id))
-        if capped
-        else sql.SQL("")
-    )
+    if capped:
+        after = _queueable_only(schema, source, after, filled, "WHERE" if first else "AND")
     return sql.SQL("""WITH batch AS (
     SELECT a.{id} AS id, a.{path}::text AS path, {filled} AS filled
     FROM {table} AS a{after}
@@ -393,7 +386,7 @@ def backfill(schema: str, source: Source, first: bool, capped: bool = False) -> 
 ), queued AS (
     INSERT INTO {files} (source_id, source_row, source_path)
     SELECT {sid}, b.id::text, b.path FROM batch AS b
-    WHERE b.path IS NOT NULL AND b.path <> '' AND NOT (%(skip_existing)s AND b.filled){cap}
+    WHERE b.path IS NOT NULL AND b.path <> '' AND NOT (%(skip_existing)s AND b.filled)
     ON CONFLICT (source_id, source_row) WHERE source_id IS NOT NULL DO NOTHING
     RETURNING 1
 )
@@ -404,9 +397,30 @@ SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM queued) AS qu
         filled=filled,
         table=app_table(source),
         after=after,
-        cap=cap,
         files=_files(schema),
         sid=sql.Literal(source.id),
+    )
+
+
+def _queueable_only(
+    schema: str, source: Source, after: sql.Composable, filled: sql.Composable, joiner: str
+) -> sql.Composed:
+    """The batch's WHERE clause, narrowed to the rows its INSERT would queue: the same
+    conditions, and not queued already (which ON CONFLICT would skip after the LIMIT)."""
+    path = sql.SQL("a.{}").format(sql.Identifier(source.path_column))
+    return sql.SQL(
+        "{after}\n    {joiner} {path} IS NOT NULL AND {path}::text <> ''"
+        "\n      AND NOT (%(skip_existing)s AND {filled})"
+        "\n      AND NOT EXISTS (SELECT 1 FROM {files} AS q"
+        "\n                      WHERE q.source_id = {sid} AND q.source_row = a.{id}::text)"
+    ).format(
+        after=after,
+        joiner=sql.SQL(joiner),
+        path=path,
+        filled=filled,
+        files=_files(schema),
+        sid=sql.Literal(source.id),
+        id=sql.Identifier(source.id_column),
     )
 
 

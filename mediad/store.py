@@ -507,8 +507,8 @@ class Store:
         """Queue the rows already in the table, batch by batch (keyset on the id column),
         each batch its own short transaction that only reads the application's table.
         Records its progress in `sources`, so an interrupted backfill resumes. Returns
-        (rows seen, rows queued). `max_queued`: stop once that many rows are queued (the
-        rows after the last one queued are not looked at: use it without `record`)."""
+        (rows seen, rows queued). `max_queued`: queue no more than that many; the batches
+        then see only the rows they queue."""
         skip = source.skip_existing if skip_existing is None else skip_existing
         after = source.backfill_after if resume else None
         seen_total = queued_total = 0
@@ -517,9 +517,8 @@ class Store:
         ):
             capped = max_queued is not None
             statement = attach.backfill(self.schema, source, first=after is None, capped=capped)
-            params = {"after": after, "limit": batch_size, "skip_existing": skip}
-            if max_queued is not None:
-                params["queue_limit"] = max_queued - queued_total
+            limit = batch_size if max_queued is None else min(batch_size, max_queued - queued_total)
+            params = {"after": after, "limit": limit, "skip_existing": skip}
             with (
                 self._connection() as conn,
                 conn.transaction(),
@@ -529,7 +528,7 @@ class Store:
                 row = cur.fetchone()
                 assert row is not None
                 seen, queued = int(row["seen"]), int(row["queued"])
-                finished = seen < batch_size
+                finished = seen < limit
                 after = row["last"] if row["last"] is not None else after
                 if record:
                     cur.execute(

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from mediad.store import Store
 from tests.conftest import counts, link_files, mediad, wait_until
 from tests.test_attach import MAPPING, make_table
 
@@ -157,6 +158,24 @@ def test_all_with_limit_caps_the_attached_tables_backfill_too(
         f"SELECT count(*) FROM {app_table} WHERE metadata = %s::jsonb", [json.dumps(OLD)]
     )
     assert untouched == [(7,)]
+
+
+def test_a_capped_backfill_queues_exactly_that_many_across_batches(
+    mediad_env: dict[str, str], sql: SQL, schema: str, app_schema: str, store: Store
+) -> None:
+    # Rows 1-3 have no metadata (the attach queues them), rows 4-9 have some (skipped).
+    rows = [(f"/m/{i}.mp4", json.dumps(OLD) if i > 3 else None) for i in range(1, 10)]
+    table = make_table(sql, app_schema, rows)
+    assert mediad("attach", table, *MAPPING, env=mediad_env).returncode == 0
+    [source] = store.sources()
+
+    _, queued = store.backfill(
+        source, batch_size=2, skip_existing=False, resume=False, record=False, max_queued=4
+    )
+
+    assert queued == 4
+    queued_rows = sql(f'SELECT source_row::int FROM "{schema}".files ORDER BY 1')
+    assert [r for (r,) in queued_rows] == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_limit_counts_the_rows_already_pending_before_requeueing(
