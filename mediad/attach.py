@@ -411,12 +411,14 @@ def drop_function(schema: str, source: Source) -> sql.Composed:
     )
 
 
-def backfill(schema: str, source: Source, first: bool) -> sql.Composed:
+def backfill(schema: str, source: Source, first: bool, capped: bool = False) -> sql.Composed:
     """One batch: the next `limit` rows by id (keyset), queued unless already queued.
 
     Only reads the application's table (ACCESS SHARE, no row locks). Parameters: after
     (the last id of the previous batch, as text; absent on the first), limit,
     skip_existing. Returns seen, queued and last (the batch's last id, as text).
+    `capped`: the batch holds only rows that will be queued (so `limit` caps the rows
+    queued, and `seen` counts those alone).
     """
     ident = sql.Identifier(source.id_column)
     after = (
@@ -431,6 +433,8 @@ def backfill(schema: str, source: Source, first: bool) -> sql.Composed:
         if source.metadata_column
         else sql.SQL("false")
     )
+    if capped:
+        after = _queueable_only(schema, source, after, filled, "WHERE" if first else "AND")
     return sql.SQL("""WITH batch AS (
     SELECT a.{id} AS id, a.{path}::text AS path, {filled} AS filled
     FROM {table} AS a{after}
@@ -453,6 +457,28 @@ SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM queued) AS qu
         after=after,
         files=_files(schema),
         sid=sql.Literal(source.id),
+    )
+
+
+def _queueable_only(
+    schema: str, source: Source, after: sql.Composable, filled: sql.Composable, joiner: str
+) -> sql.Composed:
+    """The batch's WHERE clause, narrowed to the rows its INSERT would queue: the same
+    conditions, and not queued already (which ON CONFLICT would skip after the LIMIT)."""
+    path = sql.SQL("a.{}").format(sql.Identifier(source.path_column))
+    return sql.SQL(
+        "{after}\n    {joiner} {path} IS NOT NULL AND {path}::text <> ''"
+        "\n      AND NOT (%(skip_existing)s AND {filled})"
+        "\n      AND NOT EXISTS (SELECT 1 FROM {files} AS q"
+        "\n                      WHERE q.source_id = {sid} AND q.source_row = a.{id}::text)"
+    ).format(
+        after=after,
+        joiner=sql.SQL(joiner),
+        path=path,
+        filled=filled,
+        files=_files(schema),
+        sid=sql.Literal(source.id),
+        id=sql.Identifier(source.id_column),
     )
 
 

@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract = command(
         "extract",
         "One-shot run of the old extract-media-from-db script: "
-        "process pending rows and exit with a summary.",
+        "process pending rows and exit with a summary. SIGINT/SIGTERM drain, then exit "
+        "130/143 with the counts done and still pending.",
     )
     _worker_options(extract)
     extract.add_argument(
@@ -155,12 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument(
         "--skip-existing",
         action="store_true",
-        help="skip rows that already hold metadata from an earlier extraction",
+        help="pending rows that already hold metadata from an earlier extraction are not "
+        "extracted: they go back to done, metadata untouched",
     )
     extract.add_argument(
         "--all",
         action="store_true",
-        help="first queue again every finished row (re-extract everything)",
+        help="first queue again every finished row (re-extract everything); with --limit N, "
+        "only as many as the run processes, those extracted longest ago first",
     )
     extract.add_argument("--json", action="store_true", help="print the summary as JSON")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -88,18 +89,13 @@ def cmd_extract(args: argparse.Namespace, config: Config) -> int:
     if args.limit < 0:
         raise_usage("--limit must be 0 or more")
     with open_store(config, owner=owner_name("extract")) as store:
+        # Settled before the run: no claim reads them, and no later run extracts them.
+        skipped = store.settle_existing() if args.skip_existing else 0
+        if skipped:
+            log.info("rows that already had metadata settled as done", rows=skipped)
         if args.all:
-            requeued = store.requeue_finished()
-            log.info("queued every finished row again", rows=requeued)
-            for source in store.sources():
-                # Attached rows never queued because they had metadata (skip-existing).
-                _, queued = store.backfill(source, skip_existing=False, resume=False, record=False)
-                log.info(
-                    "queued the rows of an attached table", table=source.table_name, rows=queued
-                )
-        counts = store.counts()
-        skipped = store.count_pending_with_metadata() if args.skip_existing else 0
-        total = counts["pending"] - skipped
+            _requeue_for_all(store, args.limit)
+        total = store.counts()["pending"]
         if args.limit:
             total = min(total, args.limit)
         progress = Progress(total)
@@ -107,11 +103,49 @@ def cmd_extract(args: argparse.Namespace, config: Config) -> int:
         supervisor = Supervisor(config, store, mode, on_progress=progress.update)
         code = supervisor.run()
         progress.close()
-        _print_extract_summary(supervisor.tally, skipped, args.json)
-        return code
+        pending = _pending_left(supervisor.store)
+        stopped_by = supervisor.stopped_by
+        _print_extract_summary(supervisor.tally, skipped, pending, stopped_by, args.json)
+        # Cron and scripts tell a cut-short run from a finished one, as a shell would.
+        return 128 + int(stopped_by) if stopped_by is not None and code == 0 else code
 
 
-def _print_extract_summary(tally: Tally, skipped: int, as_json: bool) -> None:
+def _requeue_for_all(store: Store, limit: int) -> None:
+    """--all: finished rows, and the attached rows never queued because they had metadata
+    (skip-existing attach), queued again. With --limit, no more than the run will process
+    after the rows already pending: a re-queued row left pending would be extracted by
+    the next `run`, overwriting metadata nobody asked to refresh."""
+    budget = max(0, limit - store.counts()["pending"]) if limit else None
+    requeued = store.requeue_finished(budget)
+    log.info("queued finished rows again", rows=requeued, limit=budget)
+    left = None if budget is None else budget - requeued
+    for source in store.sources():
+        if left == 0:
+            break
+        _, queued = store.backfill(
+            source, skip_existing=False, resume=False, record=False, max_queued=left
+        )
+        left = None if left is None else left - queued
+        log.info("queued the rows of an attached table", table=source.table_name, rows=queued)
+
+
+def _pending_left(store: Store) -> int | None:
+    """Pending rows after the run, for the summary; None if the database is gone (the
+    summary of what was done still matters more than this count)."""
+    try:
+        return store.counts()["pending"]
+    except DatabaseUnavailable as exc:
+        log.warning("could not count the pending rows", error=str(exc))
+        return None
+
+
+def _print_extract_summary(
+    tally: Tally,
+    skipped: int,
+    pending: int | None,
+    stopped_by: signal.Signals | None,
+    as_json: bool,
+) -> None:
     elapsed = max(1e-9, time.monotonic() - tally.started_at)
     summary: dict[str, Any] = {
         "processed": tally.finished,
@@ -122,6 +156,8 @@ def _print_extract_summary(tally: Tally, skipped: int, as_json: bool) -> None:
         "skipped": skipped,
         "seconds": round(elapsed, 3),
         "files_per_second": round(tally.finished / elapsed, 1),
+        "pending": pending,
+        "interrupted": stopped_by.name if stopped_by is not None else None,
     }
     if as_json:
         print(json.dumps(summary))
@@ -134,7 +170,11 @@ def _print_extract_summary(tally: Tally, skipped: int, as_json: bool) -> None:
     print(f"  failed   {summary['failed']}")
     for cls, count in summary["failed_by_class"].items():
         print(f"    {cls:<14} {count}")
-    print(f"  skipped  {skipped} (already had metadata)")
+    print(f"  skipped  {skipped} (already had metadata: left done, not extracted)")
+    left = "unknown (database unavailable)" if pending is None else str(pending)
+    print(f"  pending  {left}")
+    if stopped_by is not None:
+        print(f"interrupted: {summary['done']} done, {left} still pending")
 
 
 def _scan(store: Store, dirs: Sequence[str], priority: int) -> tuple[int, int, ScanReport]:

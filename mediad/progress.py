@@ -1,17 +1,39 @@
-"""Progress for `mediad extract`: a bar with rate and ETA on a terminal, lines otherwise."""
+"""Progress for `mediad extract`: a bar with rate and ETA on a terminal; elsewhere (cron,
+a pipe, a journal) an `extract progress` log event every few seconds, so that what reads
+the log (JSON lines by default off a terminal) gets nothing but log events."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
+
+import structlog
 
 from mediad.supervisor import Tally
+
+log = structlog.get_logger("mediad")
 
 
 def _clock(seconds: float) -> str:
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def figures(tally: Tally, total: int) -> dict[str, Any]:
+    """Where the run stands: what the bar shows and the log event carries."""
+    elapsed = max(1e-9, time.monotonic() - tally.started_at)
+    finished = tally.finished
+    rate = finished / elapsed
+    left = max(0, total - finished) if total else None
+    return {
+        "finished": finished,
+        "total": total or None,
+        "done": tally.done,
+        "failed": sum(tally.failed.values()),
+        "files_per_s": round(rate, 1),
+        "eta_s": round(left / rate) if left is not None and rate > 0 else None,
+    }
 
 
 class Progress:
@@ -23,19 +45,13 @@ class Progress:
         self._last = 0.0
 
     def line(self, tally: Tally) -> str:
-        elapsed = max(1e-9, time.monotonic() - tally.started_at)
-        finished = tally.finished
-        rate = finished / elapsed
-        failed = sum(tally.failed.values())
+        now = figures(tally, self.total)
+        counts = f"done {now['done']} failed {now['failed']} {now['files_per_s']:.1f} files/s"
         if self.total:
-            left = max(0, self.total - finished)
-            eta = _clock(left / rate) if rate > 0 else "?"
-            share = min(1.0, finished / self.total)
-            return (
-                f"{finished}/{self.total} ({share:4.0%}) done {tally.done} failed {failed} "
-                f"{rate:.1f} files/s ETA {eta}"
-            )
-        return f"{finished} done {tally.done} failed {failed} {rate:.1f} files/s"
+            eta = _clock(now["eta_s"]) if now["eta_s"] is not None else "?"
+            share = min(1.0, now["finished"] / self.total)
+            return f"{now['finished']}/{self.total} ({share:4.0%}) {counts} ETA {eta}"
+        return f"{now['finished']} {counts}"
 
     def update(self, tally: Tally) -> None:
         now = time.monotonic()
@@ -50,8 +66,7 @@ class Progress:
             self.stream.flush()
         elif now - self._last >= self.every:
             self._last = now
-            self.stream.write(self.line(tally) + "\n")
-            self.stream.flush()
+            log.info("extract progress", **figures(tally, self.total))
 
     def close(self) -> None:
         if self.tty:

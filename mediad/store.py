@@ -407,11 +407,13 @@ class Store:
     def retry_failed(self, error_class: str | None) -> int:
         return len(self._fetch("retry_failed", {"error_class": error_class}))
 
-    def requeue_finished(self) -> int:
-        return len(self._fetch("requeue_finished"))
+    def requeue_finished(self, limit: int | None = None) -> int:
+        """Finished rows queued again, oldest first; at most `limit` (None: all)."""
+        return int(self._fetch("requeue_finished", {"limit": limit})[0]["n"])
 
-    def count_pending_with_metadata(self) -> int:
-        return int(self._fetch("count_pending_with_metadata")[0]["n"])
+    def settle_existing(self) -> int:
+        """Pending rows that already hold metadata, back to done untouched: how many."""
+        return int(self._fetch("settle_existing")[0]["n"])
 
     # --- attached application tables (docs/attach.md) ---------------------------------
 
@@ -507,26 +509,33 @@ class Store:
         record: bool = True,
         stop: threading.Event | None = None,
         on_batch: Callable[[int, int], None] | None = None,
+        max_queued: int | None = None,
     ) -> tuple[int, int]:
         """Queue the rows already in the table, batch by batch (keyset on the id column),
         each batch its own short transaction that only reads the application's table.
         Records its progress in `sources`, so an interrupted backfill resumes. Returns
-        (rows seen, rows queued)."""
+        (rows seen, rows queued). `max_queued`: queue no more than that many; the batches
+        then see only the rows they queue."""
         skip = source.skip_existing if skip_existing is None else skip_existing
         after = source.backfill_after if resume else None
         seen_total = queued_total = 0
-        while stop is None or not stop.is_set():
-            statement = attach.backfill(self.schema, source, first=after is None)
+        while (stop is None or not stop.is_set()) and (
+            max_queued is None or queued_total < max_queued
+        ):
+            capped = max_queued is not None
+            statement = attach.backfill(self.schema, source, first=after is None, capped=capped)
+            limit = batch_size if max_queued is None else min(batch_size, max_queued - queued_total)
+            params = {"after": after, "limit": limit, "skip_existing": skip}
             with (
                 self._connection() as conn,
                 conn.transaction(),
                 conn.cursor(row_factory=dict_row) as cur,
             ):
-                cur.execute(statement, {"after": after, "limit": batch_size, "skip_existing": skip})
+                cur.execute(statement, params)
                 row = cur.fetchone()
                 assert row is not None
                 seen, queued = int(row["seen"]), int(row["queued"])
-                finished = seen < batch_size
+                finished = seen < limit
                 after = row["last"] if row["last"] is not None else after
                 if record:
                     cur.execute(

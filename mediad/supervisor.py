@@ -118,6 +118,8 @@ class Supervisor:
         self._signals: SimpleQueue[int] = SimpleQueue()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._stopping: str | None = None  # None, "drain" or "now"
+        # The SIGTERM or SIGINT that started the drain: `extract` exits 128 + it.
+        self.stopped_by: signal.Signals | None = None
         self._drain_deadline = 0.0
         self._more_work = True  # the last claim was full, or a notification came
         self._exhausted = False  # one-shot: a claim found nothing due
@@ -288,7 +290,8 @@ class Supervisor:
                 return
             if signum in (signal.SIGTERM, signal.SIGINT):
                 if self._stopping is None:
-                    self._start_drain(signal.Signals(signum).name)
+                    self.stopped_by = signal.Signals(signum)
+                    self._start_drain(self.stopped_by.name)
                 else:
                     log.warning("second signal: stopping now", signal=signal.Signals(signum).name)
                     self._stop_now()

@@ -192,9 +192,11 @@ def test_extract_limit_skip_existing_and_threads(
         f'SELECT count(*) FROM "{schema}".files WHERE finished_at >= to_timestamp(%s)', [before]
     )
     assert touched == [(100,)]
-    # The 50 that already had metadata were not touched.
+    # The 50 that already had metadata were not extracted again: settled as done.
     assert sql(
-        f"SELECT count(*) FROM \"{schema}\".files WHERE state = 'pending' AND metadata IS NOT NULL"
+        f"SELECT count(*) FROM \"{schema}\".files WHERE state = 'done' AND finished_at < "
+        "to_timestamp(%s)",
+        [before],
     ) == [(50,)]
     assert '"workers": 2' in result.stderr
 

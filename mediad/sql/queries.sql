@@ -214,15 +214,42 @@ WHERE state = 'failed' AND (%(error_class)s::text IS NULL OR error_class = %(err
 RETURNING id;
 
 -- name: requeue_finished
--- extract --all: queue again every row that already finished.
-UPDATE {schema}.files
-SET state = 'pending', attempts = 0, run_after = now(), enqueued_at = now(),
-    error_class = NULL, error = NULL
-WHERE state IN ('done', 'failed')
-RETURNING id;
+-- extract --all: queue again the rows that already finished, those finished longest ago
+-- first, at most `limit` of them (NULL: every one). extract --all --limit N queues no
+-- more than it will process: a row left pending would be extracted (and its metadata
+-- overwritten) by the next run, which nobody asked for. Oldest first, so that repeated
+-- runs with --limit work through the whole library.
+WITH picked AS (
+    SELECT id FROM {schema}.files
+    WHERE state IN ('done', 'failed')
+    ORDER BY finished_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), requeued AS (
+    UPDATE {schema}.files AS f
+    SET state = 'pending', attempts = 0, run_after = now(), enqueued_at = now(),
+        error_class = NULL, error = NULL
+    FROM picked
+    WHERE f.id = picked.id
+    RETURNING 1
+)
+SELECT count(*) AS n FROM requeued;
 
--- name: count_pending_with_metadata
-SELECT count(*) AS n FROM {schema}.files WHERE state = 'pending' AND metadata IS NOT NULL;
+-- name: settle_existing
+-- extract --skip-existing: pending rows that hold metadata from an earlier extraction
+-- are not extracted again; they go back to done with their metadata, summary, result
+-- columns, attempts and finished_at (when that metadata was made) as they are. Settled
+-- before the run, so no claim reads them, and no later run extracts them either. The
+-- error of an attempt that failed since (a retry was pending) no longer describes the
+-- row: a done row carries none.
+WITH settled AS (
+    UPDATE {schema}.files
+    SET state = 'done', error_class = NULL, error = NULL,
+        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+    WHERE state = 'pending' AND metadata IS NOT NULL
+    RETURNING 1
+)
+SELECT count(*) AS n FROM settled;
 
 -- name: listen
 LISTEN {channel};
