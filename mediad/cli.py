@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             notifier, pool = _start_run(config)
         from mediad import commands, logs
 
-        logs.configure(config.log.level, config.log.format)
+        logs.configure(config.log.level, config.log.format, libraries=args.command == "run")
         if environ is None or pool is None:
             return commands.COMMANDS[args.command](args, config)
         return commands.cmd_run(
