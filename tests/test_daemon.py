@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mediad.config import mask_dsn
 from mediad.queries import latest_version
 from tests.conftest import Daemon, counts, link_files, mediad, wait_until
 from tests.media import Expected, make_bad_files
@@ -405,7 +406,10 @@ def test_status_and_show_json(
     assert (missing["state"], missing["error_class"]) == ("failed", "not_found")
     assert set(unknown) == set(found)
     assert unknown["path"] == "/never/seen.mp4"
-    assert all(value is None for key, value in unknown.items() if key != "path")
+    # Nothing known of the path; only the database it was looked up in is named.
+    about_path = {k: v for k, v in unknown.items() if k not in ("database", "database_label")}
+    assert all(value is None for key, value in about_path.items() if key != "path")
+    assert unknown["database"] == mask_dsn(mediad_env["MEDIAD_DATABASE_DSN"])
     retried = mediad("retry", "--class", "not_found", env=mediad_env)
     assert retried.returncode == 0 and retried.stdout.startswith("1 ")
     assert counts(sql, schema)["pending"] == 1
