@@ -386,7 +386,7 @@ def _dispatch(args: argparse.Namespace, progress: _Progress) -> int:
             notifier, pool = _start_run(config)
         from mediad import commands, logs
 
-        logs.configure(config.log.level, config.log.format)
+        logs.configure(config.log.level, config.log.format, libraries=args.command == "run")
         progress.logging_configured = True
         if environ is None or pool is None:
             return commands.COMMANDS[args.command](args, config)

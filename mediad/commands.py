@@ -19,7 +19,7 @@ import structlog
 
 from mediad import attach, notify
 from mediad.attach import Source
-from mediad.config import AttachConfig, Config, as_display_dict, mask_dsn
+from mediad.config import AttachConfig, Config, as_display_dict, database_label, mask_dsn
 from mediad.errors import DatabaseUnavailable, UsageError
 from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable, split_names
 from mediad.pool import WorkerPool
@@ -105,7 +105,7 @@ def cmd_extract(args: argparse.Namespace, config: Config) -> int:
         progress.close()
         pending = _pending_left(supervisor.store)
         stopped_by = supervisor.stopped_by
-        _print_extract_summary(supervisor.tally, skipped, pending, stopped_by, args.json)
+        _print_extract_summary(supervisor.tally, skipped, pending, stopped_by, args.json, config)
         # Cron and scripts tell a cut-short run from a finished one, as a shell would.
         return 128 + int(stopped_by) if stopped_by is not None and code == 0 else code
 
@@ -145,6 +145,7 @@ def _print_extract_summary(
     pending: int | None,
     stopped_by: signal.Signals | None,
     as_json: bool,
+    config: Config,
 ) -> None:
     elapsed = max(1e-9, time.monotonic() - tally.started_at)
     summary: dict[str, Any] = {
@@ -160,11 +161,11 @@ def _print_extract_summary(
         "interrupted": stopped_by.name if stopped_by is not None else None,
     }
     if as_json:
-        print(json.dumps(summary))
+        print(json.dumps(summary | database_json(config)))
         return
     print(
         f"processed {summary['processed']} files in {summary['seconds']} s "
-        f"({summary['files_per_second']} files/s)"
+        f"({summary['files_per_second']} files/s) on {database_label(config)}"
     )
     print(f"  done     {summary['done']}")
     print(f"  failed   {summary['failed']}")
@@ -205,7 +206,8 @@ def cmd_scan(args: argparse.Namespace, config: Config) -> int:
         inserted, requeued, report = _scan(store, args.dirs, args.priority)
     print(
         f"{report.seen} files: {inserted} new, {requeued} changed, "
-        f"{report.seen - report.bad_names - inserted - requeued} unchanged"
+        f"{report.seen - report.bad_names - inserted - requeued} unchanged "
+        f"on {database_label(config)}"
     )
     if report.bad_names or report.unreadable_dirs:
         print(
@@ -243,7 +245,10 @@ def cmd_enqueue(args: argparse.Namespace, config: Config) -> int:
             requeued += again
         store.record_unstorable(unstorable, UNSTORABLE_MESSAGE)
     already = len(storable) - inserted - requeued
-    print(f"{inserted} new, {requeued} queued again, {already} already pending or running")
+    print(
+        f"{inserted} new, {requeued} queued again, {already} already pending or running "
+        f"on {database_label(config)}"
+    )
     if unstorable:
         print(
             f"{len(unstorable)} names are not valid UTF-8: recorded as failed (bad_path): "
@@ -272,12 +277,12 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         "oldest_pending_seconds": oldest,
         "schema": config.database.schema,
         "schema_version": version,
-        "database": mask_dsn(config.database.dsn) or "embedded",
+        **database_json(config),
     }
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"schema {config.database.schema} (version {version}) on {report['database']}")
+    print(f"schema {config.database.schema} (version {version}) on {report['database_label']}")
     for state in ("pending", "running", "done", "failed"):
         print(f"  {state:<8} {counts[state]:>10}")
     print(
@@ -307,6 +312,8 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
                     print(json.dumps(record))
                 else:
                     _print_show(record)
+    if not args.json:
+        print(f"database: {database_label(config)}")
     return 0
 
 
@@ -347,7 +354,7 @@ def _print_show(record: dict[str, Any]) -> None:
 def cmd_retry(args: argparse.Namespace, config: Config) -> int:
     with open_store(config) as store:
         count = store.retry_failed(args.error_class)
-    print(f"{count} failed rows queued again")
+    print(f"{count} failed rows queued again on {database_label(config)}")
     return 0
 
 
@@ -372,7 +379,8 @@ def _resolve(
     info = store.table_info(table)
     if info is None:
         raise UsageError(
-            f"table {table} does not exist (or this role cannot see it); name it as schema.table"
+            f"table {table} does not exist in {store.label} (or this role cannot see it); "
+            "name it as schema.table"
         )
     plan = attach.plan(
         info,
@@ -442,7 +450,10 @@ def cmd_attach(args: argparse.Namespace, config: Config) -> int:
                     f"{wanted.table_name}` first"
                 )
             if existing.backfilled:
-                print(f"{wanted.table_name} is already attached (source {existing.id})")
+                print(
+                    f"{wanted.table_name} is already attached on {store.label} "
+                    f"(source {existing.id})"
+                )
                 return 0
             if args.dry_run:
                 print(f"-- {wanted.table_name} is attached; its backfill would resume with:")
@@ -456,8 +467,8 @@ def cmd_attach(args: argparse.Namespace, config: Config) -> int:
             )
             if args.dry_run:
                 print(
-                    "-- mediad attach --dry-run: nothing was changed. These statements "
-                    "would run, in one transaction:"
+                    f"-- mediad attach --dry-run on {store.label}: nothing was changed. "
+                    "These statements would run, in one transaction:"
                 )
                 print("BEGIN;")
                 for statement in statements:
@@ -479,6 +490,7 @@ def cmd_attach(args: argparse.Namespace, config: Config) -> int:
             if seen != queued
             else ""
         )
+        + f" on {database_label(config)}"
     )
     return 0
 
@@ -493,7 +505,9 @@ def cmd_detach(args: argparse.Namespace, config: Config) -> int:
         source = next((s for s in sources if s.table_name == name), None)
         if source is None:
             attached = ", ".join(s.table_name for s in sources) or "none"
-            raise_usage(f"{args.table} is not attached (attached: {attached})")
+            raise_usage(
+                f"{args.table} is not attached on {database_label(config)} (attached: {attached})"
+            )
         assert source is not None
         for attempt in range(1, LOCK_TRIES + 1):
             try:
@@ -508,13 +522,16 @@ def cmd_detach(args: argparse.Namespace, config: Config) -> int:
                     raise
                 time.sleep(min(5.0, 0.5 * 2**attempt))
     if args.dry_run:
-        print("-- mediad detach --dry-run: nothing was changed. These statements would run:")
+        print(
+            f"-- mediad detach --dry-run on {database_label(config)}: nothing was changed. "
+            "These statements would run:"
+        )
         for statement in statements:
             print(statement.rstrip() + ";")
         return 0
     print(
-        f"detached {source.table_name}: trigger, function and queued rows removed; the "
-        "table's data is unchanged"
+        f"detached {source.table_name} on {database_label(config)}: trigger, function and "
+        "queued rows removed; the table's data is unchanged"
     )
     return 0
 
@@ -624,9 +641,15 @@ def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
         version = store.check_schema()
     if applied:
         steps = ", ".join(f"{name} (version {int(name[:4])})" for name in applied)
-        print(f"schema {config.database.schema}: applied {steps}; now version {version}")
+        print(
+            f"schema {config.database.schema} on {database_label(config)}: applied {steps}; "
+            f"now version {version}"
+        )
     else:
-        print(f"schema {config.database.schema} is up to date (version {version})")
+        print(
+            f"schema {config.database.schema} on {database_label(config)} is up to date "
+            f"(version {version})"
+        )
     return 0
 
 
@@ -637,6 +660,7 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     else:
         source = escaped(config.source) if config.source else "defaults"
         print(f"# configuration is valid (source: {source})")
+        print(f"# database: {database_label(config)}")
         for section, values in shown.items():
             tables = values.items() if section == "attach" else [("", values)]
             for table, table_values in tables:
@@ -659,6 +683,15 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "migrate": cmd_migrate,
     "check-config": cmd_check_config,
 }
+
+
+def database_json(config: Config) -> dict[str, str]:
+    """The database in a --json output: "database" as `status --json` has always given it
+    (the DSN masked, or "embedded"), and "database_label" as the text output names it."""
+    return {
+        "database": mask_dsn(config.database.dsn) or "embedded",
+        "database_label": database_label(config),
+    }
 
 
 def raise_usage(message: str) -> None:

@@ -440,6 +440,23 @@ def mask_dsn(dsn: str) -> str:
     return re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn)
 
 
+def database_label(config: Config) -> str:
+    """Which database a command works on, for its summary and its errors: the DSN with
+    its password masked, or the embedded server and the directory it lives in."""
+    if config.database.dsn:
+        return mask_dsn(config.database.dsn)
+    return f"embedded ({home_relative(config.state_path())})"
+
+
+def home_relative(path: Path) -> str:
+    """The path with the home directory written `~`, as a user would type it."""
+    home = str(Path.home())
+    text = str(path)
+    if home != "/" and (text == home or text.startswith(home + "/")):
+        return "~" + text[len(home) :]
+    return text
+
+
 def as_display_dict(config: Config) -> dict[str, dict[str, Any]]:
     """The effective configuration, secrets masked, for check-config and logs."""
     shown: dict[str, dict[str, Any]] = {}

@@ -53,3 +53,9 @@ class SchemaError(MediadError):
 
 class DatabaseUnavailable(MediadError):
     """The database could not be reached or the connection broke; retry later."""
+
+
+class DatabaseRejected(DatabaseUnavailable):
+    """The server answered and refused: no such database or role, a wrong password, no
+    pg_hba.conf entry, a bad DSN. Waiting does not help until someone changes the
+    configuration or the server, so a command fails at once with the server's reason."""

@@ -143,17 +143,27 @@ class _ToStructlog(logging.Handler):
             self.handleError(record)
 
 
-def _route_standard_logging(level: str) -> None:
+def _route_standard_logging(level: str, libraries: bool) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, _ToStructlog):
             root.removeHandler(handler)
     root.addHandler(_ToStructlog())
-    # Libraries speak at warning and above unless mediad itself is debugging.
-    root.setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    root.setLevel(library_level(level, libraries))
 
 
-def configure(level: str = "info", fmt: str = "auto") -> None:
+def library_level(level: str, libraries: bool) -> int:
+    """Libraries speak at warning and above in the daemon, where their reconnect warnings
+    tell an operator what is going on; a command reports its own outcome in one line, so
+    there they are silent. With mediad itself debugging, everything is shown."""
+    if level == "debug":
+        return logging.DEBUG
+    return logging.WARNING if libraries else logging.CRITICAL + 1
+
+
+def configure(level: str = "info", fmt: str = "auto", *, libraries: bool = True) -> None:
+    """`libraries`: whether third-party log lines (psycopg_pool's...) are shown at all
+    below --log-level debug; only `run` wants them."""
     global _warned_no_journal
     renderer, problem = _renderer(choose_format(fmt))
     structlog.configure(
@@ -170,7 +180,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    _route_standard_logging(level)
+    _route_standard_logging(level, libraries)
     if problem and not _warned_no_journal:
         _warned_no_journal = True  # once per process, not at every reload
         structlog.get_logger("mediad").warning(problem)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mediad import embedded, logs
-from mediad.config import Config
+from mediad.config import Config, database_label
 from mediad.errors import ConfigError
 from mediad.store import Store
 
@@ -67,6 +67,7 @@ def open_store(
             owner=owner,
             timeout=config.database.connect_timeout_seconds,
             prepared_statements=config.database.prepared_statements,
+            label=database_label(config),
         )
         store.open()
         try:
@@ -91,6 +92,7 @@ def connect(config: Config, owner: str) -> Store:
         owner=owner,
         timeout=config.database.connect_timeout_seconds,
         prepared_statements=config.database.prepared_statements,
+        label=database_label(config),
     )
     store.open()
     try:

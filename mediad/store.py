@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,12 +16,15 @@ from typing import Any, LiteralString, cast
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from mediad import attach
+from mediad import attach, connfail
 from mediad.attach import Source
+from mediad.config import mask_dsn
 from mediad.errors import (
+    DatabaseRejected,
     DatabaseUnavailable,
     FailureClass,
     MediadError,
@@ -67,10 +71,6 @@ def notify_channel(schema: str) -> str:
     return f"{schema}.work"
 
 
-def _unavailable(exc: Exception) -> DatabaseUnavailable:
-    return DatabaseUnavailable(f"database unavailable: {_first_line(exc)}")
-
-
 class Store:
     """Named queries over a small connection pool (one daemon needs at most two)."""
 
@@ -84,9 +84,12 @@ class Store:
         max_connections: int = 2,
         timeout: float = 5.0,
         prepared_statements: bool = True,
+        label: str = "",
     ) -> None:
         self.schema = schema
         self.owner = owner
+        # Which database, in every error: the DSN masked, or what the caller calls it.
+        self.label = label or mask_dsn(dsn)
         self.timeout = timeout
         self._dsn = dsn
         self._password = password
@@ -120,10 +123,49 @@ class Store:
         return kwargs
 
     def open(self, wait: bool = True) -> None:
+        if self._pool.closed:
+            self._check_reachable()
         try:
             self._pool.open(wait=wait, timeout=self.timeout)
         except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise _unavailable(exc) from None
+            raise self._unavailable(exc) from None
+
+    def _check_reachable(self) -> None:
+        """One direct connection before the pool opens. The pool logs why it cannot
+        connect and retries whatever the reason until its timeout; this fails at once,
+        with the server's reason, when waiting cannot help (DatabaseRejected), and waits
+        up to `timeout` only for a server that is down, restarting or out of reach."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.1
+        while True:
+            try:
+                psycopg.connect(self._dsn, **self.connect_kwargs()).close()
+                return
+            except psycopg.Error as exc:
+                failure = connfail.classify(str(exc))
+            reason = self._masked(failure.reason)
+            if not failure.transient:
+                raise DatabaseRejected(f"cannot connect to database {self.label}: {reason}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DatabaseUnavailable(
+                    f"database unavailable: {self.label}: {reason} (tried for "
+                    f"{self.timeout:g} s, database.connect_timeout_seconds)"
+                )
+            time.sleep(min(delay, remaining))  # the last try at the deadline
+            delay = min(1.0, delay * 2)
+
+    def _masked(self, text: str) -> str:
+        """libpq quotes pieces of a DSN it cannot parse: never the password."""
+        for secret in (self._password, _dsn_password(self._dsn)):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _unavailable(self, exc: Exception) -> DatabaseUnavailable:
+        return DatabaseUnavailable(
+            f"database unavailable: {self.label}: {self._masked(_first_line(exc))}"
+        )
 
     def close(self) -> None:
         self._pool.close(timeout=2.0)
@@ -141,7 +183,7 @@ class Store:
             with self._pool.connection(timeout=self.timeout) as conn:
                 yield conn
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise _unavailable(exc) from None
+            raise self._unavailable(exc) from None
 
     def _fetch(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -248,7 +290,7 @@ class Store:
         except psycopg.Error as exc:
             # Not about a row (a revoked grant, a read-only server after a failover):
             # back off and write the batch again later; never fail rows for it.
-            raise _unavailable(exc) from None
+            raise self._unavailable(exc) from None
         written = frozenset(r["id"] for r in rows)
         return WriteResult(written, len(results) - len(written))
 
@@ -426,6 +468,7 @@ class Store:
             owner=self.owner,
             timeout=self.timeout,
             prepared_statements=self._prepared,
+            label=self.label,
         )
 
     def table_info(self, table: str) -> dict[str, Any] | None:
@@ -611,6 +654,13 @@ UNOBSERVED = frozenset(
 # Errors about the values of one row (SQLSTATE classes 22 and 23): that row fails, the
 # rest of the batch is written. Anything else is about the database, not the row.
 REFUSED = (psycopg.DataError, psycopg.IntegrityError)
+
+
+def _dsn_password(dsn: str) -> str:
+    try:
+        return str(conninfo_to_dict(dsn).get("password") or "")
+    except psycopg.Error:
+        return ""
 
 
 def _first_line(exc: Exception) -> str:

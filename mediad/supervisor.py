@@ -161,6 +161,7 @@ class Supervisor:
             workers=self.pool.target_size,
             batch_size=self.config.daemon.batch_size,
             owner=self.store.owner,
+            database=self.store.label,
             listen=self.config.database.listen,
             metrics=self.config.metrics.listen or None,
         )
