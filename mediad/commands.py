@@ -21,6 +21,7 @@ from mediad import attach, notify
 from mediad.attach import Source
 from mediad.config import AttachConfig, Config, as_display_dict, database_label, mask_dsn
 from mediad.errors import DatabaseUnavailable, UsageError
+from mediad.models import DaemonSeen
 from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable, split_names
 from mediad.pool import WorkerPool
 from mediad.progress import Progress
@@ -266,6 +267,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         done_1m, failed_1m = store.finished_since(60)
         oldest = store.oldest_pending_seconds()
         version = store.check_schema()
+        live = store.live_daemons()  # after the check: an older schema has no such table
     report: dict[str, Any] = {
         "counts": counts,
         "total": sum(counts.values()),
@@ -278,6 +280,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         "schema": config.database.schema,
         "schema_version": version,
         **database_json(config),
+        **fleet_json(live),
     }
     if args.json:
         print(json.dumps(report))
@@ -295,7 +298,33 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         print("failures by class:")
         for cls, count in failures.items():
             print(f"  {cls:<14} {count:>10}")
+    _print_fleet(live, report)
     return 0
+
+
+def fleet_json(live: Sequence[DaemonSeen]) -> dict[str, Any]:
+    """What live daemons publish (their heartbeat rows): every mount each one reports,
+    and the worker processes stuck across them."""
+    return {
+        "mounts": [
+            {"owner": seen.report.owner, **mount.as_json()}
+            for seen in live
+            for mount in seen.report.mounts
+        ],
+        "stuck_workers": sum(seen.report.workers_stuck for seen in live),
+    }
+
+
+def _print_fleet(live: Sequence[DaemonSeen], report: dict[str, Any]) -> None:
+    print(f"live daemons: {len(live)}, stuck worker processes: {report['stuck_workers']}")
+    if report["mounts"]:
+        print("mounts:")
+    for mount in report["mounts"]:
+        print(
+            f"  {mount['mount']} ({mount['fstype']}) {mount['state']} on {mount['owner']}: "
+            f"{mount['in_flight']} in flight, {mount['stuck']} stuck, "
+            f"{mount['timeouts_recent']} recent timeouts"
+        )
 
 
 def cmd_show(args: argparse.Namespace, config: Config) -> int:

@@ -48,6 +48,7 @@ class DaemonConfig:
     memory_limit_mb: int = 1024
     instance: str = ""
     prefetch: int = 16  # the most files a worker holds; it holds about 50 ms of work (pace.py)
+    heartbeat_seconds: float = 5.0  # the daemon's row in the daemons table; gone after 3
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ VALIDATORS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("daemon", "max_files_per_worker"): _non_negative,
     ("daemon", "memory_limit_mb"): _non_negative,
     ("daemon", "prefetch"): _positive,
+    ("daemon", "heartbeat_seconds"): _positive,
     ("extract", "roots"): _roots,
     ("extract", "timeout_seconds"): _positive,
     ("extract", "cpu_seconds"): _non_negative,

@@ -21,6 +21,7 @@ from prometheus_client import (
 
 from mediad import __version__
 from mediad.errors import FailureClass, MediadError
+from mediad.models import DaemonReport
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -114,6 +115,29 @@ QUEUE_MEASURED_TIME = Gauge(
 WORKERS_TARGET = Gauge(
     "mediad_workers_target", "Configured size of the worker pool.", registry=REGISTRY
 )
+# Mount points are a small, bounded set (the mounts files are read from), never a path.
+MOUNT_STALLED = Gauge(
+    "mediad_mount_stalled",
+    "1 while the mount is stalled (timeouts piled up; its files wait uncharged), else 0.",
+    ["mount"],
+    registry=REGISTRY,
+)
+MOUNT_IN_FLIGHT = Gauge(
+    "mediad_mount_in_flight",
+    "Files on the mount sent to a worker and not answered yet.",
+    ["mount"],
+    registry=REGISTRY,
+)
+WORKERS_STUCK = Gauge(
+    "mediad_workers_stuck",
+    "Killed worker processes that have not exited (blocked in the kernel on a mount).",
+    registry=REGISTRY,
+)
+WORKERS_STUCK_LIMIT = Gauge(
+    "mediad_workers_stuck_limit",
+    "Stuck processes at which no network-mount file is dispatched and no worker forked.",
+    registry=REGISTRY,
+)
 BUILD = Info("mediad_build", "mediad version.", registry=REGISTRY)
 BUILD.info({"version": __version__})
 ProcessCollector(registry=REGISTRY)
@@ -121,7 +145,7 @@ PlatformCollector(registry=REGISTRY)
 
 # Series that exist from the start at 0, so that rate() and increase() see the first event.
 RESTART_REASONS = ("crash", "timeout", "recycled")
-DB_OPERATIONS = ("claim", "write", "renew", "rescue", "measure", "release")
+DB_OPERATIONS = ("claim", "write", "renew", "rescue", "measure", "release", "heartbeat")
 for _reason in RESTART_REASONS:
     WORKER_RESTARTS.labels(_reason)
 for _operation in DB_OPERATIONS:
@@ -138,6 +162,25 @@ for _state in ("pending", "running", "done", "failed"):
 for _activity in ("busy", "idle"):
     WORKERS.labels(_activity)
 RELOAD_OK.set(1)
+
+
+_mounts_shown: set[str] = set()
+
+
+def show_daemon(report: DaemonReport) -> None:
+    """Set the stuck and mount gauges from what the daemon publishes at its heartbeat. A
+    mount no longer reported loses its series (no frozen value left behind)."""
+    WORKERS_STUCK.set(report.workers_stuck)
+    WORKERS_STUCK_LIMIT.set(report.workers_stuck_limit)
+    mounts = {m.mount: m for m in report.mounts}
+    for gone in _mounts_shown - mounts.keys():
+        MOUNT_STALLED.remove(gone)
+        MOUNT_IN_FLIGHT.remove(gone)
+    for point, mount in mounts.items():
+        MOUNT_STALLED.labels(point).set(1 if mount.state == "stalled" else 0)
+        MOUNT_IN_FLIGHT.labels(point).set(mount.in_flight)
+    _mounts_shown.clear()
+    _mounts_shown.update(mounts)
 
 
 def serve(address: str) -> object | None:

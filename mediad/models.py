@@ -118,3 +118,83 @@ class ScanEntry:
     # The name cannot be stored as it is (not UTF-8, or a NUL): `path` is its escaped form
     # and the row is recorded as failed with class bad_path, so it is seen, not skipped.
     unstorable: bool = False
+
+
+MOUNT_STATES = ("ok", "stalled")
+DAEMON_STATES = ("running", "draining", "degraded")
+
+
+@dataclass(frozen=True)
+class MountReport:
+    """One mount as a daemon sees it: the `mounts` of its row and of `status --json`."""
+
+    mount: str  # the mount point
+    fstype: str
+    state: str = "ok"  # one of MOUNT_STATES
+    in_flight: int = 0  # files of this daemon on it, read now or queued at a worker
+    stuck: int = 0  # killed processes of this daemon that never exited, blocked on it
+    timeouts_recent: int = 0  # timeouts inside daemon.mount_stall_window_seconds
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "mount": self.mount,
+            "fstype": self.fstype,
+            "state": self.state,
+            "in_flight": self.in_flight,
+            "stuck": self.stuck,
+            "timeouts_recent": self.timeouts_recent,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> MountReport:
+        """Tolerant of keys a newer mediad may add to the row."""
+        return cls(
+            mount=str(value["mount"]),
+            fstype=str(value.get("fstype", "")),
+            state=str(value.get("state", "ok")),
+            in_flight=int(value.get("in_flight", 0)),
+            stuck=int(value.get("stuck", 0)),
+            timeouts_recent=int(value.get("timeouts_recent", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class DaemonReport:
+    """What a daemon publishes at each heartbeat (its row of the `daemons` table)."""
+
+    owner: str  # as in files.lease_owner: unique per running daemon
+    host: str
+    pid: int
+    instance: str
+    mediad_version: str
+    uptime_seconds: float  # the row's started_at is the database's now() less this
+    heartbeat_seconds: float
+    workers_target: int
+    workers_alive: int
+    workers_stuck: int
+    workers_stuck_limit: int
+    mounts: tuple[MountReport, ...] = ()
+    draining: bool = False
+
+    @property
+    def state(self) -> str:
+        """running; draining once it stops; degraded while stuck processes are at the
+        limit or a mount is stalled (what an operator should look at)."""
+        if self.draining:
+            return "draining"
+        stuck_at_limit = self.workers_stuck_limit > 0 and (
+            self.workers_stuck >= self.workers_stuck_limit
+        )
+        if stuck_at_limit or any(m.state == "stalled" for m in self.mounts):
+            return "degraded"
+        return "running"
+
+
+@dataclass(frozen=True)
+class DaemonSeen:
+    """A row of the `daemons` table as a reader finds it, ages from the database's clock."""
+
+    report: DaemonReport
+    state: str  # as the daemon wrote it
+    heartbeat_age_seconds: float
+    live: bool  # heartbeat within 3 of the daemon's intervals; else the daemon is gone

@@ -7,6 +7,7 @@ models and driver errors into mediad's own (DatabaseUnavailable, SchemaError).
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +32,15 @@ from mediad.errors import (
     SchemaError,
     UsageError,
 )
-from mediad.models import Failure, Job, Record, ScanEntry
+from mediad.models import (
+    DaemonReport,
+    DaemonSeen,
+    Failure,
+    Job,
+    MountReport,
+    Record,
+    ScanEntry,
+)
 from mediad.paths import UNSTORABLE_MESSAGE
 from mediad.queries import latest_version, migrations, named_queries
 from mediad.record import batch_text, storable_text
@@ -457,6 +466,45 @@ class Store:
         """Pending rows that already hold metadata, back to done untouched: how many."""
         return int(self._fetch("settle_existing")[0]["n"])
 
+    # --- daemons (the fleet) ------------------------------------------------------------
+
+    def heartbeat(self, report: DaemonReport) -> None:
+        """Publish the daemon's row: one plain statement, nothing kept in the session."""
+        self._fetch(
+            "daemon_heartbeat",
+            {
+                "owner": report.owner,
+                "host": report.host,
+                "pid": report.pid,
+                "instance": report.instance,
+                "mediad_version": report.mediad_version,
+                "uptime_s": max(0.0, report.uptime_seconds),
+                "heartbeat_seconds": report.heartbeat_seconds,
+                "state": report.state,
+                "workers_target": report.workers_target,
+                "workers_alive": report.workers_alive,
+                "workers_stuck": report.workers_stuck,
+                "workers_stuck_limit": report.workers_stuck_limit,
+                "mounts": json.dumps([m.as_json() for m in report.mounts]),
+            },
+        )
+
+    def forget_daemon(self, owner: str) -> None:
+        """A clean exit: the daemon's row goes."""
+        self._fetch("daemon_forget", {"owner": owner})
+
+    def prune_daemons(self) -> int:
+        """Rows of daemons gone for a day, deleted: how many."""
+        return len(self._fetch("daemons_prune"))
+
+    def daemons(self) -> list[DaemonSeen]:
+        """Every row, live or gone, with ages from the database's clock."""
+        return [_daemon_seen(row) for row in self._fetch("daemons_list")]
+
+    def live_daemons(self) -> list[DaemonSeen]:
+        """Daemons whose heartbeat is at most 3 of their own intervals old."""
+        return [seen for seen in self.daemons() if seen.live]
+
     # --- attached application tables (docs/attach.md) ---------------------------------
 
     def clone(self) -> Store:
@@ -672,6 +720,25 @@ def _lock_timeout(source: Source, lock_timeout_ms: int, verb: str) -> LockTimeou
         f"{source.table_name}: could not lock the table within {lock_timeout_ms} ms to "
         f"{verb} the trigger (a long transaction holds it?); nothing was changed, try again"
     )
+
+
+def _daemon_seen(row: dict[str, Any]) -> DaemonSeen:
+    report = DaemonReport(
+        owner=row["owner"],
+        host=row["host"],
+        pid=int(row["pid"]),
+        instance=row["instance"],
+        mediad_version=row["mediad_version"],
+        uptime_seconds=float(row["uptime_s"]),
+        heartbeat_seconds=float(row["heartbeat_seconds"]),
+        workers_target=int(row["workers_target"]),
+        workers_alive=int(row["workers_alive"]),
+        workers_stuck=int(row["workers_stuck"]),
+        workers_stuck_limit=int(row["workers_stuck_limit"]),
+        mounts=tuple(MountReport.from_json(m) for m in row["mounts"] or []),
+        draining=row["state"] == "draining",
+    )
+    return DaemonSeen(report, row["state"], float(row["heartbeat_age_s"]), bool(row["live"]))
 
 
 def _jsonable(value: Any) -> Any:

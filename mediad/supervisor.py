@@ -22,11 +22,11 @@ from typing import Any
 
 import structlog
 
-from mediad import logs, metrics
+from mediad import __version__, logs, metrics
 from mediad.config import Config, mask_dsn
 from mediad.dbthread import Answer, DatabaseThreads
 from mediad.errors import DatabaseUnavailable, MediadError
-from mediad.models import Completion, Failure, Job
+from mediad.models import Completion, DaemonReport, Failure, Job
 from mediad.notify import Notifier
 from mediad.pace import ClaimSizer
 from mediad.pool import WorkerPool, make_pool, worker_settings
@@ -41,6 +41,7 @@ DB_BACKOFF_MAX = 10.0
 SUMMARY_EVERY = 30.0
 QUEUE_MEASURE_EVERY = 15.0
 GAUGES_EVERY = 0.5  # the gauges are scraped every few seconds: not every loop turn
+PRUNE_EVERY = 3600.0  # rows of daemons gone for a day: looked for at start, then hourly
 
 
 @dataclass
@@ -136,6 +137,9 @@ class Supervisor:
         self._received = 0  # results received from workers, written or not
         self._connections_counted = 0
         self._next_gauges = 0.0
+        self._next_heartbeat = 0.0
+        self._next_prune = 0.0
+        self._started_at = time.monotonic()
         self._listener: Listener | None = None
         self._metrics_server: Any = None
         # `pool`: one started early, so its workers booted while the database was reached.
@@ -223,6 +227,7 @@ class Supervisor:
         self._maybe_rescue(now)
         self._maybe_summarise(now)
         self._maybe_measure_queue(now)
+        self._maybe_heartbeat(now)
         if now >= self._next_gauges:
             self._next_gauges = now + GAUGES_EVERY
             self._update_gauges()
@@ -234,6 +239,7 @@ class Supervisor:
         candidates = [
             self.config.daemon.poll_seconds if not self._stopping else 0.5,
             max(0.0, self._next_renew - now),
+            max(0.0, self._next_heartbeat - now),
             1.0,  # rescue, summaries and signals are checked at least once a second
         ]
         if self.notifier.watchdog_interval:
@@ -616,6 +622,74 @@ class Supervisor:
             log.warning("took back rows whose lease expired", requeued=requeued, failed=failed)
             self._more_work = True
 
+    # --- the daemon's row (docs/schema.md, "daemons") ---------------------------------
+
+    def report(self) -> DaemonReport:
+        """What this daemon publishes at each heartbeat, and shows in its stuck and mount
+        gauges."""
+        host, pid = socket.gethostname(), os.getpid()
+        prefix = f"{host}:{pid}:"  # owner_name(): the instance follows, if any
+        owner = self.store.owner
+        return DaemonReport(
+            owner=owner,
+            host=host,
+            pid=pid,
+            instance=owner[len(prefix) :] if owner.startswith(prefix) else "",
+            mediad_version=__version__,
+            uptime_seconds=time.monotonic() - self._started_at,
+            heartbeat_seconds=self.config.daemon.heartbeat_seconds,
+            workers_target=self.pool.target_size,
+            workers_alive=len(self.pool.slots),
+            workers_stuck=0,
+            # daemon.max_stuck_workers = 0 means the worker count.
+            workers_stuck_limit=self.pool.target_size,
+            mounts=(),
+            draining=self._stopping is not None,
+        )
+
+    def _maybe_heartbeat(self, now: float) -> None:
+        """One statement per interval, through the database thread; a beat the database
+        cannot take now is skipped, not queued (the next one says the same, newer)."""
+        if now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + self.config.daemon.heartbeat_seconds
+        report = self.report()
+        metrics.show_daemon(report)
+        if now < self._db_retry_at or self._db.busy("heartbeat"):
+            return
+        prune = now >= self._next_prune
+        if prune:
+            self._next_prune = now + PRUNE_EVERY
+
+        def beat() -> int:
+            self.store.heartbeat(report)
+            return self.store.prune_daemons() if prune else 0
+
+        self._db.submit("heartbeat", beat, context=prune)
+
+    def _heartbeat_answered(self, answer: Answer) -> None:
+        if answer.error is not None:
+            if answer.context:
+                self._next_prune = 0.0  # the prune may not have run: at the next beat
+            self._db_error("heartbeat", answer.error)
+            return
+        self._db_ok()
+        metrics.DB_SECONDS.labels("heartbeat").observe(answer.seconds)
+        if answer.value:
+            log.info("deleted the rows of daemons gone for a day", rows=answer.value)
+
+    def _forget(self) -> None:
+        owner = self.store.owner
+        self._db.submit("forget", lambda: self.store.forget_daemon(owner))
+
+    def _forgotten(self, answer: Answer) -> None:
+        if answer.error is not None:
+            metrics.DB_ERRORS.labels("heartbeat").inc()
+            log.warning(
+                "could not delete this daemon's row: it shows as gone until deleted",
+                error=str(answer.error),
+            )
+
     # --- database trouble -------------------------------------------------------------
 
     def _db_error(self, operation: str, exc: DatabaseUnavailable) -> None:
@@ -689,6 +763,8 @@ class Supervisor:
             "rescue": self._rescued,
             "release": self._released,
             "measure": self._measured,
+            "heartbeat": self._heartbeat_answered,
+            "forget": self._forgotten,
         }
         for answer in answers:
             handlers[answer.kind](answer)
@@ -717,7 +793,9 @@ class Supervisor:
         )
 
     def _flush_before_exit(self) -> None:
-        """Last writes and releases, through the database thread, for a bounded time."""
+        """Last writes and releases, and this daemon's row deleted, through the database
+        thread, for a bounded time."""
+        self._forget()
         deadline = time.monotonic() + max(5.0, self.config.daemon.shutdown_grace_seconds)
         while time.monotonic() < deadline:
             self._db_retry_at = 0.0

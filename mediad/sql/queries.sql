@@ -306,3 +306,49 @@ WHERE id = %(id)s;
 -- name: source_delete
 -- Its files rows go with it (ON DELETE CASCADE).
 DELETE FROM {schema}.sources WHERE id = %(id)s;
+
+-- --- daemons (migration 0005) --------------------------------------------------------
+
+-- name: daemon_heartbeat
+-- One statement per daemon.heartbeat_seconds: the first inserts the row, the next ones
+-- rewrite what changes. Times come from the database's clock: started_at is its now()
+-- less the daemon's uptime (kept from the first insert), heartbeat_at its now().
+INSERT INTO {schema}.daemons AS d (
+    owner, host, pid, instance, mediad_version, started_at, heartbeat_at,
+    heartbeat_seconds, state, workers_target, workers_alive, workers_stuck,
+    workers_stuck_limit, mounts)
+VALUES (
+    %(owner)s, %(host)s, %(pid)s, %(instance)s, %(mediad_version)s,
+    now() - make_interval(secs => %(uptime_s)s), now(), %(heartbeat_seconds)s, %(state)s,
+    %(workers_target)s, %(workers_alive)s, %(workers_stuck)s, %(workers_stuck_limit)s,
+    %(mounts)s::jsonb)
+ON CONFLICT (owner) DO UPDATE
+SET heartbeat_at = now(),
+    heartbeat_seconds = EXCLUDED.heartbeat_seconds,
+    state = EXCLUDED.state,
+    workers_target = EXCLUDED.workers_target,
+    workers_alive = EXCLUDED.workers_alive,
+    workers_stuck = EXCLUDED.workers_stuck,
+    workers_stuck_limit = EXCLUDED.workers_stuck_limit,
+    mounts = EXCLUDED.mounts;
+
+-- name: daemon_forget
+-- A clean exit: the daemon is not gone, it stopped.
+DELETE FROM {schema}.daemons WHERE owner = %(owner)s;
+
+-- name: daemons_prune
+-- Rows of daemons gone (killed, host lost) for a day: deleted by any live daemon.
+DELETE FROM {schema}.daemons WHERE heartbeat_at < now() - interval '1 day'
+RETURNING owner;
+
+-- name: daemons_list
+-- Every row, with ages from the database's clock. A daemon is live while its heartbeat
+-- is at most 3 of its own intervals old (a heartbeat may wait behind a claim or be lost
+-- to a brief outage without the daemon being taken for gone).
+SELECT owner, host, pid, instance, mediad_version, state, heartbeat_seconds,
+       workers_target, workers_alive, workers_stuck, workers_stuck_limit, mounts,
+       greatest(0, extract(epoch FROM now() - started_at))::float8 AS uptime_s,
+       greatest(0, extract(epoch FROM now() - heartbeat_at))::float8 AS heartbeat_age_s,
+       heartbeat_at >= now() - make_interval(secs => 3 * heartbeat_seconds) AS live
+FROM {schema}.daemons
+ORDER BY host, pid, owner;
