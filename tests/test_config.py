@@ -45,6 +45,7 @@ def test_stable_keys_exist() -> None:
             "lease_seconds",
             "shutdown_grace_seconds",
             "state_dir",
+            "heartbeat_seconds",
         },
         "extract": {"roots", "timeout_seconds"},
         "retry": {"max_attempts"},
@@ -70,6 +71,7 @@ def test_stable_keys_exist() -> None:
         ("[daemon]\nworkerz = 3\n", "daemon.workerz"),
         ("[nope]\nx = 1\n", "nope"),
         ("daemon = 3\n", "daemon"),
+        ("[daemon]\nheartbeat_seconds = 0\n", "daemon.heartbeat_seconds"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:

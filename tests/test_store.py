@@ -12,7 +12,16 @@ import psycopg
 import pytest
 
 from mediad.errors import FailureClass, SchemaError
-from mediad.models import Extracted, Failure, Fingerprint, Job, Record, ScanEntry
+from mediad.models import (
+    DaemonReport,
+    Extracted,
+    Failure,
+    Fingerprint,
+    Job,
+    MountReport,
+    Record,
+    ScanEntry,
+)
 from mediad.queries import latest_version
 from mediad.record import record_of
 from mediad.store import FailureWrite, Store
@@ -295,3 +304,71 @@ def test_a_resolved_name_that_is_not_utf8_is_stored_escaped(
     assert sql(f'SELECT resolved_path FROM "{schema}".files WHERE path = %s', ["/m/link.mp4"]) == [
         (r"/m/caf\xe9.mp4",)
     ]
+
+
+def daemon_report(owner: str = "h1:10", **changes: Any) -> DaemonReport:
+    report = DaemonReport(
+        owner=owner,
+        host=owner.split(":")[0],
+        pid=int(owner.split(":")[1]),
+        instance="",
+        mediad_version="0.1.0",
+        uptime_seconds=60.0,
+        heartbeat_seconds=5.0,
+        workers_target=4,
+        workers_alive=4,
+        workers_stuck=0,
+        workers_stuck_limit=4,
+    )
+    return replace(report, **changes)
+
+
+def test_a_heartbeat_inserts_the_row_then_rewrites_it(store: Store, sql: SQL, schema: str) -> None:
+    store.heartbeat(daemon_report())
+    [(started, first)] = sql(f'SELECT started_at, heartbeat_at FROM "{schema}".daemons')
+    stalled = MountReport("/mnt/nas", "nfs4", "stalled", in_flight=2, stuck=1, timeouts_recent=3)
+    store.heartbeat(daemon_report(workers_alive=3, workers_stuck=1, mounts=(stalled,)))
+    [(started_again, second, state)] = sql(
+        f'SELECT started_at, heartbeat_at, state FROM "{schema}".daemons'
+    )
+    assert started_again == started and second > first
+    # started_at is the database's now() less the daemon's uptime.
+    [(uptime,)] = sql(
+        f'SELECT extract(epoch FROM heartbeat_at - started_at) FROM "{schema}".daemons'
+    )
+    assert 60 <= float(uptime) < 65
+    assert state == "degraded"  # a mount stalled
+    [seen] = store.live_daemons()
+    assert seen.live and 0 <= seen.heartbeat_age_seconds < 5
+    assert seen.report.mounts == (stalled,)
+    assert (seen.report.workers_alive, seen.report.workers_stuck) == (3, 1)
+
+
+def test_a_daemon_is_gone_after_three_of_its_own_intervals(
+    store: Store, sql: SQL, schema: str
+) -> None:
+    store.heartbeat(daemon_report("fast:1", heartbeat_seconds=5.0))
+    store.heartbeat(daemon_report("slow:2", heartbeat_seconds=30.0))
+    sql(f"UPDATE \"{schema}\".daemons SET heartbeat_at = now() - interval '20 seconds'")
+    seen = {d.report.owner: d for d in store.daemons()}
+    assert not seen["fast:1"].live and seen["slow:2"].live
+    assert 20 <= seen["fast:1"].heartbeat_age_seconds < 25
+    assert [d.report.owner for d in store.live_daemons()] == ["slow:2"]
+    store.heartbeat(daemon_report("fast:1"))  # it beats again: live again
+    assert {d.report.owner for d in store.live_daemons()} == {"fast:1", "slow:2"}
+
+
+def test_forget_deletes_only_its_row_and_prune_only_day_old_rows(
+    store: Store, sql: SQL, schema: str
+) -> None:
+    for owner in ("a:1", "b:2", "c:3", "d:4"):
+        store.heartbeat(daemon_report(owner))
+    store.forget_daemon("a:1")
+    for owner, age in (("b:2", "25 hours"), ("c:3", "23 hours")):
+        sql(
+            f'UPDATE "{schema}".daemons SET heartbeat_at = now() - %s::interval WHERE owner = %s',
+            [age, owner],
+        )
+    assert store.prune_daemons() == 1
+    rows = sql(f'SELECT owner FROM "{schema}".daemons ORDER BY owner')
+    assert rows == [("c:3",), ("d:4",)]
