@@ -57,11 +57,15 @@ needs_prometheus = pytest.mark.skipif(
 MAY_BE_EMPTY = {
     ("Database errors", "A"): "no database operation fails in the run",
     ("Config reloads by result", "A"): "no SIGHUP is sent in the run",
+    ("Stalled mounts", "A"): "the run reports no mount (series exist per reported mount)",
+    ("Files in flight by mount", "A"): "the run reports no mount",
 }
 # Series the run never creates: labelled counters that appear with their first increment.
 SELECTORS_MAY_BE_EMPTY = {
     "mediad_db_errors_total": "no database operation fails in the run",
     "mediad_config_reloads_total": "no SIGHUP is sent in the run",
+    "mediad_mount_stalled": "the run reports no mount",
+    "mediad_mount_in_flight": "the run reports no mount",
 }
 # Grafana's variables, as a dashboard user would have them set.
 GRAFANA_BUILTINS = ("$__rate_interval", "$__interval", "$__range")
@@ -274,6 +278,9 @@ def test_dashboard_is_provisionable_and_uses_datasource_everywhere() -> None:
         "Config reloads by result",
         "Bytes read",
         "Build info",
+        "Stalled mounts",
+        "Files in flight by mount",
+        "Stuck worker processes",
     }
     assert wanted <= titles, wanted - titles
     queries = {title: expr for title, _ref, expr in panel_queries(dashboard)}
