@@ -182,7 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     _path_options(enqueue)
     enqueue.add_argument("--priority", type=int, default=0, help="higher is claimed first")
 
-    status = command("status", "Queue counts by state, rates, failures by class.")
+    status = command(
+        "status",
+        "Queue counts by state, rates, failures by class; live daemons' mounts and stuck workers.",
+    )
     status.add_argument("--json", action="store_true", help="one JSON object")
 
     show = command("show", "What mediad knows of these paths, in the order given. " + STDIN_HELP)
