@@ -641,7 +641,7 @@ class Supervisor:
             workers_target=self.pool.target_size,
             workers_alive=len(self.pool.slots),
             workers_stuck=0,
-            # daemon.max_stuck_workers = 0 means the worker count.
+            # The default limit (daemon.max_stuck_workers = 0): the worker count.
             workers_stuck_limit=self.pool.target_size,
             mounts=(),
             draining=self._stopping is not None,

@@ -199,3 +199,11 @@ def test_mount_gauges_follow_the_report_and_drop_mounts_no_longer_reported() -> 
     assert value("mediad_mount_stalled", {"mount": "/media/usb"}) == 0
     metrics.show_daemon(replace(report, mounts=()))
     assert value("mediad_mount_in_flight", {"mount": "/media/usb"}) is None
+
+
+def test_a_daemon_is_degraded_while_stuck_at_its_limit_or_a_mount_is_stalled() -> None:
+    healthy = replace(stuck_daemon(), workers_stuck=1, mounts=())
+    assert healthy.state == "running"
+    assert replace(healthy, workers_stuck=2).state == "degraded"
+    assert stuck_daemon().state == "degraded"  # its mount is stalled
+    assert replace(stuck_daemon(), draining=True).state == "draining"
