@@ -15,7 +15,7 @@ import os
 import posixpath
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 MOUNTINFO = "/proc/self/mountinfo"
@@ -300,7 +300,3 @@ def worker_cap(mount: Mount, pool_size: int, others_waiting: bool, override: int
     else:
         cap = pool_size
     return max(0, min(cap, pool_size))
-
-
-def override_for(mount: Mount, overrides: Mapping[str, int]) -> int | None:
-    return overrides.get(mount.point)

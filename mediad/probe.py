@@ -86,23 +86,9 @@ class Probe:
     def poll(self) -> Status:
         """Never blocks. Past the deadline the child is killed and the answer is
         "timed_out" from then on, whether or not it has gone yet."""
-        if self._status != "running":
-            if self._killed_at is not None:
-                self.reap()
-            return self._status
-        code = self._process.poll()
-        if code is None:
-            if time.monotonic() >= self._deadline:
-                self.kill()
-                self._status = "timed_out"
-            return self._status
-        self._reaped = True
-        output = self._read_output()
-        if code == 0 and output.startswith("ok"):
-            self._status = "ok"
-        else:
-            self._status = "failed"
-            self.error = output.removeprefix("error ").strip() or f"exit status {code}"
+        if not self.reap() and self._status == "running" and time.monotonic() >= self._deadline:
+            self.kill()
+            self._status = "timed_out"
         return self._status
 
     def mount_answered(self) -> bool:
@@ -137,20 +123,28 @@ class Probe:
 
     def reap(self) -> bool:
         """True once the child has exited and been collected. Never blocks."""
-        if not self._reaped and self._process.poll() is not None:
-            self._reaped = True
-            self._close()
-        return self._reaped
+        if self._reaped:
+            return True
+        code = self._process.poll()
+        if code is None:
+            return False
+        self._reaped = True
+        output = self._read_output()
+        if self._status == "running":
+            if code == 0 and output.startswith("ok"):
+                self._status = "ok"
+            else:
+                self._status = "failed"
+                self.error = output.removeprefix("error ").strip() or f"exit status {code}"
+        return True
 
     def _read_output(self) -> str:
         # The child has exited, so its end of the pipe is closed and this reads to EOF at
         # once (it has no children of its own to keep the pipe open).
         stdout = self._process.stdout
-        data = stdout.read() if stdout is not None else b""
-        self._close()
+        if stdout is None:
+            return ""
+        with stdout:
+            data = stdout.read()
         lines = os.fsdecode(data).strip().splitlines()
         return lines[-1] if lines else ""
-
-    def _close(self) -> None:
-        if self._process.stdout is not None and not self._process.stdout.closed:
-            self._process.stdout.close()
