@@ -29,6 +29,16 @@ def gone(pid: int) -> bool:
     return False
 
 
+def blocked(pid: int) -> bool:
+    """Running the probe's script (not still starting) and asleep in the kernel."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return b"-c" in argv and state == "S"
+
+
 @pytest.fixture
 def fifo(tmp_path: Path) -> Path:
     path = tmp_path / "dead.mkv"
@@ -89,7 +99,7 @@ def test_a_blocked_read_times_out_at_the_deadline_and_the_child_is_reaped(fifo: 
 
 def test_kill_never_blocks_and_the_child_is_reaped_afterwards(fifo: Path) -> None:
     probe = Probe.start(str(fifo.parent), str(fifo), 60.0)
-    wait_until(lambda: Path(f"/proc/{probe.pid}/fd").exists(), 5, "the probe to run")
+    wait_until(lambda: blocked(probe.pid), 10, "the probe to block in open()")
     began = time.monotonic()
     probe.kill()
     probe.kill()  # twice is harmless
