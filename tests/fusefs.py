@@ -194,11 +194,14 @@ def mounted(source: Path) -> Iterator[FuseMount]:
         )
     fs = FuseMount(source, mountpoint, server, log)
     try:
-        wait_until(
-            lambda: fs.live() or server.poll() is not None,
-            MOUNT_TIMEOUT,
-            f"the FUSE mount on {mountpoint}",
-        )
+        try:
+            wait_until(
+                lambda: fs.live() or server.poll() is not None,
+                MOUNT_TIMEOUT,
+                f"the FUSE mount on {mountpoint}",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the server's log:\n{fs.log()}") from None
         if not fs.live():
             _mount_failed(fs)
         yield fs
