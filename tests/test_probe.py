@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from mediad.probe import Probe
+from mediad.mounts import read_mount_table
+from mediad.probe import STUCK_AFTER_SECONDS, Probe
 from tests.conftest import wait_until
+from tests.fusefs import FSTYPE, FuseMount, process_state
 
 
 def finished(probe: Probe) -> str | None:
@@ -33,10 +36,9 @@ def blocked(pid: int) -> bool:
     """Running the probe's script (not still starting) and asleep in the kernel."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
     except OSError:
         return False
-    return b"-c" in argv and state == "S"
+    return b"-c" in argv and process_state(pid) == "S"
 
 
 @pytest.fixture
@@ -122,3 +124,36 @@ def test_poll_never_blocks_while_the_child_hangs(fifo: Path) -> None:
     finally:
         probe.kill()
         wait_until(probe.reap, 5, "the killed probe to be reaped")
+
+
+@pytest.mark.slow
+def test_a_probe_of_a_dead_fuse_mount_is_stuck_until_the_server_answers(
+    fuse_mount: Callable[[Path], FuseMount], tmp_path: Path
+) -> None:
+    """A read the FUSE server holds survives SIGKILL (the child stays in D state): the
+    probe answers "timed_out" at its deadline all the same, counts as stuck, and is reaped
+    once the server answers. Then a new probe finds the mount alive."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "a.mkv").write_bytes(b"\x1a\x45\xdf\xa3" * 4096)
+    fs = fuse_mount(source)
+    media = fs.path / "a.mkv"
+    mount = read_mount_table().for_path(str(media))
+    assert (mount.point, mount.fstype, mount.network) == (str(fs.path), FSTYPE, True)
+
+    fs.block("a.mkv")
+    probe = Probe.start(mount.point, str(media), 1.0)
+    assert wait_until(lambda: finished(probe), 10, "the deadline") == "timed_out"
+    assert fs.held() == [("read", "a.mkv")]
+    assert wait_until(probe.is_stuck, STUCK_AFTER_SECONDS + 10, "the probe to count as stuck")
+    assert process_state(probe.pid) == "D"
+    assert not probe.reap()
+
+    fs.release()
+    assert wait_until(probe.reap, 10, "the stuck probe to be reaped once the server answers")
+    assert not probe.is_stuck() and gone(probe.pid)
+    assert probe.poll() == "timed_out"
+
+    again = Probe.start(mount.point, str(media), 10.0)
+    assert wait_until(lambda: finished(again), 10, "the second probe") == "ok"
+    assert again.mount_answered()
