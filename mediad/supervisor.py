@@ -641,8 +641,8 @@ class Supervisor:
             workers_target=self.pool.target_size,
             workers_alive=len(self.pool.slots),
             workers_stuck=0,
-            # The default limit (daemon.max_stuck_workers = 0): the worker count.
-            workers_stuck_limit=self.pool.target_size,
+            # 0 means the pool's size, as resized by SIGHUP, SIGTTIN and SIGTTOU.
+            workers_stuck_limit=self.config.daemon.max_stuck_workers or self.pool.target_size,
             mounts=(),
             draining=self._stopping is not None,
         )

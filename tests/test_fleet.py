@@ -11,6 +11,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from mediad import metrics
 from mediad.models import DaemonReport, MountReport
 from mediad.store import Store
@@ -165,21 +167,23 @@ def test_extract_deletes_its_row_when_it_finishes(
     assert sql(f'SELECT count(*) FROM "{schema}".daemons') == [(0,)]
 
 
+@pytest.mark.parametrize(("max_stuck", "limit"), [("0", "2.0"), ("1", "1.0")])
 def test_a_daemon_exports_its_stuck_workers_and_limit(
-    mediad_env: dict[str, str], daemons: Callable[..., Daemon]
+    mediad_env: dict[str, str], daemons: Callable[..., Daemon], max_stuck: str, limit: str
 ) -> None:
     port = free_port()
     env = {
         **mediad_env,
         "MEDIAD_METRICS_LISTEN": f"127.0.0.1:{port}",
         "MEDIAD_DAEMON_HEARTBEAT_SECONDS": "0.5",
+        "MEDIAD_DAEMON_MAX_STUCK_WORKERS": max_stuck,  # 0: the worker count (2)
     }
     daemon = daemons(env=env)
     daemon.wait_started()
 
     def exported() -> bool:
         text = scrape(port)
-        return "mediad_workers_stuck 0.0" in text and "mediad_workers_stuck_limit 2.0" in text
+        return "mediad_workers_stuck 0.0" in text and f"mediad_workers_stuck_limit {limit}" in text
 
     wait_until(exported, 30, "the stuck gauges")
     assert daemon.stop() == 0
