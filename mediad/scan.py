@@ -88,8 +88,11 @@ def scan_batches(
                 *absolute,
             ],
             pass_fds=(write_fd,),
+            # Nothing of the command's own: a walk left blocked would hold its output
+            # open, and whoever reads it (a pipe, a test, tee) would wait with it.
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
     except BaseException:
         os.close(read_fd)
