@@ -112,9 +112,11 @@ def _follow(
     frames = Frames()
     where, steps = first, -1
     progressed = time.monotonic()
+    poller = select.poll()  # not select(): a daemon may hold descriptors above 1023
+    poller.register(fd, select.POLLIN)
     while True:
         wait = max(0.0, progressed + stall_seconds - time.monotonic())
-        if not select.select([fd], [], [], wait)[0]:
+        if not poller.poll(wait * 1000):
             report.unreachable = where
             log.error(
                 "a directory does not answer: scan stopped",
