@@ -23,6 +23,7 @@ from mediad.config import Config, load
 from mediad.errors import FailureClass, MediadError
 from mediad.paths import escaped, is_utf8
 from mediad.pool import WorkerBootError, WorkerPool, make_pool
+from mediad.walker import MIN_STALL_SECONDS, STALL_SECONDS
 
 # --- parser ---------------------------------------------------------------------------
 
@@ -174,6 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("dirs", nargs="+", metavar="DIR")
     scan.add_argument("--priority", type=int, default=0, help="higher is claimed first")
+    scan.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=STALL_SECONDS,
+        metavar="N",
+        help="a directory that gives no answer for N seconds (a dead network or FUSE "
+        "mount) is reported unreachable: the scan stops there, keeps what it found and "
+        f"exits 1 (default {STALL_SECONDS:g}, at least {MIN_STALL_SECONDS:g})",
+    )
 
     enqueue = command(
         "enqueue",

@@ -26,10 +26,11 @@ from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable, split_names
 from mediad.pool import WorkerPool
 from mediad.progress import Progress
 from mediad.runtime import connect, open_store
-from mediad.scan import ScanReport, batched, walk
+from mediad.scan import ScanReport, scan_batches
 from mediad.store import LockTimeout, Store
 from mediad.summary import COLUMNS
 from mediad.supervisor import RunMode, Supervisor, Tally, owner_name
+from mediad.walker import MIN_STALL_SECONDS, STALL_SECONDS
 
 log = structlog.get_logger("mediad")
 
@@ -179,32 +180,39 @@ def _print_extract_summary(
         print(f"interrupted: {summary['done']} done, {left} still pending")
 
 
-def _scan(store: Store, dirs: Sequence[str], priority: int) -> tuple[int, int, ScanReport]:
-    for directory in dirs:
-        if not os.path.isdir(directory):
-            raise_usage(f"{escaped(directory)}: not a directory")
+def _scan(
+    store: Store, dirs: Sequence[str], priority: int, stall_seconds: float = STALL_SECONDS
+) -> tuple[int, int, ScanReport]:
     report = ScanReport()
     inserted = requeued = 0
-    for batch in batched(walk(list(dirs), report), 1000):
+    for batch in scan_batches(list(dirs), report, stall_seconds):
         new, again = store.scan_upsert(batch, priority)
         inserted += new
         requeued += again
     unchanged = report.seen - report.bad_names - inserted - requeued
     log.info(
-        "scan finished",
+        "scan finished" if report.unreachable is None else "scan stopped",
         files=report.seen,
         new=inserted,
         changed=requeued,
         unchanged=unchanged,
         bad_names=report.bad_names,
         unreadable_dirs=report.unreadable_dirs,
+        unreachable=None if report.unreachable is None else escaped(report.unreachable),
     )
     return inserted, requeued, report
 
 
 def cmd_scan(args: argparse.Namespace, config: Config) -> int:
+    if args.stall_seconds < MIN_STALL_SECONDS:
+        raise_usage(f"--stall-seconds must be {MIN_STALL_SECONDS:g} or more")
     with open_store(config) as store:
-        inserted, requeued, report = _scan(store, args.dirs, args.priority)
+        inserted, requeued, report = _scan(store, args.dirs, args.priority, args.stall_seconds)
+    if report.unreachable is not None:
+        print(
+            f"unreachable: {escaped(report.unreachable)} "
+            f"(no answer for {args.stall_seconds:g} s); scanned before it:"
+        )
     print(
         f"{report.seen} files: {inserted} new, {requeued} changed, "
         f"{report.seen - report.bad_names - inserted - requeued} unchanged "
@@ -216,7 +224,7 @@ def cmd_scan(args: argparse.Namespace, config: Config) -> int:
             f"{report.unreadable_dirs} unreadable directories (see the log)"
         )
         return 1
-    return 0
+    return 1 if report.unreachable is not None else 0
 
 
 def _path_arguments(args: argparse.Namespace) -> list[str]:
