@@ -119,41 +119,115 @@ def test_a_worker_that_dies_after_reading_but_before_answering_charges_that_file
     assert crashed.outcome.failure_class is FailureClass.WORKER_CRASH
 
 
-def test_a_file_given_back_three_times_is_charged_as_a_crash(
-    small_mp4: Path, tmp_path: Path, hooks: None
+def _wait_idle(pool: WorkerPool, deadline: float) -> None:
+    while not pool.idle() and time.monotonic() < deadline:
+        pool.maintain()
+        ready, _ = pool.wait(0.1)
+        pool.collect(ready)
+
+
+@pytest.mark.parametrize("death", ["killed", "timeout"])
+def test_a_file_queued_at_workers_that_die_again_and_again_is_never_charged(
+    death: str, small_mp4: Path, tmp_path: Path, hooks: None
 ) -> None:
-    """A file waiting behind the one being read goes back uncharged when the worker dies;
-    the third time, it is charged: something killing workers between its reading and its
-    answer must not send it round forever (its row would stay running)."""
-    os.link(small_mp4, tmp_path / "waiting.mp4")
-    waiting = Job(99, str(tmp_path / "waiting.mp4"), 1, 7)
-    pool = _pool()
-    outcomes: list[Completion] = []
+    """A good file waits behind one that kills its worker (`kill -9`, or a hang killed at
+    the timeout), five times over: it comes back uncharged every time, then is read. It
+    was never read while those workers died, so no number of deaths makes it guilty."""
+    os.link(small_mp4, tmp_path / "good.mp4")
+    good = Job(99, str(tmp_path / "good.mp4"), 1, 7)
+    pool = _pool(timeout=1 if death == "timeout" else 30)
+    charged: list[Completion] = []
     try:
-        for n in range(3):
-            os.link(small_mp4, tmp_path / f"__mediad_sleep_5000ms__{n}.mp4")
-            slow = Job(n + 1, str(tmp_path / f"__mediad_sleep_5000ms__{n}.mp4"), 1, 7)
+        for n in range(5):
+            name = (
+                f"__mediad_sleep_60000ms__{n}.mp4"
+                if death == "killed"
+                else f"__mediad_hang__{n}.mp4"
+            )
+            os.link(small_mp4, tmp_path / name)
+            head = Job(n + 1, str(tmp_path / name), 1, 7)
             deadline = time.monotonic() + 60
-            while not pool.idle() and time.monotonic() < deadline:
-                pool.maintain()
-                ready, _ = pool.wait(0.1)
-                pool.collect(ready)
+            _wait_idle(pool, deadline)
             [slot] = pool.idle()
-            assert pool.dispatch(slot, [slow, waiting])
-            while slot.reading[0] != slow.id and time.monotonic() < deadline:
+            assert pool.dispatch(slot, [head, good])
+            while slot.reading[0] != head.id and time.monotonic() < deadline:
                 time.sleep(0.01)
-            os.kill(slot.pid, signal.SIGKILL)
-            found: list[Completion] = []
-            while len(found) < 1 + (n == 2) and time.monotonic() < deadline:
+            if death == "killed":
+                os.kill(slot.pid, signal.SIGKILL)
+            returned: list[Job] = []
+            while not returned and time.monotonic() < deadline:
                 ready, _ = pool.wait(0.1)
-                found += pool.collect(ready)
-            returned = pool.take_returned()
-            assert [c.job.id for c in found if c.job.id == slow.id] == [slow.id]
-            outcomes += [c for c in found if c.job.id == waiting.id]
-            assert returned == ([] if n == 2 else [waiting])
+                charged += pool.collect(ready) + pool.enforce_timeouts()
+                returned = pool.take_returned()
+            assert returned == [good]
+        _wait_idle(pool, time.monotonic() + 60)
+        completions, _ = _run(pool, [good], until=1)
     finally:
         pool.kill_all()
         pool.close()
-    [charged] = outcomes
-    assert isinstance(charged.outcome, Failure)
-    assert charged.outcome.failure_class is FailureClass.WORKER_CRASH
+    # Each head was charged (a crash, or a timeout); the good file never was.
+    assert sorted(c.job.id for c in charged) == [1, 2, 3, 4, 5]
+    expected = FailureClass.WORKER_CRASH if death == "killed" else FailureClass.TIMEOUT
+    assert {c.outcome.failure_class for c in charged if isinstance(c.outcome, Failure)} == {
+        expected
+    }
+    [read] = completions
+    assert read.job == good and isinstance(read.outcome, Record)
+
+
+def test_the_worker_publishes_the_device_of_the_file_it_has_opened(
+    small_mp4: Path, tmp_path: Path, hooks: None
+) -> None:
+    """Where a file really is (its st_dev) is known once the worker has opened it, while
+    it reads: the mount a hanging read hangs on, whatever the path suggested."""
+    os.link(small_mp4, tmp_path / "__mediad_hang_opened__a.mp4")
+    job = Job(1, str(tmp_path / "__mediad_hang_opened__a.mp4"), 1, 7)
+    pool = _pool()
+    try:
+        deadline = time.monotonic() + 60
+        _wait_idle(pool, deadline)
+        [slot] = pool.idle()
+        assert slot.reading_device() is None  # between files
+        assert pool.dispatch(slot, [job])
+        while slot.reading_device() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert slot.reading_device() == os.stat(job.path).st_dev
+        held = pool.kill_all()
+    finally:
+        pool.close()
+    assert held == [job]
+
+
+def test_kill_all_waits_for_its_workers_together_and_reaps_them(
+    small_mp4: Path, tmp_path: Path, hooks: None
+) -> None:
+    """Killing every worker waits for them at once, a second at most, and leaves no
+    zombie and no stuck process behind when they die as they should."""
+    settings = WorkerSettings(
+        ExtractOptions(), memory_limit_mb=1024, supervisor_pid=os.getpid(), cpu_seconds=30
+    )
+    pool = WorkerPool(settings, 3, timeout_seconds=30, max_files_per_worker=0)
+    events: list[str] = []
+    pool.on_event = lambda name, fields: events.append(name)
+    try:
+        deadline = time.monotonic() + 60
+        while len(pool.idle()) < 3 and time.monotonic() < deadline:
+            pool.maintain()
+            ready, _ = pool.wait(0.1)
+            pool.collect(ready)
+        jobs = []
+        for n, slot in enumerate(pool.idle()):
+            os.link(small_mp4, tmp_path / f"__mediad_hang__{n}.mp4")
+            jobs.append(Job(n + 1, str(tmp_path / f"__mediad_hang__{n}.mp4"), 1, 7))
+            assert pool.dispatch(slot, [jobs[-1]])
+        pids = [slot.pid for slot in pool.slots]
+        started = time.monotonic()
+        held = pool.kill_all()
+        took = time.monotonic() - started
+    finally:
+        pool.close()
+    assert sorted(j.id for j in held) == [1, 2, 3]
+    assert took < 1.5
+    assert pool.stuck() == [] and "left_behind" not in events
+    for pid in pids:  # reaped: not even a zombie is left
+        assert not Path(f"/proc/{pid}").exists()
