@@ -653,6 +653,10 @@ def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+# Sections made of named tables: [attach."TABLE"], [mounts."/POINT"].
+TABLE_SECTIONS = ("attach", "mounts")
+
+
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     shown = as_display_dict(config)
     if args.json:
@@ -662,9 +666,9 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
         print(f"# configuration is valid (source: {source})")
         print(f"# database: {database_label(config)}")
         for section, values in shown.items():
-            tables = values.items() if section == "attach" else [("", values)]
+            tables = values.items() if section in TABLE_SECTIONS else [("", values)]
             for table, table_values in tables:
-                print(f"[{section}]" if not table else f"[attach.{json.dumps(table)}]")
+                print(f"[{section}]" if not table else f"[{section}.{json.dumps(table)}]")
                 for key, value in table_values.items():
                     print(f"{key} = {json.dumps(value)}")
                 print()

@@ -7,6 +7,7 @@ overrides and `check-config` all come from the same table.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mediad.errors import ConfigError
+from mediad.mounts import normalise
 from mediad.paths import escaped, is_utf8
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -48,6 +50,10 @@ class DaemonConfig:
     memory_limit_mb: int = 1024
     instance: str = ""
     prefetch: int = 16  # the most files a worker holds; it holds about 50 ms of work (pace.py)
+    mount_stall_timeouts: int = 3  # this many timeouts on one mount within the window stall it
+    mount_stall_window_seconds: float = 120.0
+    mount_probe_seconds: float = 15.0  # a stalled mount is probed this often
+    max_stuck_workers: int = 0  # 0 means the worker count
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,19 @@ ATTACH_KEYS = ("id", "path", "metadata", "summary_prefix", "skip_existing", "pat
 
 
 @dataclass(frozen=True)
+class MountConfig:
+    """One `[mounts."/mnt/nas"]` table: settings for the filesystem mounted there
+    (docs/operations.md). The point is matched against the mount table as written,
+    never resolved: resolving would touch the mount, which may hang."""
+
+    point: str = ""  # the TOML key: an absolute mount point
+    max_workers: int = 0  # required: the most files of this mount in flight at once
+
+
+MOUNT_KEYS = ("max_workers",)
+
+
+@dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
@@ -106,6 +125,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     attach: tuple[AttachConfig, ...] = ()  # file only: no environment variables
+    mounts: tuple[MountConfig, ...] = ()  # file only: no environment variables
     source: str = ""  # the file it was read from, for messages
 
     @property
@@ -115,6 +135,14 @@ class Config:
 
     def effective_workers(self) -> int:
         return self.daemon.workers or (os.cpu_count() or 1)
+
+    def effective_max_stuck(self) -> int:
+        """Stuck processes tolerated before network mounts get no more files."""
+        return self.daemon.max_stuck_workers or self.effective_workers()
+
+    def mount_overrides(self) -> dict[str, int]:
+        """Mount point -> max_workers, from the `[mounts."..."]` tables."""
+        return {m.point: m.max_workers for m in self.mounts}
 
     def state_path(self) -> Path:
         if self.daemon.state_dir:
@@ -223,6 +251,10 @@ VALIDATORS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("daemon", "max_files_per_worker"): _non_negative,
     ("daemon", "memory_limit_mb"): _non_negative,
     ("daemon", "prefetch"): _positive,
+    ("daemon", "mount_stall_timeouts"): _positive,
+    ("daemon", "mount_stall_window_seconds"): _positive,
+    ("daemon", "mount_probe_seconds"): _positive,
+    ("daemon", "max_stuck_workers"): _non_negative,
     ("extract", "roots"): _roots,
     ("extract", "timeout_seconds"): _positive,
     ("extract", "cpu_seconds"): _non_negative,
@@ -330,6 +362,9 @@ def from_mapping(data: Mapping[str, Any], base: Config | None = None) -> Config:
         if section == "attach":
             config = replace(config, attach=_attach_tables(values))
             continue
+        if section == "mounts":
+            config = replace(config, mounts=_mount_tables(values))
+            continue
         for key, value in values.items():
             config = _apply(config, section, key, value, from_text=False)
     return config
@@ -359,6 +394,35 @@ def _attach_tables(data: Mapping[str, Any]) -> tuple[AttachConfig, ...]:
             raise ConfigError(f"{name}.path_prefix", "must be an absolute directory (start with /)")
         found.append(current)
     return tuple(found)
+
+
+def _mount_tables(data: Mapping[str, Any]) -> tuple[MountConfig, ...]:
+    """`[mounts."/mnt/nas"]` tables: an absolute point, max_workers required and >= 1."""
+    found: dict[str, MountConfig] = {}
+    for point, values in data.items():
+        name = f"mounts.{json.dumps(point)}"
+        if not isinstance(values, Mapping):
+            raise ConfigError(
+                name, f"must be a table ([mounts.{json.dumps(point)}] with max_workers)"
+            )
+        if not point.startswith("/"):
+            raise ConfigError(name, "the mount point must be an absolute path (start with /)")
+        normal = normalise(point)
+        if normal in found:
+            raise ConfigError(name, f"is {normal} again, named by another [mounts] table")
+        current = MountConfig(point=normal)
+        for key, value in values.items():
+            if key not in MOUNT_KEYS:
+                raise ConfigError(f"{name}.{key}", f"unknown key; known: {', '.join(MOUNT_KEYS)}")
+            current = replace(
+                current, **{key: _coerce(name, key, getattr(current, key), value, False)}
+            )
+        if "max_workers" not in values:
+            raise ConfigError(f"{name}.max_workers", "is required")
+        if current.max_workers < 1:
+            raise ConfigError(f"{name}.max_workers", "must be 1 or more")
+        found[normal] = current
+    return tuple(found.values())
 
 
 def from_environment(environ: Mapping[str, str], base: Config) -> Config:
@@ -471,5 +535,9 @@ def as_display_dict(config: Config) -> dict[str, dict[str, Any]]:
     if config.attach:
         shown["attach"] = {
             a.table: {key: getattr(a, key) for key in ATTACH_KEYS} for a in config.attach
+        }
+    if config.mounts:
+        shown["mounts"] = {
+            m.point: {key: getattr(m, key) for key in MOUNT_KEYS} for m in config.mounts
         }
     return shown

@@ -24,6 +24,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from mediad.store import Store
+from tests import fusefs
 
 
 @dataclass(frozen=True)
@@ -293,6 +294,19 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+@pytest.fixture
+def fuse_mount() -> Iterator[Callable[[Path], fusefs.FuseMount]]:
+    """Mount a directory through a FUSE filesystem that stalls or lags on command
+    (tests/fusefs.py): `fs = fuse_mount(source)`, then `fs.block(...)`, `fs.lag(ms)`,
+    `fs.release()`. Every mount is released, unmounted and its server stopped afterwards.
+    Skips where FUSE cannot be used."""
+    reason = fusefs.unavailable()
+    if reason:
+        pytest.skip(reason)
+    with contextlib.ExitStack() as mounts:
+        yield lambda source: mounts.enter_context(fusefs.mounted(source))
 
 
 def counts(sql: Callable[..., list[tuple[Any, ...]]], schema: str) -> dict[str, int]:

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mediad"
 DATABASE_LAYER = {"store", "attach"}
 # Modules a worker process loads: they must not even import the database layer.
 WORKER_SIDE = {"worker", "extractor", "summary", "models", "errors", "paths"}
-PURE = {"config", "retry", "summary", "paths", "queries", "models", "errors"}
+PURE = {"config", "retry", "summary", "paths", "queries", "models", "errors", "mounts"}
 
 
 def imports_of(module: str) -> set[str]:

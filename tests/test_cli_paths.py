@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from mediad.config import mask_dsn
 from mediad.store import Store
 from tests.conftest import mediad, mediad_bytes_in
 
@@ -79,7 +80,8 @@ def test_show_prints_names_that_are_not_utf8_escaped(env: dict[str, str], tmp_pa
     assert lines[0] == f"{tmp_path}/caf\\xe9.flac"
     assert lines[1] == "  state failed, attempts 0"
     assert lines[2].startswith("  error [bad_path] ")
-    assert lines[3:] == [f"{tmp_path}/na\\xefve.flac", "  unknown to mediad"]
+    assert lines[3:5] == [f"{tmp_path}/na\\xefve.flac", "  unknown to mediad"]
+    assert lines[5:] == [f"database: {mask_dsn(env['MEDIAD_DATABASE_DSN'])}"]
 
 
 def test_show_keeps_the_order_across_lookups(env: dict[str, str], tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import fields
@@ -11,6 +12,7 @@ import pytest
 
 from mediad.config import SECTIONS, Config, as_display_dict, load, mask_dsn
 from mediad.errors import ConfigError
+from tests.conftest import mediad
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "mediad.toml"
 
@@ -165,7 +167,7 @@ def test_documented_attach_example_lists_every_key(tmp_path: Path) -> None:
     from mediad.config import ATTACH_KEYS, AttachConfig
 
     text = EXAMPLE.read_text()
-    block = text[text.index('# [attach."public.media_files"]') :]
+    block = text[text.index('# [attach."public.media_files"]') :].split("\n\n")[0]
     uncommented = "\n".join(line.removeprefix("# ") for line in block.splitlines())
     data = tomllib.loads(uncommented)["attach"]["public.media_files"]
     assert set(data) == set(ATTACH_KEYS) == {f.name for f in fields(AttachConfig)} - {"table"}
@@ -173,3 +175,104 @@ def test_documented_attach_example_lists_every_key(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(uncommented)
     assert load(str(path), environ={}).attach[0].summary_prefix == "media_"
+
+
+# --- mounts ------------------------------------------------------------------------------
+
+
+def test_mount_settings_default() -> None:
+    config = load(None, environ={})
+    assert config.daemon.mount_stall_timeouts == 3
+    assert config.daemon.mount_stall_window_seconds == 120.0
+    assert config.daemon.mount_probe_seconds == 15.0
+    assert config.daemon.max_stuck_workers == 0
+    assert config.effective_max_stuck() == config.effective_workers()
+    assert config.mounts == ()
+    assert config.mount_overrides() == {}
+
+
+def test_mount_settings_from_file_and_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "[daemon]\nworkers = 6\nmount_stall_timeouts = 5\nmax_stuck_workers = 2\n"
+        '[mounts."/mnt/nas"]\nmax_workers = 4\n'
+        '[mounts."/mnt/My Films/"]\nmax_workers = 1\n'
+    )
+    env = {"MEDIAD_DAEMON_MOUNT_PROBE_SECONDS": "2.5"}
+    config = load(str(path), environ=env)
+    assert config.daemon.mount_stall_timeouts == 5
+    assert config.daemon.mount_probe_seconds == 2.5
+    assert config.effective_max_stuck() == 2
+    # The point is written as the mount table shows it: no trailing slash.
+    assert config.mount_overrides() == {"/mnt/nas": 4, "/mnt/My Films": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("[daemon]\nmount_stall_timeouts = 0\n", "daemon.mount_stall_timeouts", "greater"),
+        ("[daemon]\nmount_stall_timeouts = 2.5\n", "daemon.mount_stall_timeouts", "whole"),
+        ("[daemon]\nmount_stall_window_seconds = 0\n", "daemon.mount_stall_window_seconds", ""),
+        ("[daemon]\nmount_probe_seconds = -1\n", "daemon.mount_probe_seconds", "greater"),
+        ("[daemon]\nmax_stuck_workers = -1\n", "daemon.max_stuck_workers", "0 or more"),
+        ('[mounts."mnt/nas"]\nmax_workers = 2\n', 'mounts."mnt/nas"', "absolute"),
+        ('[mounts."/mnt/nas"]\nmax_workers = 0\n', 'mounts."/mnt/nas".max_workers', "1 or more"),
+        ('[mounts."/mnt/nas"]\nmax_workers = "two"\n', 'mounts."/mnt/nas".max_workers', "whole"),
+        ('[mounts."/mnt/nas"]\n', 'mounts."/mnt/nas".max_workers', "required"),
+        ('[mounts."/mnt/nas"]\nmax_worker = 2\n', 'mounts."/mnt/nas".max_worker', "unknown key"),
+        ('[mounts]\n"/mnt/nas" = 2\n', 'mounts."/mnt/nas"', "must be a table"),
+        (
+            '[mounts."/mnt/nas"]\nmax_workers = 2\n[mounts."/mnt/nas/"]\nmax_workers = 3\n',
+            'mounts."/mnt/nas/"',
+            "again",
+        ),
+    ],
+)
+def test_bad_mount_settings_name_the_key(tmp_path: Path, text: str, key: str, reason: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(str(path), environ={})
+    assert info.value.key == key
+    assert reason in str(info.value)
+
+
+def test_mount_tables_have_no_environment_variables() -> None:
+    with pytest.raises(ConfigError, match="does not name a setting"):
+        load(None, environ={"MEDIAD_MOUNTS_MAX_WORKERS": "2"})
+
+
+def test_documented_mounts_example_loads(tmp_path: Path) -> None:
+    """[mounts."POINT"] is commented out in the example (no override by default)."""
+    from mediad.config import MOUNT_KEYS, MountConfig
+
+    text = EXAMPLE.read_text()
+    block = text[text.index('# [mounts."/mnt/nas"]') :].split("\n\n")[0]
+    uncommented = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    data = tomllib.loads(uncommented)["mounts"]["/mnt/nas"]
+    assert set(data) == set(MOUNT_KEYS) == {f.name for f in fields(MountConfig)} - {"point"}
+    path = tmp_path / "c.toml"
+    path.write_text(uncommented)
+    assert load(str(path), environ={}).mount_overrides() == {"/mnt/nas": 4}
+
+
+def test_check_config_shows_the_mount_settings(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[daemon]\nmount_stall_window_seconds = 60\n[mounts."/mnt/nas"]\nmax_workers = 3\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
+    env["MEDIAD_DAEMON_STATE_DIR"] = str(tmp_path / "state")
+    text = mediad("check-config", "--config", str(path), env=env)
+    assert text.returncode == 0, text.stderr
+    assert "mount_stall_window_seconds = 60.0" in text.stdout
+    assert "max_stuck_workers = 0" in text.stdout
+    assert '[mounts."/mnt/nas"]\nmax_workers = 3\n' in text.stdout
+    shown = json.loads(mediad("check-config", "--json", "--config", str(path), env=env).stdout)
+    assert shown["mounts"] == {"/mnt/nas": {"max_workers": 3}}
+    assert shown["daemon"]["mount_probe_seconds"] == 15.0
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[mounts."nas"]\nmax_workers = 3\n')
+    refused = mediad("check-config", "--config", str(bad), env=env)
+    assert refused.returncode == 2
+    assert 'mounts."nas"' in refused.stderr and "Traceback" not in refused.stderr
