@@ -726,4 +726,5 @@ def make_pool(config: Config) -> WorkerPool:
         timeout_seconds=config.extract.timeout_seconds,
         max_files_per_worker=config.daemon.max_files_per_worker,
         prefetch=config.daemon.prefetch,
+        max_stuck=config.daemon.max_stuck_workers,
     )

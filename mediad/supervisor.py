@@ -343,6 +343,7 @@ class Supervisor:
         self.pool.timeout_seconds = new.extract.timeout_seconds
         self.pool.max_files_per_worker = new.daemon.max_files_per_worker
         self.pool.prefetch = max(1, new.daemon.prefetch)
+        self.pool.max_stuck = new.daemon.max_stuck_workers
         settings = worker_settings(new)
         if self._stopping is None:
             self._resize(new.effective_workers())

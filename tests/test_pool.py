@@ -3,10 +3,13 @@ or hangs is charged with, when results of fast files come back several at a time
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +18,8 @@ from mediad.extractor import ExtractOptions
 from mediad.models import Completion, Failure, Job, Record
 from mediad.pool import WorkerPool
 from mediad.worker import WorkerSettings
+from tests import fusefs
+from tests.fusefs import FuseMount
 
 
 def _pool(timeout: float = 30) -> WorkerPool:
@@ -231,3 +236,110 @@ def test_kill_all_waits_for_its_workers_together_and_reaps_them(
     assert pool.stuck() == [] and "left_behind" not in events
     for pid in pids:  # reaped: not even a zombie is left
         assert not Path(f"/proc/{pid}").exists()
+
+
+@pytest.fixture
+def dead_mount(
+    small_mp4: Path, tmp_path: Path, fuse_mount: Callable[[Path], FuseMount]
+) -> FuseMount:
+    """A FUSE mount holding `a.mp4`, whose reads wait until the test releases them."""
+    source = tmp_path / "share"
+    source.mkdir()
+    os.link(small_mp4, source / "a.mp4")
+    fs = fuse_mount(source)
+    fs.block("a.mp4")
+    return fs
+
+
+def _turn(pool: WorkerPool, completions: list[Completion]) -> None:
+    """One turn of the supervisor's loop, as far as the pool goes."""
+    pool.maintain()
+    ready, _ = pool.wait(0.2)
+    completions += pool.collect(ready) + pool.enforce_timeouts()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_in_a_read_of_a_dead_mount_is_stuck_and_not_replaced_past_the_limit(
+    dead_mount: FuseMount,
+) -> None:
+    """Killed at the timeout, a worker held in a read the server never answers outlives
+    SIGKILL: it is stuck, never capacity, never waited for; at the limit (here one) no
+    worker is forked. When the server answers it dies, is reaped, and is replaced."""
+    path = str(dead_mount.path / "a.mp4")
+    settings = WorkerSettings(
+        ExtractOptions(), memory_limit_mb=1024, supervisor_pid=os.getpid(), cpu_seconds=30
+    )
+    pool = WorkerPool(settings, 1, timeout_seconds=1, max_files_per_worker=0, max_stuck=1)
+    events: list[tuple[str, dict[str, Any]]] = []
+    pool.on_event = lambda name, fields: events.append((name, fields))
+    completions: list[Completion] = []
+    try:
+        deadline = time.monotonic() + 60
+        _wait_idle(pool, deadline)
+        [slot] = pool.idle()
+        assert pool.dispatch(slot, [Job(1, path, 1, 7)])
+        while not pool.stuck() and time.monotonic() < deadline:
+            turn_started = time.monotonic()
+            _turn(pool, completions)
+            assert time.monotonic() - turn_started < 1.5  # never held up by the child
+        [stuck] = pool.stuck()
+        assert (stuck.pid, stuck.path) == (slot.pid, path)
+        assert stuck.device == os.stat(path).st_dev  # stat is not blocked, reads are
+        assert fusefs.process_state(stuck.pid) == "D"
+        [charged] = completions
+        assert isinstance(charged.outcome, Failure)
+        assert charged.outcome.failure_class is FailureClass.TIMEOUT
+        # At the limit: no worker is forked, and saying so once is enough.
+        for _ in range(5):
+            _turn(pool, completions)
+        assert pool.live_count() == 0 and pool.next_start_in() is None
+        assert [name for name, _ in events].count("stuck_limit") == 1
+        [(_, stuck_event)] = [(n, f) for n, f in events if n == "worker_stuck"]
+        assert stuck_event["pid"] == stuck.pid and stuck_event["seconds_since_kill"] >= 3
+        dead_mount.release()
+        while pool.live_count() == 0 and time.monotonic() < deadline:
+            _turn(pool, completions)
+        assert pool.stuck() == [] and pool.live_count() == 1
+        assert fusefs.process_state(stuck.pid) is None  # reaped: no zombie either
+        assert {"stuck_exited", "stuck_limit_cleared"} <= {name for name, _ in events}
+    finally:
+        pool.kill_all()
+        pool.close()
+
+
+@pytest.mark.slow
+def test_closing_with_a_stuck_worker_leaves_it_behind_and_does_not_wait(
+    dead_mount: FuseMount,
+) -> None:
+    """Stopping with a worker held by a dead mount: kill_all waits a second at most,
+    close leaves the process out of multiprocessing's exit-time join (which has no
+    timeout), and says so. The process dies once the server answers."""
+    path = str(dead_mount.path / "a.mp4")
+    settings = WorkerSettings(
+        ExtractOptions(), memory_limit_mb=1024, supervisor_pid=os.getpid(), cpu_seconds=30
+    )
+    pool = WorkerPool(settings, 1, timeout_seconds=600, max_files_per_worker=0)
+    events: list[tuple[str, dict[str, Any]]] = []
+    pool.on_event = lambda name, fields: events.append((name, fields))
+    try:
+        deadline = time.monotonic() + 60
+        _wait_idle(pool, deadline)
+        [slot] = pool.idle()
+        assert pool.dispatch(slot, [Job(1, path, 1, 7)])
+        while ("read", "a.mp4") not in dead_mount.held() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.monotonic()
+        held = pool.kill_all()
+        pool.close()
+        took = time.monotonic() - started
+    finally:
+        pool.close()
+    assert [job.id for job in held] == [1]
+    assert took < 2
+    assert fusefs.process_state(slot.pid) == "D"
+    assert slot.process not in multiprocessing.active_children()
+    [left] = [fields for name, fields in events if name == "left_behind"]
+    assert (left["processes"], left["pids"], left["paths"]) == (1, [slot.pid], [path])
+    dead_mount.release()
+    # Its parent here: reap it, as init would once mediad has exited.
+    assert os.waitpid(slot.pid, 0)[0] == slot.pid
