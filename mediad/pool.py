@@ -601,7 +601,14 @@ class WorkerPool:
             self._kill(slot)
             self._forget(slot)
             self._watch_killed(slot)
-            self.on_event("worker_timeout", {"pid": slot.pid, "path": head.path if head else None})
+            self.on_event(
+                "worker_timeout",
+                {
+                    "pid": slot.pid,
+                    "path": head.path if head else None,
+                    "device": slot.reading_device(),
+                },
+            )
             self._returned.extend(others)  # not read: uncharged, every time
             if head is None:
                 continue

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mediad import worker
 from mediad.errors import FailureClass
 from mediad.extractor import ExtractOptions
 from mediad.models import Completion, Failure, Job, Record
@@ -343,3 +344,27 @@ def test_closing_with_a_stuck_worker_leaves_it_behind_and_does_not_wait(
     dead_mount.release()
     # Its parent here: reap it, as init would once mediad has exited.
     assert os.waitpid(slot.pid, 0)[0] == slot.pid
+
+
+class _TooLargeToSend:
+    """A result whose pickling runs out of memory, as a huge one would under the limit."""
+
+    seconds = 0.25
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        raise MemoryError
+
+
+def test_an_answer_too_large_to_send_fails_its_own_file_and_the_worker_goes_on() -> None:
+    """Dying while sending would give every file held back uncharged, and the file with
+    the huge answer would be read, and kill a worker, forever: it fails alone instead."""
+    ours, theirs = multiprocessing.Pipe()
+    fine = Failure(FailureClass.CORRUPT, "a small answer")
+    worker.answer(theirs, [(1, fine), (2, _TooLargeToSend()), (3, fine)])
+    answers = [item for _ in range(3) for item in worker.receive(ours)[1]]
+    assert [job_id for job_id, _ in answers] == [1, 2, 3]
+    assert answers[0][1] == fine and answers[2][1] == fine
+    failure = answers[1][1]
+    assert isinstance(failure, Failure)
+    assert failure.failure_class is FailureClass.OUT_OF_MEMORY and failure.seconds == 0.25
+    assert not ours.poll()
