@@ -309,6 +309,38 @@ def test_a_worker_killed_in_a_read_of_a_dead_mount_is_stuck_and_not_replaced_pas
 
 
 @pytest.mark.slow
+def test_a_stuck_worker_is_not_capacity_and_is_replaced_below_the_limit(
+    dead_mount: FuseMount,
+) -> None:
+    """Below the limit, a stuck process is replaced at once: the pool keeps its size in
+    workers that can read, whatever is held in the kernel."""
+    settings = WorkerSettings(
+        ExtractOptions(), memory_limit_mb=1024, supervisor_pid=os.getpid(), cpu_seconds=30
+    )
+    pool = WorkerPool(settings, 1, timeout_seconds=1, max_files_per_worker=0, max_stuck=2)
+    completions: list[Completion] = []
+    try:
+        deadline = time.monotonic() + 60
+        _wait_idle(pool, deadline)
+        [slot] = pool.idle()
+        assert pool.dispatch(slot, [Job(1, str(dead_mount.path / "a.mp4"), 1, 7)])
+        while not pool.stuck() and time.monotonic() < deadline:
+            _turn(pool, completions)
+        _wait_idle(pool, deadline)
+        [replacement] = pool.idle()
+        assert replacement.pid != slot.pid and pool.stuck_count() == 1
+        assert not pool.at_stuck_limit()
+        assert fusefs.process_state(slot.pid) == "D"
+        dead_mount.release()
+        while pool.stuck() and time.monotonic() < deadline:
+            _turn(pool, completions)
+        assert fusefs.process_state(slot.pid) is None
+    finally:
+        pool.kill_all()
+        pool.close()
+
+
+@pytest.mark.slow
 def test_closing_with_a_stuck_worker_leaves_it_behind_and_does_not_wait(
     dead_mount: FuseMount,
 ) -> None:
