@@ -295,7 +295,11 @@ def extract_noop(path: str) -> Outcome:
     return Extracted(NOOP_DOCUMENT, NOOP_SUMMARY, Fingerprint(0, 0, 0), path)
 
 
-def extract(path: str, options: ExtractOptions) -> Outcome:
+def extract(
+    path: str, options: ExtractOptions, on_opened: Callable[[os.stat_result], None] | None = None
+) -> Outcome:
+    """`on_opened`: told what the gate's fstat found, before MediaInfo reads a byte (the
+    worker publishes the device, so a read that hangs is known by its filesystem)."""
     if options.engine == "noop":
         return extract_noop(path)
     started = time.monotonic()
@@ -304,6 +308,8 @@ def extract(path: str, options: ExtractOptions) -> Outcome:
         return replace(gate, seconds=time.monotonic() - started)
     fd, resolved, st = gate
     try:
+        if on_opened is not None:
+            on_opened(st)
         result = _read_opened(fd, path, st.st_size, options)
     finally:
         os.close(fd)

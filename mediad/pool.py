@@ -10,8 +10,23 @@ and answers in order, but sends the results of fast files several at a time (hal
 depth: one wake-up of the supervisor for several files), so the oldest unanswered file is
 not always the one it is reading: the worker publishes that one in shared memory
 (`Slot.reading`). A worker that dies or hangs charges that file alone and gives the rest
-back to the supervisor, uncharged: files not started yet, and finished files whose
-results died with it.
+back to the supervisor, uncharged, every time: files not started yet, and finished files
+whose results died with it.
+
+No count of deaths guards the files given back: the worker names a file from before it
+stats or opens it until its answer is made, so whatever a file's content can do to a
+worker happens while it is named. Outside that window a worker only unpickles the
+supervisor's plain tuples and pickles answers already made, and an answer too large to
+send becomes a failure of its own file (mediad/worker.py). A file given back was
+therefore innocent, however often its workers die: a crash storm, or a neighbour that
+hangs on a dead mount, costs it a wait, never an attempt.
+
+A killed worker is never waited for: one blocked in a network filesystem that stopped
+answering stays in the kernel (state D) even after SIGKILL, until the server answers.
+Killed workers are watched through their sentinels and reaped when they exit; one still
+there `STUCK_AFTER_SECONDS` after SIGKILL is stuck. Stuck processes are not capacity:
+their workers are replaced, up to `max_stuck` stuck processes; past it, none is forked
+(each one may be the next to hang, and each holds its memory until the mount answers).
 
 The supervisor waits on every worker's pipe and process sentinel, and its own wake-up
 pipe, through one persistent selector (`wait`), and hands what became ready to `collect`.
@@ -29,9 +44,10 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_for_any
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -45,16 +61,40 @@ from mediad.pace import FilePace, answer_every
 # A worker that dies this soon after starting counts as failing to boot: back off.
 EARLY_DEATH_SECONDS = 2.0
 MAX_RESTART_DELAY = 30.0
-# A file given back uncharged this many times (its workers died while it waited, or
-# between reading it and answering) is charged as a crash: were something about it
-# killing workers outside the shared-memory window, it would otherwise go round forever.
-MAX_GIVEN_BACK = 3
+# A killed worker that has not exited this long after SIGKILL is stuck in the kernel.
+STUCK_AFTER_SECONDS = 3.0
+# The longest the loop waits for killed workers to exit (kill_all): after it, whoever is
+# left is watched like any other killed worker.
+KILL_WAIT_SECONDS = 1.0
+# How often killed workers are looked at when their sentinels say nothing (a process can
+# close its descriptors, firing the sentinel, and then hang on its way out).
+KILLED_CHECK_EVERY = 0.5
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
 
 class WorkerBootError(MediadError):
     """Workers cannot start at all (MediaInfo missing): restarting would only spin."""
+
+
+@dataclass
+class StuckProcess:
+    """A worker killed (timeout, stop) that has not exited yet: the file it was reading
+    (`path`, its filesystem's `device` when the worker had opened it), and since when.
+    `stuck` once it outlived SIGKILL by STUCK_AFTER_SECONDS; `mount`: what the pool's
+    `mount_of` made of the path and device (None until something sets it)."""
+
+    process: BaseProcess
+    pid: int
+    path: str | None
+    device: int | None
+    killed_at: float
+    mount: str | None = None
+    stuck: bool = False
+    watched: bool = True  # its sentinel is in the selector
+
+
+MountOf = Callable[[str | None, int | None], str | None]
 
 
 @dataclass
@@ -70,7 +110,7 @@ class Slot:
     retiring: bool = False
     told_to_leave: bool = False
     pid: int = 0
-    reading: Any = None  # shared with the worker: [job id or 0, start in monotonic ns]
+    reading: Any = None  # shared with the worker: worker.READING_ID and the rest
 
     def reading_now(self) -> tuple[int, float] | None:
         """(position in the queue, start) of the file the worker says it is reading.
@@ -78,7 +118,8 @@ class Slot:
         Results of fast files come back several at a time, so the oldest unanswered file
         is not always the one being read: the worker publishes it in shared memory, from
         before it opens the file until its answer is made (0 between files)."""
-        job_id, started_ns = self.reading[0], self.reading[1]
+        job_id = self.reading[worker.READING_ID]
+        started_ns = self.reading[worker.READING_SINCE]
         for position, job in enumerate(self.queue):
             if job.id == job_id:
                 return position, started_ns / 1e9
@@ -94,6 +135,14 @@ class Slot:
             return None, self.head_started_at, held
         position, started = now_reading
         return held[position], started, held[:position] + held[position + 1 :]
+
+    def reading_device(self) -> int | None:
+        """The device (st_dev) of the file being read, once the worker has opened it: the
+        filesystem it is really on, whatever its path suggests."""
+        if self.reading[worker.READING_ID] == 0:
+            return None
+        device = int(self.reading[worker.READING_DEVICE])
+        return None if device == worker.NO_DEVICE else device
 
 
 def _spawn_light() -> None:
@@ -137,6 +186,7 @@ class WorkerPool:
         timeout_seconds: float,
         max_files_per_worker: int,
         prefetch: int = 2,
+        max_stuck: int = 0,
         on_event: EventSink | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -146,6 +196,8 @@ class WorkerPool:
         self.max_files_per_worker = max_files_per_worker
         self.prefetch = max(1, prefetch)  # the most files a worker holds
         self.pace = FilePace()  # what a file costs a worker lately: sets the depth
+        self.max_stuck = max_stuck  # stuck processes beyond which none is forked; 0: size
+        self.mount_of: MountOf = lambda path, device: None
         self._ctx = multiprocessing.get_context("spawn")
         _spawn_light()
         self._slots: dict[int, Slot] = {}  # by sentinel
@@ -155,7 +207,9 @@ class WorkerPool:
         self._next_start_at = 0.0
         self._selector = selectors.DefaultSelector()
         self._returned: list[Job] = []
-        self._given_back: dict[int, int] = {}  # job id -> times given back uncharged
+        self._killed: dict[int, StuckProcess] = {}  # by sentinel: killed, not exited yet
+        self._next_killed_check = 0.0
+        self._at_stuck_limit = False  # said so in the log, once per episode
         self._closed = False
 
     # --- shape ------------------------------------------------------------------------
@@ -217,19 +271,126 @@ class WorkerPool:
         self.maintain()
 
     def maintain(self) -> None:
-        """Start workers up to the target size, respecting the restart back-off."""
+        """Start workers up to the target size, respecting the restart back-off and the
+        limit on stuck processes."""
+        self.check_killed()
         now = self._clock()
         while self.live_count() < self.target_size and now >= self._next_start_at:
+            if self._forking_held_back():
+                return
             self._spawn()
 
     def next_start_in(self) -> float | None:
-        if self.live_count() >= self.target_size:
-            return None
+        if self.live_count() >= self.target_size or self._forking_held_back():
+            return None  # a killed worker that exits wakes the loop through its sentinel
         return max(0.0, self._next_start_at - self._clock())
+
+    # --- stuck processes ----------------------------------------------------------------
+
+    def stuck(self) -> list[StuckProcess]:
+        """Killed workers that outlived SIGKILL: held in the kernel by a read that never
+        returns (a network or FUSE mount that stopped answering)."""
+        return [k for k in self._killed.values() if k.stuck]
+
+    def stuck_count(self) -> int:
+        return sum(1 for k in self._killed.values() if k.stuck)
+
+    def stuck_limit(self) -> int:
+        """Stuck processes at which no worker is forked: `max_stuck`, or the pool's size."""
+        return self.max_stuck if self.max_stuck > 0 else max(1, self.target_size)
+
+    def at_stuck_limit(self) -> bool:
+        return self.stuck_count() >= self.stuck_limit()
+
+    def _forking_held_back(self) -> bool:
+        """Whether a new worker would take the killed ones not yet gone past the limit.
+        Those not stuck yet count too (they may be about to be), so stuck processes never
+        outnumber the limit through replacements; a killed worker that exits, as one
+        normally does within milliseconds, lifts the hold at once."""
+        unexited = len(self._killed)
+        limit = self.stuck_limit()
+        if unexited < limit:
+            if self._at_stuck_limit:
+                self._at_stuck_limit = False
+                self.on_event("stuck_limit_cleared", {"stuck": self.stuck_count(), "limit": limit})
+            return False
+        if not self._at_stuck_limit and self.stuck_count() >= limit:
+            self._at_stuck_limit = True
+            self.on_event("stuck_limit", {"stuck": self.stuck_count(), "limit": limit})
+        return True
+
+    def _watch_killed(self, slot: Slot) -> None:
+        """A worker was sent SIGKILL: watch for its exit instead of waiting for it."""
+        head, _started, _others = slot.charged()
+        path, device = (head.path if head else None), slot.reading_device()
+        killed = StuckProcess(
+            slot.process, slot.pid, path, device, self._clock(), self.mount_of(path, device)
+        )
+        self._killed[slot.process.sentinel] = killed
+        self._selector.register(slot.process.sentinel, selectors.EVENT_READ, ("reap", killed))
+
+    def _sentinel_fired(self, killed: StuckProcess) -> None:
+        if self._reap(killed) or not killed.watched:
+            return
+        # Its descriptors are closed but it has not exited (held on its way out): the
+        # sentinel would wake the loop at every turn. Look at it every half second instead.
+        killed.watched = False
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(killed.process.sentinel)
+
+    def _reap(self, killed: StuckProcess) -> bool:
+        """Reap a killed worker that has exited (waitpid without waiting): no zombies."""
+        if killed.process.exitcode is None:
+            return False
+        if killed.watched:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(killed.process.sentinel)
+        del self._killed[killed.process.sentinel]
+        if killed.stuck:
+            self.on_event(
+                "stuck_exited",
+                {
+                    "pid": killed.pid,
+                    "path": killed.path,
+                    "mount": killed.mount,
+                    "stuck_for_s": round(self._clock() - killed.killed_at, 1),
+                },
+            )
+        return True
+
+    def check_killed(self) -> None:
+        """Reap killed workers that exited; call the ones still there past
+        STUCK_AFTER_SECONDS stuck. Cheap: looks at them at most every KILLED_CHECK_EVERY."""
+        now = self._clock()
+        if not self._killed or now < self._next_killed_check:
+            return
+        self._next_killed_check = now + KILLED_CHECK_EVERY
+        for killed in list(self._killed.values()):
+            if self._reap(killed) or killed.stuck:
+                continue
+            if now - killed.killed_at >= STUCK_AFTER_SECONDS:
+                killed.stuck = True
+                self.on_event(
+                    "worker_stuck",
+                    {
+                        "pid": killed.pid,
+                        "path": killed.path,
+                        "mount": killed.mount,
+                        "device": killed.device,
+                        "seconds_since_kill": round(now - killed.killed_at, 1),
+                    },
+                )
+
+    def _next_stuck_check_in(self) -> float | None:
+        """When a killed worker not stuck yet will be, for the loop's wait."""
+        due = [k.killed_at + STUCK_AFTER_SECONDS for k in self._killed.values() if not k.stuck]
+        if not due:
+            return None
+        return max(0.0, min(due) - self._clock(), self._next_killed_check - self._clock())
 
     def _spawn(self) -> None:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        reading = self._ctx.RawArray("q", 2)
+        reading = self._ctx.RawArray("q", worker.READING_FIELDS)
         process = self._ctx.Process(
             target=worker.main,
             args=(child_conn, self.settings, reading),
@@ -274,16 +435,19 @@ class WorkerPool:
         self._selector.register(fd, selectors.EVENT_READ, ("wake", None))
 
     def wait(self, timeout: float) -> tuple[list[tuple[str, Slot]], bool]:
-        """Block until a pipe, a sentinel or the wake-up fd is ready (or the timeout)."""
+        """Block until a pipe, a sentinel or the wake-up fd is ready (or the timeout).
+        Killed workers that exited are reaped here."""
         events = self._selector.select(timeout)
         ready: list[tuple[str, Slot]] = []
         woken = False
         for key, _mask in events:
-            kind, slot = key.data
+            kind, item = key.data
             if kind == "wake":
                 woken = True
+            elif kind == "reap":
+                self._sentinel_fired(item)
             else:
-                ready.append((kind, slot))
+                ready.append((kind, item))
         return ready, woken
 
     # --- work ---------------------------------------------------------------------------
@@ -345,7 +509,6 @@ class WorkerPool:
             if not slot.queue or slot.queue[0].id != job_id:
                 continue
             job = slot.queue.popleft()
-            self._given_back.pop(job.id, None)
             slot.files_done += 1
             self.pace.observe(outcome.seconds)
             completions.append(Completion(job, outcome, slot.pid))
@@ -368,11 +531,17 @@ class WorkerPool:
         slot.conn.close()
 
     def _bury(self, slot: Slot) -> list[Completion]:
-        slot.process.join(timeout=1.0)  # reaps: no zombies
-        if slot.process.exitcode is None:
-            return []  # the sentinel lied (it cannot, but never bury the living)
-        self._forget(slot)
+        # The sentinel fires as the process closes its descriptors, a moment before it
+        # can be reaped: a short wait reaps it (no zombies). Not Process.join: once the
+        # sentinel has fired, it waits for the exit without a bound.
+        _await_exits([slot.process], 0.1)
         exitcode = slot.process.exitcode
+        self._forget(slot)
+        if exitcode is None:
+            # Held on its way out (say, closing a file on a mount that stopped answering):
+            # dead to us, watched until it goes.
+            self._kill(slot)
+            self._watch_killed(slot)
         if exitcode == worker.BOOT_ERROR_EXIT:
             raise WorkerBootError("a worker could not start (see its message above)")
         if slot.retiring and not slot.queue:
@@ -387,29 +556,13 @@ class WorkerPool:
             "worker_died",
             {"pid": slot.pid, "how": describe_exit(exitcode), "path": head.path if head else None},
         )
-        completions = self._give_back(others, slot.pid)
-        if head is not None:
-            self._given_back.pop(head.id, None)
-            failure = self._death_failure(exitcode, now - started)
-            completions.append(Completion(head, failure, slot.pid))
-        return completions
+        # Not read when the worker died: back to the supervisor, uncharged, every time.
+        self._returned.extend(others)
+        if head is None:
+            return []
+        return [Completion(head, self._death_failure(exitcode, now - started), slot.pid)]
 
-    def _give_back(self, jobs: list[Job], pid: int) -> list[Completion]:
-        """Files a dead worker held but was not reading go back to the supervisor,
-        uncharged, up to MAX_GIVEN_BACK times each; then they are charged as a crash."""
-        charged: list[Completion] = []
-        for job in jobs:
-            times = self._given_back.get(job.id, 0) + 1
-            if times < MAX_GIVEN_BACK:
-                self._given_back[job.id] = times
-                self._returned.append(job)
-                continue
-            self._given_back.pop(job.id, None)
-            message = f"{times} workers died while holding this file, none while reading it"
-            charged.append(Completion(job, Failure(FailureClass.WORKER_CRASH, message), pid))
-        return charged
-
-    def _death_failure(self, exitcode: int, seconds: float) -> Failure:
+    def _death_failure(self, exitcode: int | None, seconds: float) -> Failure:
         if exitcode == -signal.SIGXCPU:
             return Failure(
                 FailureClass.TIMEOUT,
@@ -426,27 +579,39 @@ class WorkerPool:
     # --- deadlines --------------------------------------------------------------------
 
     def next_deadline_in(self) -> float | None:
+        """When the loop must look again: a file's timeout, or a killed worker's."""
         deadlines = [_started(s) + self.timeout_seconds for s in self._slots.values() if s.queue]
-        if not deadlines:
-            return None
-        return max(0.0, min(deadlines) - self._clock())
+        found = [max(0.0, min(deadlines) - self._clock())] if deadlines else []
+        stuck_check = self._next_stuck_check_in()
+        if stuck_check is not None:
+            found.append(stuck_check)
+        return min(found) if found else None
 
     def enforce_timeouts(self) -> list[Completion]:
-        """Kill workers whose file ran past the timeout; the file fails with `timeout`."""
+        """Kill workers whose file ran past the timeout; the file fails with `timeout`.
+        Then look at the workers killed before (reaped, or stuck)."""
         now = self._clock()
         completions: list[Completion] = []
         for slot in list(self._slots.values()):
             if not slot.queue or now - _started(slot) < self.timeout_seconds:
                 continue
-            # A worker stuck in native code cannot handle a polite signal: SIGKILL.
+            head, started, others = slot.charged()
+            # A worker stuck in native code cannot handle a polite signal: SIGKILL. Never
+            # waited for: one held in a read of a dead mount does not die until it answers.
             self._kill(slot)
             self._forget(slot)
-            head, started, others = slot.charged()
-            self.on_event("worker_timeout", {"pid": slot.pid, "path": head.path if head else None})
-            completions.extend(self._give_back(others, slot.pid))
+            self._watch_killed(slot)
+            self.on_event(
+                "worker_timeout",
+                {
+                    "pid": slot.pid,
+                    "path": head.path if head else None,
+                    "device": slot.reading_device(),
+                },
+            )
+            self._returned.extend(others)  # not read: uncharged, every time
             if head is None:
                 continue
-            self._given_back.pop(head.id, None)
             failure = Failure(
                 FailureClass.TIMEOUT,
                 f"no result after {self.timeout_seconds:g} s (extract.timeout_seconds); "
@@ -454,12 +619,12 @@ class WorkerPool:
                 seconds=now - started,
             )
             completions.append(Completion(head, failure, slot.pid))
+        self.check_killed()
         return completions
 
     def _kill(self, slot: Slot) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(slot.pid, signal.SIGKILL)
-        slot.process.join(timeout=5.0)
 
     # --- shutdown -----------------------------------------------------------------------
 
@@ -470,22 +635,71 @@ class WorkerPool:
             self._retire(slot)
 
     def kill_all(self) -> list[Job]:
-        """Stop every worker now; returns the files they held (read or queued)."""
+        """Stop every worker now; returns the files they held (read or queued). Waits
+        for them all together, KILL_WAIT_SECONDS at most: any still there is watched
+        like a worker killed for a timeout."""
         held = self.in_flight() + self.take_returned()
-        self._given_back.clear()
-        for slot in list(self._slots.values()):
+        slots = list(self._slots.values())
+        for slot in slots:
             self._kill(slot)
+        _await_exits([slot.process for slot in slots], KILL_WAIT_SECONDS)
+        for slot in slots:
             self._forget(slot)
+            if slot.process.exitcode is None:
+                self._watch_killed(slot)
         return held
 
     def close(self) -> None:
         """Stop what is left (nothing, after a drain) and release the selector. Idempotent:
-        a command that fails before its supervisor runs closes the pool it started."""
+        a command that fails before its supervisor runs closes the pool it started.
+        Killed workers that have still not exited are left behind (and said so)."""
         if self._closed:
             return
         self.kill_all()
+        for killed in list(self._killed.values()):
+            self._reap(killed)
+        left = list(self._killed.values())
+        self._killed.clear()
+        for killed in left:
+            _leave_behind(killed.process)
+        if left:
+            self.on_event(
+                "left_behind",
+                {
+                    "processes": len(left),
+                    "pids": [k.pid for k in left],
+                    "paths": [k.path for k in left],
+                    "mounts": sorted({k.mount for k in left if k.mount is not None}),
+                },
+            )
         self._closed = True
         self._selector.close()
+
+
+def _await_exits(processes: Iterable[BaseProcess], seconds: float) -> None:
+    """Wait for processes sent SIGKILL to exit, all at once, `seconds` at most."""
+    deadline = time.monotonic() + seconds
+    waiting = list(processes)
+    while True:
+        waiting = [p for p in waiting if p.exitcode is None]  # reaps those that exited
+        left = deadline - time.monotonic()
+        if not waiting or left <= 0:
+            return
+        fired = wait_for_any([p.sentinel for p in waiting], timeout=left)
+        if fired and all(p.exitcode is None for p in waiting):
+            # Descriptors closed, exit not complete: do not spin on the fired sentinels.
+            time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+
+
+def _leave_behind(process: BaseProcess) -> None:
+    """Forget a process that will not exit. At interpreter exit multiprocessing joins
+    every child it started, with no timeout (util._exit_function: active_children(),
+    then join()): one held in the kernel by a dead mount would keep mediad from ever
+    exiting. It dies when the mount answers, or with the machine; PR_SET_PDEATHSIG has
+    already sent it SIGKILL again. There is no public way to do this."""
+    children = getattr(multiprocessing.process, "_children", None)
+    if isinstance(children, set):
+        children.discard(process)
 
 
 # --- from the config --------------------------------------------------------------------
@@ -519,4 +733,5 @@ def make_pool(config: Config) -> WorkerPool:
         timeout_seconds=config.extract.timeout_seconds,
         max_files_per_worker=config.daemon.max_files_per_worker,
         prefetch=config.daemon.prefetch,
+        max_stuck=config.daemon.max_stuck_workers,
     )

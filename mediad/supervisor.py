@@ -349,6 +349,7 @@ class Supervisor:
         self.pool.timeout_seconds = new.extract.timeout_seconds
         self.pool.max_files_per_worker = new.daemon.max_files_per_worker
         self.pool.prefetch = max(1, new.daemon.prefetch)
+        self.pool.max_stuck = new.daemon.max_stuck_workers
         settings = worker_settings(new)
         if self._stopping is None:
             self._resize(new.effective_workers())
@@ -854,6 +855,16 @@ class Supervisor:
         elif name == "worker_recycled":
             metrics.WORKER_RESTARTS.labels("recycled").inc()
             log.debug("worker recycled", **fields)
+        elif name == "worker_stuck":
+            log.warning("worker stuck", **fields)
+        elif name == "stuck_exited":
+            log.info("stuck worker exited", **fields)
+        elif name == "stuck_limit":
+            log.warning("stuck workers at the limit: not replacing workers", **fields)
+        elif name == "stuck_limit_cleared":
+            log.info("stuck workers below the limit: replacing workers again", **fields)
+        elif name == "left_behind":
+            log.warning("left behind stuck processes", **fields)
 
     def _maybe_summarise(self, now: float) -> None:
         if now < self._next_summary:

@@ -42,6 +42,7 @@ BOOT_ERROR = "boot_error"
 # fault-injection tests can make a file hang in "native" code or crash its worker.
 HANG_MARKER = "__mediad_hang__"
 HANG_ONCE_MARKER = "__mediad_hang_once__"  # hangs on the first attempt only
+HANG_OPENED_MARKER = "__mediad_hang_opened__"  # hangs once the gate has opened the file
 CRASH_MARKER = "__mediad_crash__"
 CRASH_AFTER_MARKER = "__mediad_crash_after__"  # dies once the file is read, before answering
 SPIN_MARKER = "__mediad_spin__"  # burns CPU forever, as a parser in a loop would
@@ -137,29 +138,68 @@ def send(conn: Connection, message: object) -> None:
     conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
 
 
+def answer(conn: Connection, results: list[tuple[int, Any]]) -> None:
+    """Send results. One too large to pickle under the memory limit fails its own file
+    (`out_of_memory`): were the worker to die here instead, every file it held would go
+    back uncharged, and the one with the huge answer would be read, and kill, again."""
+    try:
+        send(conn, (RESULT, results))
+        return
+    except MemoryError:
+        pass
+    for job_id, result in results:
+        try:
+            send(conn, (RESULT, [(job_id, result)]))
+        except MemoryError:
+            failure = Failure(
+                FailureClass.OUT_OF_MEMORY,
+                "its result is too large to send under daemon.memory_limit_mb",
+                seconds=getattr(result, "seconds", 0.0),
+            )
+            send(conn, (RESULT, [(job_id, failure)]))
+
+
 def receive(conn: Connection) -> Any:
     return pickle.loads(conn.recv_bytes())
+
+
+# Shared memory with the supervisor, one per worker: [READING_ID] the file being read (0
+# between files), [READING_SINCE] when it started (monotonic ns), [READING_DEVICE] the
+# st_dev of the opened file (NO_DEVICE until the gate has opened it).
+READING_ID, READING_SINCE, READING_DEVICE = 0, 1, 2
+READING_FIELDS = 3
+NO_DEVICE = -1
 
 
 def _read(job: Job, settings: WorkerSettings, reading: Any, hooks: bool) -> tuple[Any, float]:
     """One file: what goes back to the supervisor (a record or a failure), and how long
     it took. `reading` names the file from before it is opened until its answer is made:
-    a crash or a hang anywhere in between charges this file, not the files around it."""
+    a crash or a hang anywhere in between charges this file, not the files around it.
+    Once the file is open, its device is published too: a read that hangs in a network
+    filesystem is then known by the mount it hangs on."""
     _limit_cpu_for_next_file(settings.cpu_seconds)
     started = time.monotonic()
-    reading[1] = time.monotonic_ns()
-    reading[0] = job.id
+    reading[READING_DEVICE] = NO_DEVICE
+    reading[READING_SINCE] = time.monotonic_ns()
+    reading[READING_ID] = job.id
     if hooks:
         _test_hook(job)
+
+    def opened(st: os.stat_result) -> None:
+        reading[READING_DEVICE] = st.st_dev
+        if hooks and HANG_OPENED_MARKER in job.path:
+            while True:
+                time.sleep(3600)
+
     try:
-        outcome = extract(job.path, settings.options)
+        outcome = extract(job.path, settings.options, opened)
     except MemoryError:
         outcome = Failure(FailureClass.OUT_OF_MEMORY, "ran out of memory (daemon.memory_limit_mb)")
     # A record is what the write-back reads: made here, not in the supervisor.
     message = record_of(job, outcome) if isinstance(outcome, Extracted) else outcome
     if hooks and CRASH_AFTER_MARKER in job.path:
         os.kill(os.getpid(), signal.SIGSEGV)
-    reading[0] = 0
+    reading[READING_ID] = 0
     return message, time.monotonic() - started
 
 
@@ -170,8 +210,7 @@ def readable(conn: Connection) -> bool:
 
 
 def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
-    """`reading`: shared memory [job id, start in monotonic ns] of the file being read
-    (id 0 between files)."""
+    """`reading`: shared memory naming the file being read (READING_ID and the rest)."""
     _die_with_parent(settings.supervisor_pid)
     _init_signals()
     options = settings.options
@@ -198,7 +237,7 @@ def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
     answer_every = 1
     while True:
         if buffered and (len(buffered) >= answer_every or (not waiting and not readable(conn))):
-            send(conn, (RESULT, buffered))
+            answer(conn, buffered)
             buffered = []
         if not waiting:
             try:
@@ -207,7 +246,7 @@ def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
                 return  # the supervisor is gone
             if message is None:
                 if buffered:  # cannot happen (told only once all is answered), never lose one
-                    send(conn, (RESULT, buffered))
+                    answer(conn, buffered)
                 return  # asked to retire
             answer_every, files = message
             waiting.extend(Job(*fields) for fields in files)
@@ -215,5 +254,5 @@ def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
         result, seconds = _read(job, settings, reading, hooks)
         buffered.append((job.id, result))
         if seconds >= FAST_FILE_SECONDS:
-            send(conn, (RESULT, buffered))
+            answer(conn, buffered)
             buffered = []
