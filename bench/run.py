@@ -616,7 +616,13 @@ def checkpoint(sql: Sql) -> bool:
 
 
 def claim_params(owner: str) -> dict[str, Any]:
-    return {"limit": CLAIM_BATCH, "owner": owner, "lease_seconds": 30.0, "skip_existing": False}
+    return {
+        "limit": CLAIM_BATCH,
+        "owner": owner,
+        "lease_seconds": 30.0,
+        "skip_existing": False,
+        "skip_prefixes": [],
+    }
 
 
 class ClaimCase:

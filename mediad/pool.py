@@ -295,6 +295,10 @@ class WorkerPool:
     def stuck_count(self) -> int:
         return sum(1 for k in self._killed.values() if k.stuck)
 
+    def unexited_count(self) -> int:
+        """Killed workers not gone yet: stuck, or about to be if they do not exit."""
+        return len(self._killed)
+
     def stuck_limit(self) -> int:
         """Stuck processes at which no worker is forked: `max_stuck`, or the pool's size."""
         return self.max_stuck if self.max_stuck > 0 else max(1, self.target_size)
@@ -601,12 +605,15 @@ class WorkerPool:
             self._kill(slot)
             self._forget(slot)
             self._watch_killed(slot)
+            path, device = (head.path if head else None), slot.reading_device()
             self.on_event(
                 "worker_timeout",
                 {
                     "pid": slot.pid,
-                    "path": head.path if head else None,
-                    "device": slot.reading_device(),
+                    "row_id": head.id if head else None,
+                    "path": path,
+                    "device": device,
+                    "mount": self.mount_of(path, device),
                 },
             )
             self._returned.extend(others)  # not read: uncharged, every time

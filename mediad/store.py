@@ -259,7 +259,15 @@ class Store:
 
     # --- the hot path ---------------------------------------------------------------
 
-    def claim(self, limit: int, lease_seconds: float, skip_existing: bool = False) -> list[Job]:
+    def claim(
+        self,
+        limit: int,
+        lease_seconds: float,
+        skip_existing: bool = False,
+        skip_prefixes: Sequence[str] = (),
+    ) -> list[Job]:
+        """`skip_prefixes`: rows whose path starts with one of these are left alone (the
+        mount points of stalled mounts, each ending in "/")."""
         rows = self._fetch(
             "claim",
             {
@@ -267,6 +275,7 @@ class Store:
                 "owner": self.owner,
                 "lease_seconds": lease_seconds,
                 "skip_existing": skip_existing,
+                "skip_prefixes": list(skip_prefixes),
             },
         )
         # RETURNING has no order: hand files to workers in claim order.
@@ -387,6 +396,20 @@ class Store:
             return 0
         rows = self._fetch(
             "release", {"ids": [j.id for j in jobs], "tokens": [j.lease_token for j in jobs]}
+        )
+        return len(rows)
+
+    def give_back(self, jobs: Sequence[Job], delay_seconds: float) -> int:
+        """Claimed rows back to pending, uncharged, due `delay_seconds` from now."""
+        if not jobs:
+            return 0
+        rows = self._fetch(
+            "give_back",
+            {
+                "ids": [j.id for j in jobs],
+                "tokens": [j.lease_token for j in jobs],
+                "delay": delay_seconds,
+            },
         )
         return len(rows)
 

@@ -29,8 +29,9 @@ from mediad.errors import DatabaseUnavailable, MediadError
 from mediad.models import Completion, DaemonReport, Failure, Job
 from mediad.notify import Notifier
 from mediad.pace import ClaimSizer
-from mediad.pool import WorkerPool, make_pool, worker_settings
+from mediad.pool import Slot, WorkerPool, make_pool, worker_settings
 from mediad.retry import RetryPolicy
+from mediad.storage import Storage, StorageSettings, plan_dispatch
 from mediad.store import FailureWrite, Listener, Store, WriteResult
 
 log = structlog.get_logger("mediad")
@@ -42,6 +43,9 @@ SUMMARY_EVERY = 30.0
 QUEUE_MEASURE_EVERY = 15.0
 GAUGES_EVERY = 0.5  # the gauges are scraped every few seconds: not every loop turn
 PRUNE_EVERY = 3600.0  # rows of daemons gone for a day: looked for at start, then hourly
+# The buffer never holds more than this many claims' worth, however many of its rows wait
+# for a capped or stalled mount (those do not make it "full").
+MAX_BUFFER_CLAIMS = 4
 
 
 @dataclass
@@ -146,6 +150,11 @@ class Supervisor:
         self.pool = pool if pool is not None else make_pool(config)
         self.pool.on_event = self._pool_event
         self.pool.register_wakeup(self._wake_r)
+        # Mounts, caps and stalls (mediad/storage.py); logs of the pool name mounts.
+        self.storage = Storage(StorageSettings.from_config(config))
+        self.pool.mount_of = self.storage.label
+        self._timed_out: dict[int, int | None] = {}  # row id -> device, from the pool
+        self._stuck_limit_said = False
         self._db = DatabaseThreads(self._wake)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -186,6 +195,7 @@ class Supervisor:
                 and not self._results
                 and not self._writing
                 and not self._db.busy("claim")
+                and not self.storage.holding()
             )
             limit_hit = bool(self.mode.limit) and self.tally.claimed >= self.mode.limit
             return idle and (self._exhausted or limit_hit)
@@ -218,8 +228,12 @@ class Supervisor:
         self._handle_answers(self._db.answers())
         completions = self.pool.collect(ready) + self.pool.enforce_timeouts()
         self._record(completions)
-        # Files queued at a worker that died were never started: they go out again first.
-        self._buffer.extendleft(reversed(self.pool.take_returned()))
+        # Files queued at a worker that died were never started: they go out again first
+        # (or back to the database, uncharged, if their mount has stopped answering).
+        returned = self.pool.take_returned()
+        self.storage.give_back(j for j in returned if self.storage.is_stalled(j))
+        self._buffer.extendleft(reversed([j for j in returned if not self.storage.is_stalled(j)]))
+        self._storage_tick(time.monotonic())
         if self._stopping is None:
             self.pool.maintain()
         now = time.monotonic()
@@ -255,7 +269,8 @@ class Supervisor:
             candidates.append(max(0.0, self._db_retry_at - now))
         if self._stopping is None and not self._more_work:
             candidates.append(max(0.0, self._next_poll - now))
-        for value in (self.pool.next_deadline_in(), self.pool.next_start_in()):
+        next_storage = self.storage.next_due_in(now)
+        for value in (self.pool.next_deadline_in(), self.pool.next_start_in(), next_storage):
             if value is not None:
                 candidates.append(value)
         if self._stopping == "drain":
@@ -350,6 +365,7 @@ class Supervisor:
         self.pool.max_files_per_worker = new.daemon.max_files_per_worker
         self.pool.prefetch = max(1, new.daemon.prefetch)
         self.pool.max_stuck = new.daemon.max_stuck_workers
+        self.storage.settings = StorageSettings.from_config(new)
         settings = worker_settings(new)
         if self._stopping is None:
             self._resize(new.effective_workers())
@@ -391,8 +407,14 @@ class Supervisor:
         if self.mode.limit and self.tally.claimed >= self.mode.limit:
             return False
         # Claim again when half the last claim's worth is left: the next one arrives
-        # before the workers run dry.
-        return len(self._buffer) < max(self.pool.target_size, self._claim_size() // 2)
+        # before the workers run dry. Rows that wait for a capped or stalled mount do not
+        # count, or a buffer full of them would keep other mounts' rows from being claimed.
+        claim_size = self._claim_size()
+        if len(self._buffer) >= MAX_BUFFER_CLAIMS * max(claim_size, self.pool.target_size):
+            return False
+        share = max(1, self.pool.target_size // 2) * self.pool.depth()
+        counted = self.storage.counted_toward_full(self._buffer, share)
+        return counted < max(self.pool.target_size, claim_size // 2)
 
     def _maybe_claim(self, now: float) -> None:
         if now >= self._next_poll:
@@ -409,8 +431,11 @@ class Supervisor:
         if want <= 0:
             return
         lease, skip = self.config.daemon.lease_seconds, self.mode.skip_existing
+        prefixes = self.storage.skip_prefixes()  # stalled mounts: their rows wait
         self._claiming = want
-        self._db.submit("claim", lambda: self.store.claim(want, lease, skip), context=want)
+        self._db.submit(
+            "claim", lambda: self.store.claim(want, lease, skip, prefixes), context=want
+        )
 
     def _claimed(self, answer: Answer) -> None:
         self._claiming = 0
@@ -429,6 +454,7 @@ class Supervisor:
         self.tally.claimed += len(jobs)
         for job in jobs:
             self._held[job.id] = job
+            self.storage.assign(job)
         if self._stopping is not None:
             self._release(jobs)  # claimed just before the drain began: give them back
             return
@@ -436,11 +462,37 @@ class Supervisor:
 
     def _dispatch(self) -> None:
         """Share the buffer out one file at a time, the least loaded worker first (so a
-        short buffer is spread, not handed to one worker), then send each worker its
-        share in one message."""
+        short buffer is spread, not handed to one worker), within each mount's cap
+        (mediad/storage.py), then send each worker its share in one message."""
         slots = self.pool.accepting()
         if not self._buffer or not slots:
             return
+        if self.storage.plain():
+            self._dispatch_plain(slots)
+            return
+        if any(j.id not in self._held for j in self._buffer):
+            # Leases lost at renewal: those rows are another daemon's now.
+            self._buffer = deque(j for j in self._buffer if j.id in self._held)
+        accepting = {id(slot) for slot in slots}
+        plan = plan_dispatch(
+            self._buffer,
+            [self.pool.room(slot) for slot in slots],
+            [slot.queue for slot in slots],
+            [slot.queue for slot in self.pool.slots if id(slot) not in accepting],
+            self.storage.mount_of,
+            pool_size=self.pool.target_size,
+            stalled=self.storage.stalled(),
+            network_budget=self._network_budget(),
+            overrides=self.storage.settings.overrides,
+        )
+        self._buffer = deque(plan.left)
+        for slot, share in zip(slots, plan.shares, strict=True):
+            if share and not self.pool.dispatch(slot, share):
+                self._buffer.extendleft(reversed(share))  # its worker is dying: resend
+
+    def _dispatch_plain(self, slots: list[Slot]) -> None:
+        """Every file so far on local disks with no cap: no mount to weigh (the common
+        case, and the fast one: only the files sent are looked at)."""
         rooms = [self.pool.room(slot) for slot in slots]
         shares: list[list[Job]] = [[] for _ in slots]
         n = 0
@@ -455,9 +507,107 @@ class Supervisor:
             if share and not self.pool.dispatch(slot, share):
                 self._buffer.extendleft(reversed(share))  # its worker is dying: resend
 
+    def _network_budget(self) -> int:
+        """How many workers may hold files of network mounts: each may become a stuck
+        process, and stuck processes (workers and probes) never pass the limit."""
+        limit = self.pool.stuck_limit()
+        budget = limit - self.pool.unexited_count() - self.storage.probes_unexited()
+        at_limit = self._stuck_now() >= limit
+        if at_limit != self._stuck_limit_said:
+            self._stuck_limit_said = at_limit
+            if at_limit:
+                log.warning(
+                    "stuck processes at the limit: files on network mounts wait",
+                    stuck=self._stuck_now(),
+                    limit=limit,
+                )
+            else:
+                log.info("stuck processes below the limit: network mounts get files again")
+        return max(0, budget)
+
+    def _stuck_now(self) -> int:
+        return self.pool.stuck_count() + len(self.storage.probes_stuck())
+
+    def _network_workers(self) -> int:
+        return sum(1 for slot in self.pool.slots if self.storage.has_network(slot.queue))
+
+    # --- mounts -----------------------------------------------------------------------
+
+    def _storage_tick(self, now: float) -> None:
+        self._correct_mounts(now)
+        if self.storage.stalled() and self._buffer:
+            # A mount stalled, or rows of it came in a claim made before it did.
+            stalled = [j for j in self._buffer if self.storage.is_stalled(j)]
+            if stalled:
+                self.storage.give_back(stalled)
+                self._buffer = deque(j for j in self._buffer if not self.storage.is_stalled(j))
+
+        def may_probe() -> bool:
+            budget = self._network_budget() - self._network_workers()
+            return self._stopping is None and budget > 0
+
+        result = self.storage.tick(now, may_probe)
+        if result.write:
+            self._results_in(result.write)
+        if result.resumed:
+            self._more_work = True
+        if result.give_back:
+            self._give_back(result.give_back, self.storage.give_back_delay(now))
+
+    def _correct_mounts(self, now: float) -> None:
+        """Workers name the device of the file they read: a symlink into another mount,
+        or a share mounted since the table was read, shows there."""
+        for slot in self.pool.slots:
+            device = slot.reading_device()
+            reading = slot.reading_now() if device is not None else None
+            if device is not None and reading is not None:
+                self.storage.correct(slot.queue[reading[0]], device, now)
+
+    def _give_back(self, jobs: list[Job], delay: float) -> None:
+        jobs = [j for j in jobs if j.id in self._held]
+        if not jobs:
+            return
+        if self._stopping is not None:
+            self._release(jobs)
+            return
+        self._db.submit(
+            "give_back", lambda: self.store.give_back(jobs, delay), context=(jobs, delay)
+        )
+
+    def _given_back(self, answer: Answer) -> None:
+        jobs, delay = answer.context
+        if answer.error is not None:
+            # Retried with the next give-back: the rows stay held (their leases renewed).
+            self.storage.give_back(jobs)
+            self._db_error("give_back", answer.error)
+            return
+        self._db_ok()
+        for job in jobs:
+            self._held.pop(job.id, None)
+        self.storage.forget(jobs)
+        metrics.RELEASED.inc(answer.value)
+        log.info("rows given back: their mount is not answering", rows=answer.value,
+                 due_in_s=round(delay, 1))  # fmt: skip
+
     # --- results ----------------------------------------------------------------------
 
     def _record(self, completions: list[Completion]) -> None:
+        if self._timed_out:
+            now = time.monotonic()
+            kept = []
+            for completion in completions:
+                row_id = completion.job.id
+                if row_id in self._timed_out:
+                    device = self._timed_out.pop(row_id)
+                    # On a network mount: held back (or given back) until its window decides.
+                    if self.storage.timed_out(completion, device, now):
+                        self._received += 1
+                        continue
+                kept.append(completion)
+            completions = kept
+        self._results_in(completions)
+
+    def _results_in(self, completions: list[Completion]) -> None:
         if not completions:
             return
         if not self._results:
@@ -531,6 +681,7 @@ class Supervisor:
         self._db_ok()
         for completion in batch:
             self._held.pop(completion.job.id, None)
+        self.storage.forget(c.job for c in batch)
         metrics.DB_SECONDS.labels("write").observe(answer.seconds)
         metrics.BATCH_ROWS.labels("write").observe(len(batch))
         self._count_written(answer.value, answer.context)
@@ -641,10 +792,14 @@ class Supervisor:
             heartbeat_seconds=self.config.daemon.heartbeat_seconds,
             workers_target=self.pool.target_size,
             workers_alive=len(self.pool.slots),
-            workers_stuck=0,
+            workers_stuck=self._stuck_now(),
             # 0 means the pool's size, as resized by SIGHUP, SIGTTIN and SIGTTOU.
-            workers_stuck_limit=self.config.daemon.max_stuck_workers or self.pool.target_size,
-            mounts=(),
+            workers_stuck_limit=self.pool.stuck_limit(),
+            mounts=self.storage.report(
+                self.pool.in_flight(),
+                [k.mount for k in self.pool.stuck()],
+                time.monotonic(),
+            ),
             draining=self._stopping is not None,
         )
 
@@ -732,7 +887,8 @@ class Supervisor:
         self._release(interrupted)
 
     def _release_buffer(self) -> None:
-        jobs = [j for j in self._buffer if j.id in self._held]
+        # Timeouts held back for their mount's window are not decided: released too.
+        jobs = [j for j in [*self._buffer, *self.storage.take_held()] if j.id in self._held]
         self._buffer.clear()
         self._release(jobs)
 
@@ -754,6 +910,7 @@ class Supervisor:
             return
         for job in jobs:
             self._held.pop(job.id, None)
+        self.storage.forget(jobs)
         metrics.RELEASED.inc(answer.value)
 
     def _handle_answers(self, answers: list[Answer]) -> None:
@@ -766,6 +923,7 @@ class Supervisor:
             "measure": self._measured,
             "heartbeat": self._heartbeat_answered,
             "forget": self._forgotten,
+            "give_back": self._given_back,
         }
         for answer in answers:
             handlers[answer.kind](answer)
@@ -777,6 +935,7 @@ class Supervisor:
         self._release(self.pool.kill_all())
         self._flush_before_exit()
         self._db.stop()
+        self.storage.close()
         self.pool.close()
         if self._listener is not None:
             self._listener.stop()
@@ -834,11 +993,20 @@ class Supervisor:
     def _status_text(self) -> str:
         elapsed = max(1e-9, time.monotonic() - self.tally.started_at)
         backlog = "?" if self._backlog is None else str(self._backlog)
-        return (
+        text = (
             f"{self.tally.finished / elapsed:.1f} files/s, backlog {backlog}, "
             f"{self.pool.busy_count()}/{len(self.pool.slots)} workers busy, "
             f"{self.tally.done} done, {sum(self.tally.failed.values())} failed"
         )
+        stalled = sorted(self.storage.stalled())
+        if stalled:
+            text += f"; mount stalled: {', '.join(stalled)}"
+        stuck, limit = self._stuck_now(), self.pool.stuck_limit()
+        if stuck:
+            text += f"; {stuck} stuck processes (limit {limit})"
+            if stuck >= limit:
+                text += ": network mounts get no files"
+        return text
 
     def _wedge(self) -> None:
         log.warning("test hook: wedging the main loop")
@@ -851,6 +1019,8 @@ class Supervisor:
             log.warning("worker died", **fields)
         elif name == "worker_timeout":
             metrics.WORKER_RESTARTS.labels("timeout").inc()
+            if fields.get("row_id") is not None:
+                self._timed_out[fields["row_id"]] = fields.get("device")
             log.warning("worker killed: file ran past the timeout", **fields)
         elif name == "worker_recycled":
             metrics.WORKER_RESTARTS.labels("recycled").inc()

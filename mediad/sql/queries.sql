@@ -20,9 +20,12 @@ INSERT INTO {schema}.schema_version (version) VALUES (%(version)s);
 -- hold), mark them running under a new fencing token and a lease, return them. The
 -- statement lives in the function {schema}.claim (migration 0003), which pins an ordered
 -- walk of files_claim_idx whatever the statistics say. The attempt is charged here, so
--- a file that kills its daemon still runs out of attempts.
+-- a file that kills its daemon still runs out of attempts. skip_prefixes (migration
+-- 0006): mount points, each ending in "/", whose rows are left alone (stalled mounts).
 SELECT id, path, attempts, lease_token, priority
-FROM {schema}.claim(%(limit)s, %(owner)s, %(lease_seconds)s, %(skip_existing)s);
+FROM {schema}.claim(
+    %(limit)s, %(owner)s, %(lease_seconds)s, %(skip_existing)s, %(skip_prefixes)s::text[]
+);
 
 -- The fence in the statements below is `lease_token = token` alone: a claim sets the
 -- token and every way out of `running` (complete, fail, release, rescue) clears it, so a
@@ -113,6 +116,21 @@ UPDATE {schema}.files AS f
 SET state = 'pending',
     attempts = greatest(f.attempts - 1, 0),
     run_after = now(),
+    lease_token = NULL,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+FROM unnest(%(ids)b::bigint[], %(tokens)b::bigint[]) AS r(id, token)
+WHERE f.id = r.id AND f.lease_token = r.token
+RETURNING f.id;
+
+-- name: give_back
+-- Give back claimed rows whose mount stopped answering (docs/reliability.md), without
+-- charging the attempt, due again `delay` seconds from now: about when the mount is
+-- probed next. Not a failure: the error of a previous attempt, if any, is kept.
+UPDATE {schema}.files AS f
+SET state = 'pending',
+    attempts = greatest(f.attempts - 1, 0),
+    run_after = now() + make_interval(secs => %(delay)s),
     lease_token = NULL,
     lease_owner = NULL,
     lease_expires_at = NULL

@@ -1,0 +1,481 @@
+"""Storage: which mount each claimed file lives on, and what to do when a mount stalls.
+
+The supervisor asks this module four things, and does what it answers:
+
+- `assign` each claimed row its mount, by path alone (a stat could hang on a dead mount),
+  and `correct` it from the device the worker reports once it has opened the file;
+- `plan_dispatch`: which buffered files may go to which worker now. A network or FUSE
+  mount holds at most its cap of workers (mounts.worker_cap), and none at all while it
+  is stalled or stuck processes are at their limit; a worker holding a file of a network
+  mount gets only more files of that mount, so a local file never waits behind a read
+  that may never return;
+- `timed_out`: a file ran past the timeout. On a network mount the result is held back
+  until the mount's stall window decides: the mount stalls (the result is given back,
+  uncharged), or the window passes (it is written as the timeout it was);
+- `tick(now)`: held results now due, rows to give back, probes of stalled mounts.
+
+Probes and the mount table are the only effects, both injected so that tests can drive
+every decision with an explicit clock and no process.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from mediad.config import Config
+from mediad.models import Completion, Job, MountReport
+from mediad.mounts import ROOT, Mount, MountState, MountTable, read_mount_table, worker_cap
+from mediad.probe import Probe
+
+log = structlog.get_logger("mediad")
+
+# The mount table is read again this often, and at once when a worker reports a device no
+# mount in it has (a share mounted after mediad started).
+REFRESH_EVERY = 30.0
+# Rows given back are due again at the next probe, and never sooner than this.
+MIN_GIVE_BACK_DELAY = 1.0
+
+
+class ProbeLike(Protocol):
+    error: str
+
+    def poll(self) -> str: ...
+    def mount_answered(self) -> bool: ...
+    def kill(self) -> None: ...
+    def is_stuck(self) -> bool: ...
+    def reap(self) -> bool: ...
+
+
+ProbeStarter = Callable[[str, str, float], ProbeLike]
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    stall_timeouts: int
+    stall_window_seconds: float
+    probe_seconds: float
+    overrides: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Config) -> StorageSettings:
+        return cls(
+            config.daemon.mount_stall_timeouts,
+            config.daemon.mount_stall_window_seconds,
+            config.daemon.mount_probe_seconds,
+            config.mount_overrides(),
+        )
+
+
+@dataclass
+class Held:
+    """A timeout on a network mount, not written until the mount's window decides."""
+
+    completion: Completion
+    mount: str
+    decide_at: float
+
+
+@dataclass
+class TickResult:
+    write: list[Completion] = field(default_factory=list)  # held timeouts, now charged
+    give_back: list[Job] = field(default_factory=list)  # to pending, uncharged
+    resumed: bool = False  # a mount answers again: its rows are claimable
+
+
+@dataclass
+class Plan:
+    """Files for each accepting worker (in the order given), and the buffer left."""
+
+    shares: list[list[Job]]
+    left: list[Job]
+    blocked_mounts: set[str]  # mounts whose files wait for a cap, a stall or the limit
+
+
+def plan_dispatch(
+    buffer: Iterable[Job],
+    rooms: Sequence[int],
+    queues: Sequence[Sequence[Job]],
+    busy_elsewhere: Iterable[Sequence[Job]],
+    mount_of: Callable[[Job], Mount],
+    *,
+    pool_size: int,
+    stalled: set[str],
+    network_budget: int,
+    overrides: dict[str, int],
+) -> Plan:
+    """Share the buffer out one file at a time, the least loaded worker first.
+
+    `rooms` and `queues`: the workers that can take files (what each may still take, and
+    what it holds); `busy_elsewhere`: the queues of the other workers, which count toward
+    the caps. `network_budget`: how many workers may hold network-mount files at all (the
+    stuck processes still allowed: each of them may become one).
+
+    A capped mount (network, or named by a `[mounts."..."]` table) binds the worker that
+    holds one of its files: that worker gets only more files of the same mount, so a file
+    elsewhere never waits behind a read that may never return, and the mount's share of
+    the workers is the number of workers bound to it."""
+    jobs = list(buffer)
+    rooms = list(rooms)
+    shares: list[list[Job]] = [[] for _ in rooms]
+
+    def capped(mount: Mount) -> bool:
+        return mount.network or mount.point in overrides
+
+    bound: list[Mount | None] = []
+    workers_on: Counter[str] = Counter()
+    network_workers = 0
+    for queue in [*queues, *busy_elsewhere]:
+        mount = next((m for m in map(mount_of, queue) if capped(m)), None)
+        if mount is not None:
+            workers_on[mount.point] += 1
+            network_workers += mount.network
+        if len(bound) < len(queues):
+            bound.append(mount)
+    mounts = [mount_of(job) for job in jobs]
+    waiting = Counter(m.point for m in mounts)
+    left: list[Job] = []
+    blocked: set[str] = set()
+    n = 0
+    for index, (job, mount) in enumerate(zip(jobs, mounts, strict=True)):
+        if not any(rooms):
+            left.extend(jobs[index:])
+            break
+        order = [(n + i) % len(rooms) for i in range(len(rooms))]
+        slot: int | None = None
+        if mount.point in stalled:
+            pass
+        elif not capped(mount):
+            slot = next((i for i in order if rooms[i] and bound[i] is None), None)
+        else:
+            # A worker already on this mount first: it costs no more of the cap.
+            slot = next((i for i in order if rooms[i] and bound[i] == mount), None)
+            others = any(c > 0 for point, c in waiting.items() if point != mount.point)
+            cap = worker_cap(mount, pool_size, others, overrides.get(mount.point))
+            budget_left = not mount.network or network_workers < network_budget
+            if slot is None and workers_on[mount.point] < cap and budget_left:
+                slot = next((i for i in order if rooms[i] and bound[i] is None), None)
+                if slot is not None:
+                    bound[slot] = mount
+                    workers_on[mount.point] += 1
+                    network_workers += mount.network
+        if slot is None:
+            left.append(job)
+            blocked.add(mount.point)
+            continue
+        shares[slot].append(job)
+        rooms[slot] -= 1
+        waiting[mount.point] -= 1
+        n = (slot + 1) % len(rooms)
+    return Plan(shares, left, blocked)
+
+
+class Storage:
+    def __init__(
+        self,
+        settings: StorageSettings,
+        *,
+        read_table: Callable[[], MountTable] = read_mount_table,
+        start_probe: ProbeStarter = Probe.start,
+    ) -> None:
+        self.settings = settings
+        self._read_table = read_table
+        self._start_probe = start_probe
+        self.table = self._read()
+        self._next_refresh = 0.0
+        self._forced_refresh_at = float("-inf")
+        self._mounts: dict[int, Mount] = {}  # by row id: every row this daemon holds
+        self._seen: dict[str, Mount] = {}  # every mount a row was on: reported
+        self._plain = True  # no capped mount seen yet
+        self.states: dict[str, MountState] = {}
+        self._held: list[Held] = []
+        self._give_back: list[Job] = []
+        self._probes: dict[str, ProbeLike] = {}  # by mount point: at most one each
+        self._killed_probes: list[tuple[str, ProbeLike]] = []  # not reaped yet
+        self._given_back: Counter[str] = Counter()  # during the current stall
+
+    # --- the mount table --------------------------------------------------------------
+
+    def _read(self) -> MountTable:
+        try:
+            return self._read_table()
+        except OSError as exc:
+            log.warning("cannot read the mount table: every file counts as local", error=str(exc))
+            return MountTable([])
+
+    def refresh(self, now: float) -> None:
+        self.table = self._read()
+        self._next_refresh = now + REFRESH_EVERY
+
+    def assign(self, job: Job) -> Mount:
+        """The mount of a claimed row, by its path alone."""
+        mount = self.table.for_path(job.path)
+        self._mounts[job.id] = mount
+        self._see(mount)
+        return mount
+
+    def _see(self, mount: Mount) -> None:
+        if mount.point not in self._seen:
+            self._seen[mount.point] = mount
+            if mount.network or mount.point in self.settings.overrides:
+                self._plain = False
+
+    def mount_of(self, job: Job) -> Mount:
+        return self._mounts.get(job.id) or self.assign(job)
+
+    def correct(self, job: Job, device: int, now: float) -> Mount:
+        """The worker opened the file and names its device: trust it over the path."""
+        guess = self.mount_of(job)
+        if guess.device == device:
+            return guess
+        if self.table.for_device(device) is None and now >= self._forced_refresh_at + 1.0:
+            # A share mounted since the table was read; at most once a second.
+            self._forced_refresh_at = now
+            self.refresh(now)
+        mount = self.table.correct(guess, device)
+        if mount != guess:
+            self._mounts[job.id] = mount
+            self._see(mount)
+        return mount
+
+    def label(self, path: str | None, device: int | None) -> str | None:
+        """What logs call the mount of a path (pool.mount_of)."""
+        if path is None:
+            return None
+        mount = self.table.for_path(path)
+        if device is not None:
+            mount = self.table.correct(mount, device)
+        return mount.point
+
+    def forget(self, jobs: Iterable[Job]) -> None:
+        """Rows this daemon no longer holds (written, released, given back)."""
+        for job in jobs:
+            self._mounts.pop(job.id, None)
+
+    # --- what may be dispatched ---------------------------------------------------------
+
+    def plain(self) -> bool:
+        """No row so far on a capped mount (network, or named in [mounts]): dispatch
+        needs no plan. Once one has been seen, every dispatch weighs mounts."""
+        return self._plain
+
+    def stalled(self) -> set[str]:
+        return {point for point, state in self.states.items() if state.stalled}
+
+    def is_stalled(self, job: Job) -> bool:
+        state = self.states.get(self.mount_of(job).point)
+        return state is not None and state.stalled
+
+    def skip_prefixes(self) -> list[str]:
+        """For the claim: the paths of stalled mounts."""
+        return sorted(point.rstrip("/") + "/" for point in self.stalled())
+
+    def has_network(self, jobs: Iterable[Job]) -> bool:
+        return any(self.mount_of(job).network for job in jobs)
+
+    def counted_toward_full(self, buffer: Sequence[Job], per_mount_limit: int) -> int:
+        """Buffered rows that count toward "buffer full": rows of a stalled mount count
+        not at all, and a network mount's rows only up to what its share of the workers
+        takes (`per_mount_limit`), so that the claim goes on to reach other mounts' rows."""
+        if self._plain:
+            return len(buffer)
+        stalled = self.stalled()
+        counts: Counter[str] = Counter()
+        local = 0
+        for job in buffer:
+            mount = self.mount_of(job)
+            if not mount.network:
+                local += 1
+            elif mount.point not in stalled:
+                counts[mount.point] += 1
+        return local + sum(min(c, per_mount_limit) for c in counts.values())
+
+    # --- timeouts and stalls ------------------------------------------------------------
+
+    def timed_out(self, completion: Completion, device: int | None, now: float) -> bool:
+        """A file ran past the timeout. True: taken (held back or given back), not to be
+        written now; False: a local file, written as the timeout it is."""
+        job = completion.job
+        mount = self.correct(job, device, now) if device is not None else self.mount_of(job)
+        if not mount.network:
+            return False
+        state = self._state(mount)
+        if state.stalled:
+            self._give_back.append(job)  # the mount had stopped answering: not its fault
+            self._given_back[mount.point] += 1
+            return True
+        state.record_timeout(now, job.path)
+        self._held.append(Held(completion, mount.point, now + self.settings.stall_window_seconds))
+        if state.should_stall(now):
+            self._stall(mount, state, now)
+        return True
+
+    def _state(self, mount: Mount) -> MountState:
+        state = self.states.get(mount.point)
+        if state is None:
+            state = MountState(
+                mount.point,
+                self.settings.stall_timeouts,
+                self.settings.stall_window_seconds,
+                self.settings.probe_seconds,
+            )
+            self.states[mount.point] = state
+            self._see(mount)
+        return state
+
+    def _stall(self, mount: Mount, state: MountState, now: float) -> None:
+        timeouts = state.timeouts_recent(now)
+        state.stall(now)
+        mine = [h for h in self._held if h.mount == mount.point]
+        self._held = [h for h in self._held if h.mount != mount.point]
+        self._give_back.extend(h.completion.job for h in mine)
+        self._given_back[mount.point] = len(mine)
+        log.warning(
+            "mount stalled",
+            mount=mount.point,
+            fstype=mount.fstype,
+            timeouts=timeouts,
+            window_s=self.settings.stall_window_seconds,
+            given_back=len(mine),
+            probe_every_s=self.settings.probe_seconds,
+        )
+
+    def give_back_delay(self, now: float) -> float:
+        """Rows given back are due again about when their mount is probed next."""
+        due = [s.next_probe_at for s in self.states.values() if s.stalled and s.next_probe_at]
+        later = max(due) - now if due else self.settings.probe_seconds
+        return max(MIN_GIVE_BACK_DELAY, later)
+
+    def give_back(self, jobs: Iterable[Job]) -> None:
+        """Rows of a stalled mount found in the buffer or handed back by a dead worker."""
+        for job in jobs:
+            self._give_back.append(job)
+            self._given_back[self.mount_of(job).point] += 1
+
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def take_held(self) -> list[Job]:
+        """Stopping: held results are not decided; their rows go back (released)."""
+        held, self._held = self._held, []
+        return [h.completion.job for h in held]
+
+    def tick(self, now: float, may_probe: Callable[[], bool]) -> TickResult:
+        """Held results now due, rows to give back, probes. `may_probe`: whether another
+        process that may get stuck is allowed now (the stuck limit)."""
+        result = TickResult()
+        if now >= self._next_refresh:
+            self.refresh(now)
+        if self._held:
+            due = [h for h in self._held if h.decide_at <= now]
+            if due:
+                self._held = [h for h in self._held if h.decide_at > now]
+                # The window passed without a stall: it was the file, not the mount.
+                result.write = [h.completion for h in due]
+        for point, state in self.states.items():
+            if state.stalled:
+                result.resumed |= self._probe(point, state, now, may_probe)
+        self._reap_probes()
+        if self._give_back:
+            result.give_back, self._give_back = self._give_back, []
+        return result
+
+    def _probe(
+        self, point: str, state: MountState, now: float, may_probe: Callable[[], bool]
+    ) -> bool:
+        probe = self._probes.get(point)
+        if probe is not None:
+            status = probe.poll()
+            if status == "running":
+                return False
+            del self._probes[point]
+            if probe.mount_answered():
+                stalled_for = now - (state.stalled_since or now)
+                state.probe_answered(now)
+                log.info(
+                    "mount resumed",
+                    mount=point,
+                    stalled_s=round(stalled_for, 1),
+                    rows_waiting=self._given_back.pop(point, 0),
+                )
+                return True
+            state.probe_failed(now)
+            if not probe.reap():
+                self._killed_probes.append((point, probe))
+            log.info("mount still not answering", mount=point, probe=status, error=probe.error)
+            return False
+        busy = any(p == point for p, _ in self._killed_probes)
+        if state.probe_due(now) and not busy and may_probe():
+            path = state.last_timed_out_path or ""
+            deadline = max(1.0, self.settings.probe_seconds)
+            try:
+                self._probes[point] = self._start_probe(point, path, deadline)
+            except OSError as exc:
+                log.warning("cannot start a mount probe", mount=point, error=str(exc))
+                state.probe_failed(now)
+                return False
+            state.probe_started(now)
+        return False
+
+    def _reap_probes(self) -> None:
+        if self._killed_probes:
+            self._killed_probes = [
+                (p, probe) for p, probe in self._killed_probes if not probe.reap()
+            ]
+
+    def probes_unexited(self) -> int:
+        """Probes running or killed and not gone: each may be (or become) stuck."""
+        return len(self._probes) + len(self._killed_probes)
+
+    def probes_stuck(self) -> list[str]:
+        return [point for point, probe in self._killed_probes if probe.is_stuck()]
+
+    def next_due_in(self, now: float) -> float | None:
+        """When tick has something to do: a held result's window ends, a probe is due or
+        running (polled twice a second)."""
+        found = [h.decide_at - now for h in self._held]
+        for point, state in self.states.items():
+            if point in self._probes:
+                found.append(0.5)
+            elif state.stalled and state.next_probe_at is not None:
+                found.append(state.next_probe_at - now)
+        if self._killed_probes:
+            found.append(1.0)
+        return max(0.0, min(found)) if found else None
+
+    def close(self) -> None:
+        """Kill probes, never waiting: one held by a dead mount stays behind."""
+        for probe in self._probes.values():
+            probe.kill()
+        self._probes.clear()
+
+    # --- reporting ----------------------------------------------------------------------
+
+    def report(
+        self, in_flight: Iterable[Job], stuck_mounts: Iterable[str | None], now: float
+    ) -> tuple[MountReport, ...]:
+        """Every mount this daemon has had a file on, with its state now."""
+        files = Counter(self.mount_of(job).point for job in in_flight)
+        stuck = Counter(point for point in stuck_mounts if point is not None)
+        stuck.update(self.probes_stuck())
+        reports = []
+        for point, mount in sorted(self._seen.items()):
+            state = self.states.get(point)
+            reports.append(
+                MountReport(
+                    mount=point,
+                    fstype=mount.fstype,
+                    state="stalled" if state is not None and state.stalled else "ok",
+                    in_flight=files[point],
+                    stuck=stuck[point],
+                    timeouts_recent=state.timeouts_recent(now) if state is not None else 0,
+                )
+            )
+        return tuple(reports)
+
+
+__all__ = ["ROOT", "Plan", "Storage", "StorageSettings", "TickResult", "plan_dispatch"]
