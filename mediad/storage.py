@@ -376,10 +376,10 @@ class Storage:
                 self._held = [h for h in self._held if h.decide_at > now]
                 # The window passed without a stall: it was the file, not the mount.
                 result.write = [h.completion for h in due]
+        self._reap_probes()
         for point, state in self.states.items():
             if state.stalled:
                 result.resumed |= self._probe(point, state, now, may_probe)
-        self._reap_probes()
         if self._give_back:
             result.give_back, self._give_back = self._give_back, []
         return result
