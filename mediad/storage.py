@@ -327,7 +327,9 @@ class Storage:
             self._see(mount)
         return state
 
-    def _stall(self, mount: Mount, state: MountState, now: float) -> None:
+    def _stall(
+        self, mount: Mount, state: MountState, now: float, why: str = "timeouts in the window"
+    ) -> None:
         timeouts = state.timeouts_recent(now)
         state.stall(now)
         mine = [h for h in self._held if h.mount == mount.point]
@@ -338,11 +340,22 @@ class Storage:
             "mount stalled",
             mount=mount.point,
             fstype=mount.fstype,
+            why=why,
             timeouts=timeouts,
             window_s=self.settings.stall_window_seconds,
             given_back=len(mine),
             probe_every_s=self.settings.probe_seconds,
         )
+
+    def stall_stuck(self, stuck_on: Iterable[str | None], now: float) -> None:
+        """Stuck processes are at their limit: no more files go to network mounts, so a
+        mount whose timeouts left processes stuck can time out no more, and would never
+        reach mount_stall_timeouts. A process that outlived SIGKILL is blocked in the
+        kernel by that mount: proof enough that it stopped answering."""
+        for point in set(stuck_on):
+            state = self.states.get(point) if point is not None else None
+            if state is not None and not state.stalled and state.timeouts_recent(now):
+                self._stall(self._seen[point], state, now, why="stuck processes at the limit")
 
     def give_back_delay(self, now: float) -> float:
         """Rows given back are due again about when their mount is probed next."""

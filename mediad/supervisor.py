@@ -535,6 +535,9 @@ class Supervisor:
 
     def _storage_tick(self, now: float) -> None:
         self._correct_mounts(now)
+        if self._stuck_now() >= self.pool.stuck_limit():
+            stuck_on = [k.mount for k in self.pool.stuck()] + self.storage.probes_stuck()
+            self.storage.stall_stuck(stuck_on, now)
         if self.storage.stalled() and self._buffer:
             # A mount stalled, or rows of it came in a claim made before it did.
             stalled = [j for j in self._buffer if self.storage.is_stalled(j)]

@@ -230,7 +230,7 @@ def test_stuck_processes_never_pass_the_limit_and_sigterm_still_stops_in_time(
         mediad_env,
         MEDIAD_DAEMON_WORKERS="3",
         MEDIAD_DAEMON_MAX_STUCK_WORKERS="2",
-        # Never stalls: every file's timeout stands alone, held back for the window.
+        # Too many timeouts to stall it by count: only the stuck limit can.
         MEDIAD_DAEMON_MOUNT_STALL_TIMEOUTS="100",
         MEDIAD_DAEMON_SHUTDOWN_GRACE_SECONDS=str(grace),
     )
@@ -251,7 +251,11 @@ def test_stuck_processes_never_pass_the_limit_and_sigterm_still_stops_in_time(
         "the stuck limit to be reached",
     )
     wait_until(lambda: counts(sql, schema)["done"] == 10, 30, "the local files")
-    time.sleep(0)  # the sampler runs on; give the limit time to be tested below
+    # Its timeouts left processes stuck up to the limit: no more can time out there, so
+    # the mount stalls without reaching mount_stall_timeouts.
+    [stall] = [json.loads(line) for line in daemon.log().splitlines() if '"mount stalled"' in line]
+    assert stall["why"] == "stuck processes at the limit" and stall["mount"] == str(fs.path)
+    assert stalled(env, fs.path)
     wait_until(lambda: sampler.most >= 2, 10, "two processes held in D state")
     # Past the limit nothing more goes to the mount, however long it stays dead.
     held_at_limit = len(fs.held())

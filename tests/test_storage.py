@@ -281,3 +281,13 @@ def test_an_unreadable_mount_table_makes_every_file_local() -> None:
     s = Storage(StorageSettings(2, 30.0, 2.0), read_table=broken, start_probe=Probes())
     [job] = jobs(NAS, 1, 1)
     assert s.assign(job).point == "/" and s.plain()
+
+
+def test_a_mount_whose_timeouts_left_the_stuck_limit_reached_stalls_at_once() -> None:
+    s = storage(timeouts=5)
+    [a] = jobs(NAS, 1, 1)
+    s.timed_out(timeout(a), None, 10.0)
+    s.stall_stuck([None, "/data"], 11.0)  # not a mount with timeouts: nothing to say
+    assert s.stalled() == set()
+    s.stall_stuck(["/mnt/nas"], 11.0)
+    assert s.stalled() == {"/mnt/nas"} and s.tick(11.0, always).give_back == [a]
