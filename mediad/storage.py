@@ -352,8 +352,8 @@ class Storage:
         mount whose timeouts left processes stuck can time out no more, and would never
         reach mount_stall_timeouts. A process that outlived SIGKILL is blocked in the
         kernel by that mount: proof enough that it stopped answering."""
-        for point in set(stuck_on):
-            state = self.states.get(point) if point is not None else None
+        for point in {p for p in stuck_on if p is not None}:
+            state = self.states.get(point)
             if state is not None and not state.stalled and state.timeouts_recent(now):
                 self._stall(self._seen[point], state, now, why="stuck processes at the limit")
 
