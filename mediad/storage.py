@@ -207,6 +207,14 @@ class Storage:
             log.warning("cannot read the mount table: every file counts as local", error=str(exc))
             return MountTable([])
 
+    def reconfigure(self, settings: StorageSettings) -> None:
+        """A reload: new caps apply to the next dispatch; mounts already stalled keep
+        their state (the new stall settings apply to mounts seen from now on)."""
+        self.settings = settings
+        self._plain = not any(
+            m.network or m.point in settings.overrides for m in self._seen.values()
+        )
+
     def refresh(self, now: float) -> None:
         self.table = self._read()
         self._next_refresh = now + REFRESH_EVERY

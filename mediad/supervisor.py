@@ -365,7 +365,7 @@ class Supervisor:
         self.pool.max_files_per_worker = new.daemon.max_files_per_worker
         self.pool.prefetch = max(1, new.daemon.prefetch)
         self.pool.max_stuck = new.daemon.max_stuck_workers
-        self.storage.settings = StorageSettings.from_config(new)
+        self.storage.reconfigure(StorageSettings.from_config(new))
         settings = worker_settings(new)
         if self._stopping is None:
             self._resize(new.effective_workers())

@@ -291,3 +291,12 @@ def test_a_mount_whose_timeouts_left_the_stuck_limit_reached_stalls_at_once() ->
     assert s.stalled() == set()
     s.stall_stuck(["/mnt/nas"], 11.0)
     assert s.stalled() == {"/mnt/nas"} and s.tick(11.0, always).give_back == [a]
+
+
+def test_a_cap_set_by_a_reload_applies_to_a_mount_already_seen() -> None:
+    s = storage()
+    [job] = jobs(DATA, 1, 1)
+    s.assign(job)
+    assert s.plain()
+    s.reconfigure(StorageSettings(2, 30.0, 2.0, {"/data": 1}))
+    assert not s.plain()
