@@ -46,6 +46,9 @@ PRUNE_EVERY = 3600.0  # rows of daemons gone for a day: looked for at start, the
 # The buffer never holds more than this many claims' worth, however many of its rows wait
 # for a capped or stalled mount (those do not make it "full").
 MAX_BUFFER_CLAIMS = 4
+# Workers' devices are compared with the mounts guessed by path this often: a file is
+# read for milliseconds to seconds, and a late correction only moves one file's count.
+CORRECT_EVERY = 0.2
 
 
 @dataclass
@@ -155,6 +158,7 @@ class Supervisor:
         self.pool.mount_of = self.storage.label
         self._timed_out: dict[int, int | None] = {}  # row id -> device, from the pool
         self._stuck_limit_said = False
+        self._next_correction = 0.0
         self._db = DatabaseThreads(self._wake)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -534,7 +538,9 @@ class Supervisor:
     # --- mounts -----------------------------------------------------------------------
 
     def _storage_tick(self, now: float) -> None:
-        self._correct_mounts(now)
+        if now >= self._next_correction:
+            self._next_correction = now + CORRECT_EVERY
+            self._correct_mounts(now)
         if self._stuck_now() >= self.pool.stuck_limit():
             stuck_on = [k.mount for k in self.pool.stuck()] + self.storage.probes_stuck()
             self.storage.stall_stuck(stuck_on, now)

@@ -3,14 +3,18 @@ when the database fails half-way through writing it."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any, cast
 
 from mediad.config import Config
 from mediad.dbthread import Answer
 from mediad.errors import DatabaseUnavailable, FailureClass
 from mediad.models import Completion, Extracted, Failure, Fingerprint, Job
+from mediad.mounts import Mount, MountTable
 from mediad.record import record_of
+from mediad.storage import Storage, StorageSettings
 from mediad.store import Store, WriteResult
 from mediad.supervisor import Supervisor
 
@@ -42,5 +46,30 @@ def test_a_reload_changes_how_many_files_a_worker_may_hold() -> None:
         smaller = Config(daemon=replace(Config().daemon, prefetch=3))
         supervisor.apply_config(smaller)
         assert supervisor.pool.depth() == 3
+    finally:
+        supervisor.pool.close()
+
+
+def test_a_stalled_mount_shows_in_the_status_line_and_the_daemons_report() -> None:
+    supervisor = Supervisor(Config(), cast(Store, SimpleNamespace(owner="host:1")))
+    nas = Mount("/mnt/nas", "nfs4", "nas:/media", os.makedev(0, 40))
+    table = MountTable([Mount("/", "ext4", "/dev/sda1", os.makedev(8, 1)), nas])
+    supervisor.storage = Storage(StorageSettings(2, 60.0, 5.0), read_table=lambda: table)
+    try:
+        assert "stalled" not in supervisor._status_text()
+        assert supervisor.report().state == "running"
+        for n in (1, 2):
+            job = Job(n, f"/mnt/nas/{n}.mkv", 1, n)
+            supervisor._held[n] = job
+            supervisor.storage.assign(job)
+            timeout = Completion(job, Failure(FailureClass.TIMEOUT, "no result after 3 s"))
+            supervisor._timed_out[n] = None
+            supervisor._record([timeout])
+        assert supervisor._results == []  # not charged: given back instead
+        assert "mount stalled: /mnt/nas" in supervisor._status_text()
+        report = supervisor.report()
+        assert report.state == "degraded"
+        [mount] = report.mounts
+        assert (mount.mount, mount.state, mount.timeouts_recent) == ("/mnt/nas", "stalled", 2)
     finally:
         supervisor.pool.close()
