@@ -377,6 +377,10 @@ class Storage:
             self._give_back.append(job)
             self._given_back[self.mount_of(job).point] += 1
 
+    def retry_give_back(self, jobs: Iterable[Job]) -> None:
+        """A give-back the database did not take: again at a later tick."""
+        self._give_back.extend(jobs)
+
     def holding(self) -> bool:
         return bool(self._held)
 
@@ -385,9 +389,11 @@ class Storage:
         held, self._held = self._held, []
         return [h.completion.job for h in held]
 
-    def tick(self, now: float, may_probe: Callable[[], bool]) -> TickResult:
+    def tick(self, now: float, may_probe: Callable[[], bool], give_back: bool = True) -> TickResult:
         """Held results now due, rows to give back, probes. `may_probe`: whether another
-        process that may get stuck is allowed now (the stuck limit)."""
+        process that may get stuck is allowed now (the stuck limit); `give_back`: whether
+        the rows to give back can be taken now (not while the database is unreachable:
+        they wait here, their leases renewed, instead of failing again at every turn)."""
         result = TickResult()
         if now >= self._next_refresh:
             self.refresh(now)
@@ -401,7 +407,7 @@ class Storage:
         for point, state in self.states.items():
             if state.stalled:
                 result.resumed |= self._probe(point, state, now, may_probe)
-        if self._give_back:
+        if self._give_back and give_back:
             result.give_back, self._give_back = self._give_back, []
         return result
 

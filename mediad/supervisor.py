@@ -555,7 +555,8 @@ class Supervisor:
             budget = self._network_budget() - self._network_workers()
             return self._stopping is None and budget > 0
 
-        result = self.storage.tick(now, may_probe)
+        can_write = now >= self._db_retry_at and not self._db.busy("give_back")
+        result = self.storage.tick(now, may_probe, give_back=can_write)
         if result.write:
             self._results_in(result.write)
         if result.resumed:
@@ -586,8 +587,8 @@ class Supervisor:
     def _given_back(self, answer: Answer) -> None:
         jobs, delay = answer.context
         if answer.error is not None:
-            # Retried with the next give-back: the rows stay held (their leases renewed).
-            self.storage.give_back(jobs)
+            # Retried once the database answers: the rows stay held (leases renewed).
+            self.storage.retry_give_back(jobs)
             self._db_error("give_back", answer.error)
             return
         self._db_ok()
