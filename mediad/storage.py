@@ -461,9 +461,23 @@ class Storage:
     def probes_stuck(self) -> list[str]:
         return [point for point, probe in self._killed_probes if probe.is_stuck()]
 
+    def quiet(self, now: float) -> bool:
+        """Nothing for tick to do: no mount ever timed out, nothing held, given back or
+        probed, and the mount table is not due to be read again (the common case)."""
+        return not (
+            self.states
+            or self._held
+            or self._give_back
+            or self._probes
+            or self._killed_probes
+            or now >= self._next_refresh
+        )
+
     def next_due_in(self, now: float) -> float | None:
         """When tick has something to do: a held result's window ends, a probe is due or
         running (polled twice a second)."""
+        if not (self._held or self.states or self._killed_probes):
+            return None
         found = [h.decide_at - now for h in self._held]
         for point, state in self.states.items():
             if point in self._probes:

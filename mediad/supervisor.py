@@ -414,11 +414,13 @@ class Supervisor:
         # before the workers run dry. Rows that wait for a capped or stalled mount do not
         # count, or a buffer full of them would keep other mounts' rows from being claimed.
         claim_size = self._claim_size()
+        wanted = max(self.pool.target_size, claim_size // 2)
+        if self.storage.plain():
+            return len(self._buffer) < wanted
         if len(self._buffer) >= MAX_BUFFER_CLAIMS * max(claim_size, self.pool.target_size):
             return False
         share = max(1, self.pool.target_size // 2) * self.pool.depth()
-        counted = self.storage.counted_toward_full(self._buffer, share)
-        return counted < max(self.pool.target_size, claim_size // 2)
+        return self.storage.counted_toward_full(self._buffer, share) < wanted
 
     def _maybe_claim(self, now: float) -> None:
         if now >= self._next_poll:
@@ -541,6 +543,8 @@ class Supervisor:
         if now >= self._next_correction:
             self._next_correction = now + CORRECT_EVERY
             self._correct_mounts(now)
+        if not self.pool.unexited_count() and self.storage.quiet(now):
+            return  # no mount has timed out, nothing is stuck: nothing to decide
         if self._stuck_now() >= self.pool.stuck_limit():
             stuck_on = [k.mount for k in self.pool.stuck()] + self.storage.probes_stuck()
             self.storage.stall_stuck(stuck_on, now)
