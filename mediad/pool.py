@@ -198,6 +198,9 @@ class WorkerPool:
         self.pace = FilePace()  # what a file costs a worker lately: sets the depth
         self.max_stuck = max_stuck  # stuck processes beyond which none is forked; 0: size
         self.mount_of: MountOf = lambda path, device: None
+        # Other processes of the daemon that count toward the limit (probes of stalled
+        # mounts): (killed and not gone, stuck among them).
+        self.stuck_elsewhere: Callable[[], tuple[int, int]] = lambda: (0, 0)
         self._ctx = multiprocessing.get_context("spawn")
         _spawn_light()
         self._slots: dict[int, Slot] = {}  # by sentinel
@@ -311,16 +314,18 @@ class WorkerPool:
         Those not stuck yet count too (they may be about to be), so stuck processes never
         outnumber the limit through replacements; a killed worker that exits, as one
         normally does within milliseconds, lifts the hold at once."""
-        unexited = len(self._killed)
+        others_unexited, others_stuck = self.stuck_elsewhere()
+        unexited = len(self._killed) + others_unexited
+        stuck = self.stuck_count() + others_stuck
         limit = self.stuck_limit()
         if unexited < limit:
             if self._at_stuck_limit:
                 self._at_stuck_limit = False
-                self.on_event("stuck_limit_cleared", {"stuck": self.stuck_count(), "limit": limit})
+                self.on_event("stuck_limit_cleared", {"stuck": stuck, "limit": limit})
             return False
-        if not self._at_stuck_limit and self.stuck_count() >= limit:
+        if not self._at_stuck_limit and stuck >= limit:
             self._at_stuck_limit = True
-            self.on_event("stuck_limit", {"stuck": self.stuck_count(), "limit": limit})
+            self.on_event("stuck_limit", {"stuck": stuck, "limit": limit})
         return True
 
     def _watch_killed(self, slot: Slot) -> None:

@@ -458,6 +458,10 @@ class Storage:
         """Probes running or killed and not gone: each may be (or become) stuck."""
         return len(self._probes) + len(self._killed_probes)
 
+    def probes_killed(self) -> tuple[int, int]:
+        """Probes killed and not gone, and how many of them are stuck (for the pool)."""
+        return len(self._killed_probes), len(self.probes_stuck())
+
     def probes_stuck(self) -> list[str]:
         return [point for point, probe in self._killed_probes if probe.is_stuck()]
 

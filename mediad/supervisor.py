@@ -156,6 +156,7 @@ class Supervisor:
         # Mounts, caps and stalls (mediad/storage.py); logs of the pool name mounts.
         self.storage = Storage(StorageSettings.from_config(config))
         self.pool.mount_of = self.storage.label
+        self.pool.stuck_elsewhere = self.storage.probes_killed
         self._timed_out: dict[int, int | None] = {}  # row id -> device, from the pool
         self._stuck_limit_said = False
         self._next_correction = 0.0

@@ -73,3 +73,15 @@ def test_a_stalled_mount_shows_in_the_status_line_and_the_daemons_report() -> No
         assert (mount.mount, mount.state, mount.timeouts_recent) == ("/mnt/nas", "stalled", 2)
     finally:
         supervisor.pool.close()
+
+
+def test_stuck_probes_count_toward_the_limit_on_forking_workers() -> None:
+    supervisor = Supervisor(Config(), cast(Store, object()))
+    pool = supervisor.pool
+    try:
+        pool.target_size = 2
+        pool.stuck_elsewhere = lambda: (2, 2)  # two probes killed on dead mounts, stuck
+        pool.maintain()
+        assert pool.slots == [] and pool.next_start_in() is None
+    finally:
+        pool.close()
