@@ -519,18 +519,21 @@ class Supervisor:
         process, and stuck processes (workers and probes) never pass the limit."""
         limit = self.pool.stuck_limit()
         budget = limit - self.pool.unexited_count() - self.storage.probes_unexited()
-        at_limit = self._stuck_now() >= limit
-        if at_limit != self._stuck_limit_said:
-            self._stuck_limit_said = at_limit
-            if at_limit:
-                log.warning(
-                    "stuck processes at the limit: files on network mounts wait",
-                    stuck=self._stuck_now(),
-                    limit=limit,
-                )
-            else:
-                log.info("stuck processes below the limit: network mounts get files again")
         return max(0, budget)
+
+    def _say_stuck_limit(self, at_limit: bool, stuck: int, limit: int) -> None:
+        """Once per episode, in the log (the gauges and STATUS= say it all along)."""
+        if at_limit == self._stuck_limit_said:
+            return
+        self._stuck_limit_said = at_limit
+        if at_limit:
+            log.warning(
+                "stuck processes at the limit: files on network mounts wait",
+                stuck=stuck,
+                limit=limit,
+            )
+        else:
+            log.info("stuck processes below the limit: network mounts get files again")
 
     def _stuck_now(self) -> int:
         return self.pool.stuck_count() + len(self.storage.probes_stuck())
@@ -545,8 +548,11 @@ class Supervisor:
             self._next_correction = now + CORRECT_EVERY
             self._correct_mounts(now)
         if not self.pool.unexited_count() and self.storage.quiet(now):
+            self._say_stuck_limit(False, 0, self.pool.stuck_limit())
             return  # no mount has timed out, nothing is stuck: nothing to decide
-        if self._stuck_now() >= self.pool.stuck_limit():
+        stuck, limit = self._stuck_now(), self.pool.stuck_limit()
+        self._say_stuck_limit(stuck >= limit, stuck, limit)
+        if stuck >= limit:
             stuck_on = [k.mount for k in self.pool.stuck()] + self.storage.probes_stuck()
             self.storage.stall_stuck(stuck_on, now)
         if self.storage.stalled() and self._buffer:
@@ -601,8 +607,11 @@ class Supervisor:
             self._held.pop(job.id, None)
         self.storage.forget(jobs)
         metrics.RELEASED.inc(answer.value)
-        log.info("rows given back: their mount is not answering", rows=answer.value,
-                 due_in_s=round(delay, 1))  # fmt: skip
+        log.info(
+            "rows given back: their mount is not answering",
+            rows=answer.value,
+            due_in_s=round(delay, 1),
+        )
 
     # --- results ----------------------------------------------------------------------
 
