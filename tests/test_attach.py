@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,16 +138,6 @@ def test_attach_config_is_validated_naming_the_key(tmp_path: Path) -> None:
 
 
 # --- against PostgreSQL --------------------------------------------------------------------
-
-
-@pytest.fixture
-def app_schema(schema: str, test_dsn: str) -> Iterator[str]:
-    name = f"{schema}_app"
-    with psycopg.connect(test_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"')
-    yield name
-    with psycopg.connect(test_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 def make_table(
