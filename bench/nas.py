@@ -10,6 +10,7 @@ late, as a NAS does. For each worker count W, in alternating order, each round r
 
 - mediad with W workers, the rows queued into a ready daemon (as bench.run's "mediad end
   to end"), and again with the rows queued before its launch, its start counted;
+- with --compare DIR, the mediad of another checkout the same two ways ("compared");
 - the batched CLI with W at once: W `mediainfo --Output=JSON` processes, each given an
   equal share of the files (as `xargs -P W -n ⌈files/W⌉`).
 
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.db import Sql, bench_database, server
+from bench.e2e import run_from
 from bench.procstat import cpu_seconds
 from bench.run import (
     ENQUEUE_BATCH,
@@ -52,7 +54,13 @@ from bench.run import (
     say,
 )
 
-CONTENDERS = ("mediad", "mediad_from_launch", "mediainfo_cli")
+CONTENDERS = (
+    "mediad",
+    "mediad_from_launch",
+    "compared",
+    "compared_from_launch",
+    "mediainfo_cli",
+)
 OPS = ("getattr", "open", "read", "read_bytes")
 
 
@@ -81,6 +89,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(e.g. --set DAEMON_PREFETCH=8); repeatable",
     )
     parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="DIR",
+        help="also run the mediad package in DIR (a worktree of another commit: `git "
+        "worktree add /tmp/old COMMIT`), alternated with this checkout's",
+    )
+    parser.add_argument(
         "--mediainfo",
         default=shutil.which("mediainfo") or "",
         help="mediainfo CLI binary (default: from PATH)",
@@ -94,6 +109,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--files, --rounds and every worker count must be at least 1")
     if args.lag_ms < 0:
         parser.error("--lag-ms must not be negative")
+    if args.compare is not None:
+        args.compare = args.compare.resolve()
+        if not (args.compare / "mediad" / "__init__.py").is_file():
+            parser.error(f"--compare: no mediad package in {args.compare}")
     args.settings = {}
     for item in args.set:
         name, sep, value = item.partition("=")
@@ -127,9 +146,15 @@ class Bench:
             run["first_result_seconds"] = round(run["seconds"] - (files - 1) / steady, 3)
 
     def mediad(
-        self, paths: list[str], workers: int, n: int, *, from_launch: bool
+        self,
+        paths: list[str],
+        workers: int,
+        n: int,
+        *,
+        from_launch: bool,
+        other: Path | None = None,
     ) -> dict[str, Any]:
-        name = f"nas_w{workers}_{n}{'_launch' if from_launch else ''}"
+        name = f"nas_w{workers}_{n}{'_launch' if from_launch else ''}{'_other' if other else ''}"
         spec = DaemonSpec(
             self.dsn,
             f"bench_{name}",
@@ -139,9 +164,12 @@ class Bench:
             self.work / "state",
             extra=dict(self.args.settings),
         )
+        if other is not None:
+            spec.argv = run_from(other)
         log_path = self.work / f"{name}.log"
         how = "rows queued, then launched" if from_launch else "queued into a ready daemon"
-        say(f"mediad, {workers} workers, {how} (round {n + 1})")
+        which = f" from {other}" if other else ""
+        say(f"mediad{which}, {workers} workers, {how} (round {n + 1})")
         with enqueuer(self.dsn, spec.schema, paths, ENQUEUE_BATCH) as enqueue:
             if from_launch:
                 enqueue()
@@ -195,6 +223,12 @@ def measure(bench: Bench, paths: list[str]) -> dict[str, Any]:
         steps.append(
             (workers, "mediad_from_launch", partial(bench.mediad, paths, workers, from_launch=True))
         )
+        if args.compare is not None:
+            for name, launch in (("compared", False), ("compared_from_launch", True)):
+                compared = partial(
+                    bench.mediad, paths, workers, from_launch=launch, other=args.compare
+                )
+                steps.append((workers, name, compared))
     runs: dict[int, dict[str, list[dict[str, Any]]]] = {w: {} for w in args.workers}
     for n in range(args.rounds):
         for workers, name, step in steps if n % 2 == 0 else steps[::-1]:
@@ -204,7 +238,9 @@ def measure(bench: Bench, paths: list[str]) -> dict[str, Any]:
         row: dict[str, Any] = {name: median_run(r) for name, r in by_name.items()}
         cli = by_name.get("mediainfo_cli")
         if cli:
-            for name in ("mediad", "mediad_from_launch"):
+            for name in ("mediad", "mediad_from_launch", "compared", "compared_from_launch"):
+                if name not in by_name:
+                    continue
                 ratios = [
                     round(m["files_per_s"] / c["files_per_s"], 3)
                     for m, c in zip(by_name[name], cli, strict=True)
@@ -265,7 +301,7 @@ def report(results: dict[str, Any]) -> None:
         " per file: operations asked of the mount, and the CPU its server spent on them\n"
     )
     for workers, row in results["by_workers"].items():
-        for name in ("mediad", "mediad_from_launch"):
+        for name in ("mediad", "mediad_from_launch", "compared", "compared_from_launch"):
             key = f"{name}_over_cli_median"
             if key in row:
                 print(
@@ -318,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "workers": args.workers,
         "settings": args.settings,
+        "compared": str(args.compare) if args.compare else None,
     }
     try:
         say(f"corpus: {args.files:,} hard links in {work / 'source'}")

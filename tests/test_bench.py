@@ -252,8 +252,9 @@ def test_the_stage_breakdown_prints_every_stage() -> None:
 def test_the_network_mount_comparison_reads_every_file_through_the_mount(
     test_dsn: str, tmp_path: Path
 ) -> None:
-    """bench.nas: each contender reads every file through the lagging FUSE mount (the
-    mount saw the reads), every row ends done, and the table has every contender."""
+    """bench.nas: each contender (here also this checkout's mediad run as the compared
+    one) reads every file through the lagging FUSE mount (the mount saw the reads), every
+    row ends done, and the table has every contender."""
     from tests.fusefs import unavailable
 
     if reason := unavailable():
@@ -261,8 +262,9 @@ def test_the_network_mount_comparison_reads_every_file_through_the_mount(
     out = tmp_path / "nas.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
     command = [sys.executable, "-m", "bench.nas", "--files", "24", "--workers", "2"]
+    options = ["--rounds", "1", "--lag-ms", "1", "--compare", str(ROOT), "--dsn", test_dsn]
     result = subprocess.run(
-        [*command, "--rounds", "1", "--lag-ms", "1", "--dsn", test_dsn, "--out", str(out)],
+        [*command, *options, "--out", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -270,7 +272,7 @@ def test_the_network_mount_comparison_reads_every_file_through_the_mount(
         timeout=240,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    contenders = ["mediad", "mediad_from_launch"]
+    contenders = ["mediad", "mediad_from_launch", "compared", "compared_from_launch"]
     if shutil.which("mediainfo"):
         contenders.append("mediainfo_cli")
         assert "mediad / CLI" in result.stdout
