@@ -2,6 +2,11 @@
 
     .venv/bin/python -m bench.nas [--files 500] [--workers 2,8] [--lag-ms 2] [--rounds 3]
                                   [--out FILE] [--dsn DSN]
+    .venv/bin/python -m bench.nas --dead-mount [--files 2000] [--dead-files N]
+                                  [--workers W] [--timeout 5] [--rounds 3] [--out FILE]
+
+With --dead-mount, local files alone against local files beside a mount whose every read
+blocks: bench/dead_mount.py says how. Without it:
 
 The corpus (bench.run's, hard-linked to --files paths) is read through a FUSE mount of
 the test suite's harness (tests/fusefs.py: a pass-through whose kernel caches nothing,
@@ -41,6 +46,7 @@ from bench.db import Sql, bench_database, server
 from bench.e2e import run_from
 from bench.procstat import cpu_seconds
 from bench.run import (
+    CORES,
     ENQUEUE_BATCH,
     DaemonSpec,
     build_corpus,
@@ -66,11 +72,37 @@ OPS = ("getattr", "open", "read", "read_bytes")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.nas", description=__doc__.split("\n")[0])
-    parser.add_argument("--files", type=int, default=500, help="corpus size (hard links)")
+    parser.add_argument(
+        "--files",
+        type=int,
+        help="corpus size (hard links); default 500, with --dead-mount 2,000 local files",
+    )
     parser.add_argument(
         "--workers",
-        default="2,8",
-        help="comma-separated worker counts; the CLI runs as many processes at once",
+        help="comma-separated worker counts; the CLI runs as many processes at once "
+        "(default 2,8; with --dead-mount one count, default one per core)",
+    )
+    parser.add_argument(
+        "--dead-mount",
+        action="store_true",
+        help="local files alone, alternated with the same local files beside files of a "
+        "mount whose every read blocks (issue 17's 0.9 target)",
+    )
+    parser.add_argument(
+        "--dead-files",
+        type=int,
+        help="with --dead-mount: files on the dead mount (default: a tenth of --files)",
+    )
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        help="with --dead-mount: keep each daemon's log in this directory",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="with --dead-mount: extract.timeout_seconds (default 5)",
     )
     parser.add_argument("--lag-ms", type=float, default=2.0, help="added to every read")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median)")
@@ -101,10 +133,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="mediainfo CLI binary (default: from PATH)",
     )
     args = parser.parse_args(argv)
+    args.files, args.workers = defaults(args)
     try:
         args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
     except ValueError:
         parser.error(f"--workers: comma-separated numbers, not {args.workers!r}")
+    if args.dead_mount:
+        dead_mount_args(parser, args)
     if args.files < 1 or args.rounds < 1 or not args.workers or min(args.workers) < 1:
         parser.error("--files, --rounds and every worker count must be at least 1")
     if args.lag_ms < 0:
@@ -120,6 +155,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--set {item}: expected SECTION_KEY=VALUE")
         args.settings[f"MEDIAD_{name.upper()}"] = value
     return args
+
+
+def defaults(args: argparse.Namespace) -> tuple[int, str]:
+    """--files and --workers as given, or each mode's defaults."""
+    files = args.files if args.files is not None else (2000 if args.dead_mount else 500)
+    workers = args.workers or (str(CORES) if args.dead_mount else "2,8")
+    return files, workers
+
+
+def dead_mount_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if len(args.workers) != 1:
+        parser.error("--dead-mount takes one worker count")
+    if args.compare is not None:
+        parser.error("--dead-mount does not take --compare")
+    args.dead_workers = args.workers[0]
+    if args.dead_files is None:
+        args.dead_files = max(1, args.files // 10)
+    if args.dead_files < 1 or args.timeout <= 0:
+        parser.error("--dead-files must be at least 1 and --timeout positive")
 
 
 class Bench:
@@ -342,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     if why is not None:
         print(f"bench.nas: skipped, no FUSE mount can be made here: {why}", file=sys.stderr)
         return 0
+    if args.dead_mount:
+        return dead_mount_main(args)
     if args.mediainfo and not shutil.which(args.mediainfo):
         args.mediainfo = ""
     if not args.mediainfo:
@@ -372,6 +428,52 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(results)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        say(f"results written to {args.out}")
+    return 0
+
+
+def dead_mount_main(args: argparse.Namespace) -> int:
+    import pytest
+
+    from bench import dead_mount
+    from tests import fusefs
+
+    compile_bytecode(Path(__file__).resolve().parent.parent)
+    work = Path(tempfile.mkdtemp(prefix="mediad-nas-dead-"))
+    results: dict[str, Any] = {
+        "files": args.files,
+        "dead_files": args.dead_files,
+        "dead_workers": args.dead_workers,
+        "timeout": args.timeout,
+        "rounds": args.rounds,
+        "settings": args.settings,
+    }
+    try:
+        say(f"corpus: {args.files:,} local links, {args.dead_files:,} on the mount, in {work}")
+        local, originals = build_corpus(work / "local", args.files, None)
+        share, _ = build_corpus(work / "share", args.dead_files, None)
+        dead_rel = [str(Path(p).relative_to(work / "share")) for p in share]
+        results["environment"] = {
+            "mediad_commit": git_describe(),
+            "corpus_originals": originals,
+            "cores": CORES,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        with server(args.dsn) as (admin_dsn, _kind), bench_database(admin_dsn) as dsn:
+            sql = Sql(dsn)
+            try:
+                bench = dead_mount.DeadMountBench(args, sql, dsn, work, fusefs)
+                results["dead_mount"] = dead_mount.measure(bench, local, dead_rel)
+            finally:
+                sql.close()
+    except pytest.skip.Exception as exc:
+        print(f"bench.nas: skipped, no FUSE mount can be made here: {exc}", file=sys.stderr)
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    dead_mount.report(results)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
         say(f"results written to {args.out}")

@@ -298,3 +298,56 @@ def test_the_network_mount_comparison_reads_every_file_through_the_mount(
     assert bare.returncode == 0, bare.stderr
     assert "skipped, no FUSE mount can be made here: fusermount3 is missing" in bare.stderr
     assert not (tmp_path / "none.json").exists()
+
+
+def test_the_dead_mount_comparison_runs_both_modes_and_reports_the_mount(
+    test_dsn: str, tmp_path: Path
+) -> None:
+    """bench.nas --dead-mount, one round: every local file ends done in both modes, the
+    dead mount's files never do (its reads block for the whole round) and stay uncharged
+    beyond the claim's attempt, no process of either daemon is left, and the table has
+    every row."""
+    from tests.fusefs import unavailable
+
+    if reason := unavailable():
+        pytest.skip(reason)
+    out = tmp_path / "dead.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
+    command = [sys.executable, "-m", "bench.nas", "--dead-mount", "--files", "40"]
+    options = ["--dead-files", "4", "--rounds", "1", "--timeout", "2", "--dsn", test_dsn]
+    result = subprocess.run(
+        [*command, *options, "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for line in (
+        "alone files/s",
+        "dead mount files/s",
+        "median",
+        "dead mount / alone:",
+        "target >= 0.9",
+        "on the dead mount, when the last local file was done:",
+        "round 1: after",
+        "processes in D:",
+        "dead rows:",
+    ):
+        assert line in result.stdout, (line, result.stdout)
+    data = json.loads(out.read_text())
+    summary = data["dead_mount"]["summary"]
+    assert len(summary["ratio_by_round"]) == 1
+    alone = data["dead_mount"]["rounds"]["alone"][0]
+    dead = data["dead_mount"]["rounds"]["dead_mount"][0]
+    for run in (alone, dead):
+        assert (run["local_done"], run["local_failed"]) == (40, 0), run
+        assert run["processes_left_after_unmount"] == 0, run
+        assert run["exit_code"] == 0, run
+    assert (alone["dead_files"], dead["dead_files"]) == (0, 4)
+    # No dead file was done (its reads never answered) and none was charged a failure.
+    rows = dead["dead_rows"]
+    assert sum(r["rows"] for r in rows) == 4, rows
+    assert all(r["state"] in ("pending", "running") for r in rows), rows
+    assert dead["mount_status"]["fstype"] == "fuse.mediad-test", dead["mount_status"]
