@@ -33,6 +33,7 @@ import argparse
 import json
 import math
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -92,6 +93,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--dead-files",
         type=int,
         help="with --dead-mount: files on the dead mount (default: a tenth of --files)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        type=float,
+        default=60.0,
+        help="with --dead-mount: end a round whose local files stop finishing for this "
+        "many seconds (default 60)",
     )
     parser.add_argument(
         "--logs",
@@ -440,6 +448,10 @@ def dead_mount_main(args: argparse.Namespace) -> int:
     from bench import dead_mount
     from tests import fusefs
 
+    # Stopped by a signal, it still releases the mount, stops its daemon and drops its
+    # database on the way out: a mount left blocked would hold that daemon's workers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     compile_bytecode(Path(__file__).resolve().parent.parent)
     work = Path(tempfile.mkdtemp(prefix="mediad-nas-dead-"))
     results: dict[str, Any] = {
@@ -447,6 +459,7 @@ def dead_mount_main(args: argparse.Namespace) -> int:
         "dead_files": args.dead_files,
         "dead_workers": args.dead_workers,
         "timeout": args.timeout,
+        "no_progress": args.no_progress,
         "rounds": args.rounds,
         "settings": args.settings,
     }
