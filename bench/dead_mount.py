@@ -144,6 +144,18 @@ def local_timeline(sql: Sql, schema: str, prefix: str, started: float) -> list[l
     return [[int(s), int(n)] for s, n in found]
 
 
+def last_local_rows(sql: Sql, schema: str, prefix: str, started: float) -> list[list[float]]:
+    """[row id, seconds after the enqueue] of the last local rows finished: which ones
+    waited, and where they stood in the queue."""
+    found = sql.rows(
+        "SELECT id, extract(epoch FROM finished_at) - %s "
+        f'FROM "{schema}".files WHERE path LIKE %s AND finished_at IS NOT NULL '
+        "ORDER BY finished_at DESC, id DESC LIMIT 5",
+        (started, prefix + "/%"),
+    )
+    return [[int(i), round(float(t), 2)] for i, t in found]
+
+
 def rows_by_state(sql: Sql, schema: str, prefix: str) -> list[dict[str, Any]]:
     found = sql.rows(
         "SELECT state, attempts, coalesce(error_class, ''), count(*) "
@@ -190,6 +202,7 @@ def log_events(log_path: Path, started_wall: float) -> dict[str, Any]:
     """How often each event of a dead mount was logged, and first when (s after enqueue)."""
     counts: dict[str, int] = dict.fromkeys(EVENTS.values(), 0)
     first: dict[str, float] = {}
+    timed_out: list[list[Any]] = []  # [row id, worker pid, seconds after the enqueue]
     for line in log_path.read_text(errors="replace").splitlines():
         with contextlib.suppress(ValueError, AttributeError):
             record = json.loads(line)
@@ -197,10 +210,12 @@ def log_events(log_path: Path, started_wall: float) -> dict[str, Any]:
             if name is None:
                 continue
             counts[name] += 1
-            if name not in first and "timestamp" in record:
-                at = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
-                first[name] = round(at.timestamp() - started_wall, 2)
-    return {"counts": counts, "first_after_s": first}
+            at = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+            after = round(at.timestamp() - started_wall, 2)
+            first.setdefault(name, after)
+            if name == "timeouts":
+                timed_out.append([record.get("row_id"), record.get("pid"), after])
+    return {"counts": counts, "first_after_s": first, "timed_out": timed_out}
 
 
 class DeadMountBench:
@@ -285,6 +300,9 @@ class DeadMountBench:
                     load = watch.clock.measure(sum(watch.cpu()))
                     result["stuck_now"] = stuck.now
                     result["local_done_by_second"] = local_timeline(
+                        self.sql, spec.schema, local_root, started_wall
+                    )
+                    result["last_local_rows"] = last_local_rows(
                         self.sql, spec.schema, local_root, started_wall
                     )
                     if mode == "dead_mount":
