@@ -444,7 +444,11 @@ def report(results: dict[str, Any]) -> None:
             f"timeouts {ev['timeouts']} (first at {first.get('timeouts', '-')} s), "
             f"stalled at {first.get('mount_stalled', '-')} s, "
             f"stuck limit at {first.get('stuck_limit_reached', '-')} s; "
-            f"dead rows: {rows or 'none'}; stopped in {r['stop_seconds']} s "
+            f"dead rows: {rows or 'none'}; "
+            f"timed out (row@s): {' '.join(f'{i}@{t}' for i, _pid, t in r['events']['timed_out'])}"
+            f"; last local rows (row@s): "
+            f"{' '.join(f'{i}@{t}' for i, t in r.get('last_local_rows', [])[:3])}; "
+            f"stopped in {r['stop_seconds']} s "
             f"(exit {r['exit_code']}), processes left {r['processes_left_after_unmount']}"
         )
     if s["local_unfinished_max"]:
