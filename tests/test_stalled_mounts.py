@@ -265,7 +265,7 @@ def test_stuck_processes_never_pass_the_limit_and_sigterm_still_stops_in_time(
     # the mount stalls without reaching mount_stall_timeouts.
     [stall] = [json.loads(line) for line in daemon.log().splitlines() if '"mount stalled"' in line]
     assert stall["why"] == "stuck processes at the limit" and stall["mount"] == str(fs.path)
-    assert stalled(env, fs.path)
+    wait_until(lambda: stalled(env, fs.path), 10, "the next heartbeat to show it stalled")
     wait_until(lambda: sampler.most >= 2, 10, "two processes held in D state")
     # Past the limit nothing more goes to the mount, however long it stays dead.
     held_at_limit = len(fs.held())
