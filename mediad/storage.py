@@ -29,7 +29,7 @@ import structlog
 
 from mediad.config import Config
 from mediad.models import Completion, Job, MountReport
-from mediad.mounts import ROOT, Mount, MountState, MountTable, read_mount_table, worker_cap
+from mediad.mounts import Mount, MountState, MountTable, read_mount_table, worker_cap
 from mediad.probe import Probe
 
 log = structlog.get_logger("mediad")
@@ -137,7 +137,8 @@ def plan_dispatch(
         if len(bound) < len(queues):
             bound.append(mount)
     mounts = [mount_of(job) for job in jobs]
-    waiting = Counter(m.point for m in mounts)
+    # Rows of a stalled mount cannot run: they are no competition for another mount.
+    waiting = Counter(m.point for m in mounts if m.point not in stalled)
     left: list[Job] = []
     blocked: set[str] = set()
     n = 0
@@ -521,6 +522,3 @@ class Storage:
                 )
             )
         return tuple(reports)
-
-
-__all__ = ["ROOT", "Plan", "Storage", "StorageSettings", "TickResult", "plan_dispatch"]

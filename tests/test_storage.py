@@ -300,3 +300,9 @@ def test_a_cap_set_by_a_reload_applies_to_a_mount_already_seen() -> None:
     assert s.plain()
     s.reconfigure(StorageSettings(2, 30.0, 2.0, {"/data": 1}))
     assert not s.plain()
+
+
+def test_rows_of_a_stalled_mount_are_no_competition_for_another() -> None:
+    buffer = jobs(NAS, 4, 1) + jobs(SSHFS, 8, 50)
+    result = plan(buffer, [2, 2, 2, 2], stalled=frozenset({"/mnt/nas"}))
+    assert sum(1 for s in result.shares if mounts_of(s) == {"/mnt/ssh"}) == 4
