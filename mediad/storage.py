@@ -146,9 +146,11 @@ def plan_dispatch(
         if not any(rooms):
             left.extend(jobs[index:])
             break
-        order = [(n + i) % len(rooms) for i in range(len(rooms))]
         slot: int | None = None
-        if mount.point in stalled:
+        order = [(n + i) % len(rooms) for i in range(len(rooms))]
+        if mount.point in stalled or mount.point in blocked:
+            # Rooms only shrink within a plan: a mount refused once is refused again.
+            # (A cap that rises as other mounts' rows are placed applies at the next turn.)
             pass
         elif not capped(mount):
             slot = next((i for i in order if rooms[i] and bound[i] is None), None)
