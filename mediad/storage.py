@@ -107,13 +107,17 @@ def plan_dispatch(
     stalled: set[str],
     network_budget: int,
     overrides: dict[str, int],
+    more_unclaimed: bool = False,
 ) -> Plan:
     """Share the buffer out one file at a time, the least loaded worker first.
 
     `rooms` and `queues`: the workers that can take files (what each may still take, and
     what it holds); `busy_elsewhere`: the queues of the other workers, which count toward
     the caps. `network_budget`: how many workers may hold network-mount files at all (the
-    stuck processes still allowed: each of them may become one).
+    stuck processes still allowed: each of them may become one). `more_unclaimed`: the
+    database may hold due rows not claimed yet (the last claim was full and the buffer
+    has room): they may be on other mounts, so a network mount is held to its share until
+    they are seen, or it is known there are none.
 
     A capped mount (network, or named by a `[mounts."..."]` table) binds the worker that
     holds one of its files: that worker gets only more files of the same mount, so a file
@@ -157,7 +161,9 @@ def plan_dispatch(
         else:
             # A worker already on this mount first: it costs no more of the cap.
             slot = next((i for i in order if rooms[i] and bound[i] == mount), None)
-            others = any(c > 0 for point, c in waiting.items() if point != mount.point)
+            others = more_unclaimed or any(
+                c > 0 for point, c in waiting.items() if point != mount.point
+            )
             cap = worker_cap(mount, pool_size, others, overrides.get(mount.point))
             budget_left = not mount.network or network_workers < network_budget
             if slot is None and workers_on[mount.point] < cap and budget_left:

@@ -177,6 +177,65 @@ def test_local_files_finish_and_no_good_file_fails_while_a_mount_stalls(
     assert sampler.stop() <= 4
 
 
+def test_with_the_default_stall_settings_the_mount_stalls_and_good_files_never_fail(
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    fuse_mount: Callable[[Path], FuseMount],
+    sampled: Callable[[Daemon], StuckSampler],
+    sql: SQL,
+    schema: str,
+) -> None:
+    # The defaults: 3 timeouts in 120 s stall a mount, the stuck limit is the worker count.
+    env = {
+        **mediad_env,
+        "MEDIAD_DAEMON_WORKERS": "2",
+        "MEDIAD_EXTRACT_TIMEOUT_SECONDS": "3",
+        "MEDIAD_RETRY_MAX_ATTEMPTS": "3",
+        "MEDIAD_DAEMON_MOUNT_PROBE_SECONDS": "2",
+        "MEDIAD_DAEMON_HEARTBEAT_SECONDS": "1",
+    }
+    share = tmp_path / "share"
+    blocked = link_files(small_mp4, share, 6, marker="dead_")
+    good_remote = link_files(small_mp4, share, 20, marker="good_")
+    fs = fuse_mount(share)
+    fs.block(*(p.name for p in blocked))
+    remote = sorted((fs.path / p.name for p in blocked + good_remote), key=lambda p: p.name[-6:])
+    enqueue(env, remote)
+    local = link_files(small_mp4, tmp_path / "lib", 20)
+    enqueue(env, local)
+    daemon = daemons(env=env)
+    daemon.wait_started()
+    sampler = sampled(daemon)
+
+    def never_failed() -> None:
+        failed = sql(f"SELECT path, error_class FROM \"{schema}\".files WHERE state = 'failed'")
+        assert failed == [], failed
+
+    def local_done() -> bool:
+        never_failed()
+        return [r[1] for r in rows(sql, schema, local[0].parent)].count("done") == 20
+
+    wait_until(local_done, 30, "every local file to finish")
+
+    def is_stalled() -> dict[str, Any] | None:
+        never_failed()
+        return stalled(env, fs.path)
+
+    wait_until(is_stalled, 60, "the mount to show as stalled")
+    assert sampler.most <= 2
+    fs.release()
+
+    def all_done() -> bool:
+        never_failed()
+        return counts(sql, schema)["done"] == 46
+
+    wait_until(all_done, 90, "every file to end done")
+    assert sql(f'SELECT DISTINCT attempts FROM "{schema}".files') == [(1,)]
+    assert sampler.stop() <= 2
+
+
 def test_a_dead_mount_shows_stalled_its_rows_wait_uncharged_and_all_finish_after(
     small_mp4: Path,
     tmp_path: Path,

@@ -33,6 +33,7 @@ def plan(
     budget: int = 100,
     overrides: dict[str, int] | None = None,
     pool_size: int | None = None,
+    more_unclaimed: bool = False,
 ) -> Plan:
     return plan_dispatch(
         buffer,
@@ -44,6 +45,7 @@ def plan(
         stalled=set(stalled),
         network_budget=budget,
         overrides=overrides or {},
+        more_unclaimed=more_unclaimed,
     )
 
 
@@ -306,3 +308,8 @@ def test_rows_of_a_stalled_mount_are_no_competition_for_another() -> None:
     buffer = jobs(NAS, 4, 1) + jobs(SSHFS, 8, 50)
     result = plan(buffer, [2, 2, 2, 2], stalled=frozenset({"/mnt/nas"}))
     assert sum(1 for s in result.shares if mounts_of(s) == {"/mnt/ssh"}) == 4
+
+
+def test_a_network_mount_keeps_to_its_share_while_unclaimed_rows_may_be_elsewhere() -> None:
+    result = plan(jobs(NAS, 20, 1), [4, 4, 4, 4], more_unclaimed=True)
+    assert sum(1 for s in result.shares if s) == 2
