@@ -294,6 +294,16 @@ class Storage:
     def has_network(self, jobs: Iterable[Job]) -> bool:
         return any(self.mount_of(job).network for job in jobs)
 
+    def one_network_mount(self, buffer: Iterable[Job]) -> bool:
+        """Every buffered row is on the same network mount (and there is one)."""
+        point = None
+        for job in buffer:
+            mount = self.mount_of(job)
+            if not mount.network or (point is not None and mount.point != point):
+                return False
+            point = mount.point
+        return point is not None
+
     def counted_toward_full(self, buffer: Sequence[Job], per_mount_limit: int) -> int:
         """Buffered rows that count toward "buffer full": rows of a stalled mount count
         not at all, and a network mount's rows only up to what its share of the workers

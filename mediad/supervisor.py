@@ -423,7 +423,13 @@ class Supervisor:
         if len(self._buffer) >= self._buffer_bound():
             return False
         share = max(1, self.pool.target_size // 2) * self.pool.depth()
-        return self.storage.counted_toward_full(self._buffer, share) < wanted
+        if self.storage.counted_toward_full(self._buffer, share) < wanted:
+            return True
+        # Only one network mount's rows so far, and the database may hold more: claim on,
+        # up to the bound, to learn whether rows on other mounts wait. Until then that
+        # mount keeps to its share (more_unclaimed in _dispatch); after, it may use every
+        # worker, so a library that lives entirely on a NAS is not slowed.
+        return self._claim_was_full and self.storage.one_network_mount(self._buffer)
 
     def _buffer_bound(self) -> int:
         return MAX_BUFFER_CLAIMS * max(self._claim_size(), self.pool.target_size)
@@ -497,7 +503,9 @@ class Supervisor:
             stalled=self.storage.stalled(),
             network_budget=self._network_budget(),
             overrides=self.storage.settings.overrides,
-            more_unclaimed=self._claim_was_full and len(self._buffer) < self._buffer_bound(),
+            # Half the bound: once the buffer has been filled that far with one mount's
+            # rows, a few dispatched do not put the mount back to its share.
+            more_unclaimed=self._claim_was_full and len(self._buffer) < self._buffer_bound() // 2,
         )
         self._buffer = deque(plan.left)
         for slot, share in zip(slots, plan.shares, strict=True):

@@ -353,3 +353,40 @@ def test_stuck_processes_never_pass_the_limit_and_sigterm_still_stops_in_time(
     fs.release()
     wait_until(lambda: all(process_state(pid) in (None, "Z") for pid in pids), 30, "them to exit")
     assert os.getpid()  # the test process itself was never held
+
+
+def test_a_library_entirely_on_a_network_mount_uses_every_worker(
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    fuse_mount: Callable[[Path], FuseMount],
+    sql: SQL,
+    schema: str,
+) -> None:
+    port = free_port()
+    env = {
+        **mediad_env,
+        "MEDIAD_DAEMON_WORKERS": "2",
+        # Small claims: the backlog is many claims long, as a big library's is, so the
+        # daemon cannot see at once that nothing else waits.
+        "MEDIAD_DAEMON_BATCH_SIZE": "4",
+        "MEDIAD_METRICS_LISTEN": f"127.0.0.1:{port}",
+    }
+    share = tmp_path / "share"
+    link_files(small_mp4, share, 80)
+    fs = fuse_mount(share)
+    fs.lag(30)  # a slow NAS: every read answers 30 ms late
+    enqueue(env, sorted(fs.path.iterdir()))
+    daemon = daemons(env=env)
+    daemon.wait_started()
+
+    def both_busy() -> bool:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        except OSError:
+            return False
+        return 'mediad_workers{activity="busy"} 2.0' in text.decode()
+
+    wait_until(both_busy, 60, "both workers to read from the mount at once", interval=0.1)
+    wait_until(lambda: counts(sql, schema)["done"] == 80, 120, "every file")

@@ -313,3 +313,11 @@ def test_rows_of_a_stalled_mount_are_no_competition_for_another() -> None:
 def test_a_network_mount_keeps_to_its_share_while_unclaimed_rows_may_be_elsewhere() -> None:
     result = plan(jobs(NAS, 20, 1), [4, 4, 4, 4], more_unclaimed=True)
     assert sum(1 for s in result.shares if s) == 2
+
+
+def test_a_buffer_of_one_network_mount_is_told_apart() -> None:
+    s = storage()
+    assert s.one_network_mount(jobs(NAS, 3, 1))
+    assert not s.one_network_mount(jobs(NAS, 3, 1) + jobs(SSHFS, 1, 10))
+    assert not s.one_network_mount(jobs(NAS, 3, 1) + jobs(DATA, 1, 10))
+    assert not s.one_network_mount([])
