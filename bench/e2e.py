@@ -50,6 +50,18 @@ KEYS = (
 )
 
 
+def run_from(mediad: Path) -> tuple[str, ...]:
+    """The interpreter's arguments that run `mediad run` from the package in `mediad`."""
+    # First on sys.path, ahead of the working directory; spawned workers inherit it.
+    code = (
+        f"import sys; sys.path.insert(0, {str(mediad)!r}); import mediad; "
+        f"sys.exit('mediad is not from ' + {str(mediad)!r}) "
+        f"if not mediad.__file__.startswith({str(mediad) + '/'!r}) else None; "
+        "from mediad.cli import main; sys.exit(main())"
+    )
+    return ("-c", code, "run")
+
+
 def one_run(
     sql: Sql,
     dsn: str,
@@ -66,14 +78,7 @@ def one_run(
         dsn, schema, CORES, engine, str(work / "corpus"), work / "state", extra=settings
     )
     if mediad is not None:
-        # First on sys.path, ahead of the working directory; spawned workers inherit it.
-        code = (
-            f"import sys; sys.path.insert(0, {str(mediad)!r}); import mediad; "
-            f"sys.exit('mediad is not from ' + {str(mediad)!r}) "
-            f"if not mediad.__file__.startswith({str(mediad) + '/'!r}) else None; "
-            "from mediad.cli import main; sys.exit(main())"
-        )
-        spec.argv = ("-c", code, "run")
+        spec.argv = run_from(mediad)
     log_path = work / f"{engine}-{n}.log"
     if engine == "noop":
         fill_noop_rows(dsn, sql, schema, len(paths))

@@ -282,7 +282,18 @@ def create_function(schema: str, source: Source) -> sql.Composed:
     """The row trigger's function, in mediad's schema, owned by mediad.
 
     SECURITY DEFINER with a fixed search_path: the application's role needs no privilege
-    on mediad's schema for its own writes to queue work.
+    on mediad's schema for its own writes to queue work."""
+    body = function_body(schema, source)
+    tag = _dollar_tag(body)
+    return sql.SQL(
+        "CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql\n"
+        "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {tag}{body}{tag}"
+    ).format(function=sql.Identifier(schema, function_name(source)), tag=sql.SQL(tag), body=body)
+
+
+def function_body(schema: str, source: Source) -> sql.Composed:
+    """The trigger function's body: PostgreSQL keeps it as written (pg_proc.prosrc), so
+    comparing the two tells a trigger an older mediad created.
 
     A changed id moves the queue row with its state (a running extraction is written back
     under the new id). The move is skipped when another row took the old id in the same
@@ -295,7 +306,7 @@ def create_function(schema: str, source: Source) -> sql.Composed:
     IF NEW.{meta} IS NOT NULL AND (TG_OP = 'INSERT' OR NOT (path_changed OR queued)) THEN
         RETURN NULL;  -- skip-existing: the application already has its metadata
     END IF;"""
-    body = _raw(
+    return _raw(
         """
 DECLARE
     path_changed boolean := true;
@@ -344,11 +355,6 @@ END
         full=full_path(source, sql.SQL("NEW.{}::text").format(sql.Identifier(source.path_column))),
         meta=sql.Identifier(source.metadata_column or "-"),
     )
-    tag = _dollar_tag(body)
-    return sql.SQL(
-        "CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql\n"
-        "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {tag}{body}{tag}"
-    ).format(function=sql.Identifier(schema, function_name(source)), tag=sql.SQL(tag), body=body)
 
 
 def _dollar_tag(body: sql.Composable) -> str:

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -443,21 +443,56 @@ def _mapping_text(source: Source) -> str:
     )
 
 
-def _attach_with_retries(
-    store: Store, source: Source, lock_timeout: float, dry_run: bool
-) -> tuple[Source, list[str]]:
+T = TypeVar("T")
+
+
+def _with_lock_retries(table: str, change: Callable[[], T]) -> T:
     """A busy table: give up the lock queue quickly (writers wait behind us), retry."""
     for attempt in range(1, LOCK_TRIES + 1):
         try:
-            return store.attach(
-                source, lock_timeout_ms=max(1, int(lock_timeout * 1000)), dry_run=dry_run
-            )
+            return change()
         except LockTimeout:
             if attempt == LOCK_TRIES:
                 raise
-            log.warning("table busy, trying again", table=source.table_name, attempt=attempt)
+            log.warning("table busy, trying again", table=table, attempt=attempt)
             time.sleep(min(5.0, 0.5 * 2**attempt))
     raise AssertionError("unreachable")
+
+
+def _lock_ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _attach_with_retries(
+    store: Store, source: Source, lock_timeout: float, dry_run: bool
+) -> tuple[Source, list[str]]:
+    return _with_lock_retries(
+        source.table_name,
+        lambda: store.attach(source, lock_timeout_ms=_lock_ms(lock_timeout), dry_run=dry_run),
+    )
+
+
+def _refresh_outdated_trigger(store: Store, source: Source, lock_timeout: float) -> bool:
+    """A table attached by an older mediad gets this one's trigger (which follows id
+    changes and joins the path prefix); its queued rows stay. True if it was replaced."""
+    if not store.trigger_outdated(source):
+        return False
+    _with_lock_retries(
+        source.table_name,
+        lambda: store.refresh_trigger(source, lock_timeout_ms=_lock_ms(lock_timeout)),
+    )
+    log.info("trigger of an attached table brought up to date", table=source.table_name)
+    return True
+
+
+def _refresh_trigger_of_attached(store: Store, source: Source, args: argparse.Namespace) -> None:
+    """`attach` of a table attached already, with the same mapping: the way to give it the
+    trigger of this mediad when an older one attached it."""
+    if not args.dry_run:
+        if _refresh_outdated_trigger(store, source, args.lock_timeout):
+            print(f"{source.table_name}: its trigger, from an older mediad, was replaced")
+    elif store.trigger_outdated(source):
+        print(f"-- {source.table_name}: its trigger, from an older mediad, would be replaced")
 
 
 def cmd_attach(args: argparse.Namespace, config: Config) -> int:
@@ -486,6 +521,7 @@ def cmd_attach(args: argparse.Namespace, config: Config) -> int:
                     f"({_mapping_text(existing)}): run `mediad detach "
                     f"{wanted.table_name}` first"
                 )
+            _refresh_trigger_of_attached(store, existing, args)
             if existing.backfilled:
                 print(
                     f"{wanted.table_name} is already attached on {store.label} "
@@ -546,18 +582,12 @@ def cmd_detach(args: argparse.Namespace, config: Config) -> int:
                 f"{args.table} is not attached on {database_label(config)} (attached: {attached})"
             )
         assert source is not None
-        for attempt in range(1, LOCK_TRIES + 1):
-            try:
-                statements = store.detach(
-                    source,
-                    lock_timeout_ms=max(1, int(args.lock_timeout * 1000)),
-                    dry_run=args.dry_run,
-                )
-                break
-            except LockTimeout:
-                if attempt == LOCK_TRIES:
-                    raise
-                time.sleep(min(5.0, 0.5 * 2**attempt))
+        statements = _with_lock_retries(
+            source.table_name,
+            lambda: store.detach(
+                source, lock_timeout_ms=_lock_ms(args.lock_timeout), dry_run=args.dry_run
+            ),
+        )
     if args.dry_run:
         print(
             f"-- mediad detach --dry-run on {database_label(config)}: nothing was changed. "
@@ -607,8 +637,10 @@ def _apply_attach_config(store: Store, wanted: Sequence[AttachConfig]) -> list[S
                 f"({_mapping_text(existing)}): run `mediad detach "
                 f"{existing.table_name}` first"
             )
-        elif not existing.backfilled:
-            unfinished.append(existing)
+        else:
+            _refresh_outdated_trigger(store, existing, 1.0)
+            if not existing.backfilled:
+                unfinished.append(existing)
     return unfinished
 
 

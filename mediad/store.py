@@ -602,6 +602,33 @@ class Store:
         self._sources.pop(source.id, None)
         return source, shown
 
+    def trigger_outdated(self, source: Source) -> bool:
+        """Whether the table's trigger function is not the one this mediad writes: an
+        older mediad attached it, and its trigger lacks what has been added since (ids
+        followed, the path prefix)."""
+        params = {"schema": self.schema, "function": attach.function_name(source)}
+        with self._connection() as conn:
+            row = conn.execute(self._queries["source_function_body"], params).fetchone()
+            current = attach.function_body(self.schema, source).as_string(conn)
+        return row is None or row[0] != current
+
+    def refresh_trigger(self, source: Source, *, lock_timeout_ms: int) -> None:
+        """Replace the table's trigger function and triggers with this mediad's, in one
+        short transaction under lock_timeout (as attach does): queued rows stay."""
+        with self._connection() as conn:
+            ddl = [
+                attach.set_lock_timeout(lock_timeout_ms),
+                *attach.drop_triggers(self.schema, source),
+                attach.drop_function(self.schema, source),
+                *self._attach_ddl(source),
+            ]
+            try:
+                with conn.transaction():
+                    for statement in ddl:
+                        conn.execute(statement)
+            except psycopg.errors.LockNotAvailable:
+                raise _lock_timeout(source, lock_timeout_ms, "update") from None
+
     def _attach_ddl(self, source: Source) -> list[sql.Composed]:
         return [
             attach.create_function(self.schema, source),

@@ -143,6 +143,17 @@ def sql(test_dsn: str) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
         holder[0].close()
 
 
+@pytest.fixture
+def app_schema(schema: str, test_dsn: str) -> Iterator[str]:
+    """A schema for an application's own tables (attach), dropped afterwards."""
+    name = f"{schema}_app"
+    with psycopg.connect(test_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    yield name
+    with psycopg.connect(test_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
 # --- running mediad as a user would -----------------------------------------------------
 
 

@@ -10,6 +10,7 @@ pass-through view of `source` and hands back a `FuseMount` to drive while it run
     fs.lag(50)                   every read answers 50 ms late (lag(0) ends it)
     fs.release()                 every waiting operation goes on; nothing is blocked any more
     fs.held()                    the operations waiting right now, e.g. [("read", "a.mkv")]
+    fs.counts()                  operations served since the mount, by kind (see below)
 
 Each call returns once the server has applied it. Names are paths relative to the mount.
 
@@ -25,6 +26,11 @@ tests/test_fusefs.py): the process sleeps interruptibly (state S in /proc/PID/st
 signal does not end the read. SIGKILL turns the sleep uninterruptible: the process stays,
 in state D, until the server answers; only then does it die. Killing the server instead
 aborts the connection: every waiting operation fails with ENOTCONN at once.
+
+`counts()` is what the server was asked, for telling what a reader costs a network mount:
+`getattr` (a name looked up, as a path walk does for each component under the mount, or a
+stat: the high-level libfuse API serves both as a getattr), `open`, `read`, `read_bytes`
+(the bytes asked for), `release`, `readlink`, `readdir`, `statfs`.
 
 On leaving, `mounted` releases whatever is held, unmounts (`fusermount3 -u`, lazily with
 `-uz` while a file is still open) and stops the server, killing it if it does not exit, so
@@ -125,6 +131,9 @@ class FuseMount:
     def held(self) -> list[tuple[str, str]]:
         return [(op, name) for op, name in self._call("held")]
 
+    def counts(self) -> dict[str, int]:
+        return {str(op): int(n) for op, n in self._call("counts").items()}
+
     def log(self) -> str:
         return self._log.read_text(errors="replace")
 
@@ -221,6 +230,17 @@ def _mount_failed(fs: FuseMount) -> None:
 
 # --- the server process ------------------------------------------------------------------
 
+OPERATIONS = (
+    "getattr",
+    "open",
+    "read",
+    "read_bytes",
+    "release",
+    "readlink",
+    "readdir",
+    "statfs",
+)
+
 
 class Faults:
     """Which operations wait and how late reads answer; shared by libfuse's threads."""
@@ -231,6 +251,7 @@ class Faults:
         self._stat = False
         self._lag = 0.0
         self._held: list[tuple[str, str]] = []
+        self._counts: dict[str, int] = dict.fromkeys(OPERATIONS, 0)
 
     def apply(self, command: dict[str, Any]) -> Any:
         with self._changed:
@@ -245,10 +266,16 @@ class Faults:
                     self._blocked, self._stat = frozenset(), False
                 case "held":
                     return list(self._held)
+                case "counts":
+                    return dict(self._counts)
                 case other:
                     raise ValueError(f"unknown operation {other!r}")
             self._changed.notify_all()  # what is held is decided anew
             return None
+
+    def count(self, op: str, amount: int = 1) -> None:
+        with self._changed:
+            self._counts[op] += amount
 
     def gate(self, op: str, path: str) -> None:
         """Hold `op` on `path` while it is blocked, then add the lag of a read."""
@@ -281,6 +308,7 @@ def _operations(source: Path, faults: Faults) -> Any:
             return os.path.join(source, path.lstrip("/"))
 
         def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+            faults.count("getattr")
             faults.gate("stat", path)
             st = os.lstat(self._real(path))
             keys = ("st_mode", "st_ino", "st_nlink", "st_uid", "st_gid", "st_size")
@@ -289,23 +317,30 @@ def _operations(source: Path, faults: Faults) -> Any:
             return attrs
 
         def readdir(self, path: str, fh: int) -> list[str]:
+            faults.count("readdir")
             return [".", "..", *os.listdir(self._real(path))]
 
         def readlink(self, path: str) -> str:
+            faults.count("readlink")
             return os.readlink(self._real(path))
 
         def open(self, path: str, flags: int) -> int:
+            faults.count("open")
             return os.open(self._real(path), os.O_RDONLY)
 
         def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+            faults.count("read")
+            faults.count("read_bytes", size)
             faults.gate("read", path)
             return os.pread(fh, size, offset)
 
         def release(self, path: str, fh: int) -> int:
+            faults.count("release")
             os.close(fh)
             return 0
 
         def statfs(self, path: str) -> dict[str, int]:
+            faults.count("statfs")
             st = os.statvfs(self._real(path))
             return {key: getattr(st, key) for key in dir(st) if key.startswith("f_")}
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,16 +138,6 @@ def test_attach_config_is_validated_naming_the_key(tmp_path: Path) -> None:
 
 
 # --- against PostgreSQL --------------------------------------------------------------------
-
-
-@pytest.fixture
-def app_schema(schema: str, test_dsn: str) -> Iterator[str]:
-    name = f"{schema}_app"
-    with psycopg.connect(test_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"')
-    yield name
-    with psycopg.connect(test_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 def make_table(
@@ -432,6 +422,62 @@ def test_an_id_change_moves_the_queue_row_and_extract_writes_back_under_the_new_
     again = mediad("extract", "--json", env=mediad_env)
     assert json.loads(again.stdout.splitlines()[-1])["processed"] == 0
     assert set(files(sql, schema)) == {str(r[0]) for r in sql(f"SELECT id FROM {t}")}
+
+
+def make_trigger_as_before_ids_were_followed(sql: SQL, schema: str, table: str) -> None:
+    """What an older mediad installed: the update trigger fires on the path alone, and the
+    function has no step that moves the queue row to a new id."""
+    [(source_id,)] = sql(f'SELECT id FROM "{schema}".sources')
+    function = f'"{schema}".source_{source_id}_sync'
+    [(body,)] = sql(f"SELECT prosrc FROM pg_proc WHERE oid = '{function}'::regproc")
+    older = re.sub(
+        r"\n        IF OLD\.\"id\" IS DISTINCT.*?\n        END IF;", "", body, flags=re.S
+    )
+    assert older != body
+    trigger = sql(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname LIKE '%%_path'",
+        [table],
+    )[0][0]
+    sql(f'DROP TRIGGER "{trigger}" ON {table}')
+    sql(
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
+        f"SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $older${older}$older$"
+    )
+    sql(
+        f'CREATE TRIGGER "{trigger}" AFTER UPDATE OF path ON {table} FOR EACH ROW '
+        f"WHEN (OLD.path IS DISTINCT FROM NEW.path) EXECUTE FUNCTION {function}()"
+    )
+
+
+def test_attach_again_replaces_a_trigger_an_older_mediad_installed(
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    sql: SQL,
+    schema: str,
+    app_schema: str,
+) -> None:
+    t = f'"{app_schema}".media_files'
+    sql(ID_TABLE.format(t=t))
+    sql(f"INSERT INTO {t} (id, path) VALUES (1, '/m/a.mkv'), (2, '/m/b.mkv')")
+    assert mediad("attach", f"{app_schema}.media_files", *MAPPING, env=mediad_env).returncode == 0
+    make_trigger_as_before_ids_were_followed(sql, schema, t)
+    sql(f"UPDATE {t} SET id = 11 WHERE id = 1")
+    assert set(files(sql, schema)) == {"1", "2"}  # the older trigger orphans the queue row
+
+    dry = mediad("attach", f"{app_schema}.media_files", *MAPPING, "--dry-run", env=mediad_env)
+    assert "would be replaced" in dry.stdout, dry.stdout
+    again = mediad("attach", f"{app_schema}.media_files", *MAPPING, env=mediad_env)
+    assert again.returncode == 0, again.stderr
+    assert "from an older mediad, was replaced" in again.stdout
+    sql(f"UPDATE {t} SET id = 12 WHERE id = 2")
+    assert "12" in files(sql, schema) and "2" not in files(sql, schema)
+    assert sql(
+        f"SELECT count(*) FROM pg_trigger WHERE tgrelid = '{t}'::regclass AND NOT tgisinternal"
+    ) == [(2,)]
+
+    third = mediad("attach", f"{app_schema}.media_files", *MAPPING, env=mediad_env)
+    assert third.returncode == 0 and "replaced" not in third.stdout
 
 
 def test_path_prefix_joins_relative_paths_in_trigger_and_backfill(

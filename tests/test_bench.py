@@ -247,3 +247,54 @@ def test_the_stage_breakdown_prints_every_stage() -> None:
     if shutil.which("mediainfo"):
         expected = ["cli", "cli, mediad's lib", *expected]
     assert stages == expected, result.stdout
+
+
+def test_the_network_mount_comparison_reads_every_file_through_the_mount(
+    test_dsn: str, tmp_path: Path
+) -> None:
+    """bench.nas: each contender (here also this checkout's mediad run as the compared
+    one) reads every file through the lagging FUSE mount (the mount saw the reads), every
+    row ends done, and the table has every contender."""
+    from tests.fusefs import unavailable
+
+    if reason := unavailable():
+        pytest.skip(reason)
+    out = tmp_path / "nas.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
+    command = [sys.executable, "-m", "bench.nas", "--files", "24", "--workers", "2"]
+    options = ["--rounds", "1", "--lag-ms", "1", "--compare", str(ROOT), "--dsn", test_dsn]
+    result = subprocess.run(
+        [*command, *options, "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    contenders = ["mediad", "mediad_from_launch", "compared", "compared_from_launch"]
+    if shutil.which("mediainfo"):
+        contenders.append("mediainfo_cli")
+        assert "mediad / CLI" in result.stdout
+    data = json.loads(out.read_text())
+    row = data["by_workers"]["2"]
+    for name in contenders:
+        assert name.replace("_", " ") in result.stdout, (name, result.stdout)
+        run = row[name]["rounds"][0]
+        finished = run["recognised"] if name == "mediainfo_cli" else run["done"]
+        assert finished == 24, run
+        # Every file's bytes were asked of the mount: at least one read each.
+        assert run["ops_per_file"]["read"] >= 1, run["ops_per_file"]
+
+    # Without FUSE (here: no fusermount3 on the PATH) it says why and measures nothing.
+    bare = subprocess.run(
+        [*command, "--out", str(tmp_path / "none.json")],
+        cwd=ROOT,
+        env={**env, "PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bare.returncode == 0, bare.stderr
+    assert "skipped, no FUSE mount can be made here: fusermount3 is missing" in bare.stderr
+    assert not (tmp_path / "none.json").exists()

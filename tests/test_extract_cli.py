@@ -10,11 +10,10 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from mediad.store import Store
@@ -120,16 +119,6 @@ def test_all_with_limit_requeues_only_the_rows_it_processes_oldest_first(
     assert [p for (p,) in fresh] == oldest
     # Nothing was left for the next run to re-extract.
     assert summary_of(mediad("extract", "--json", env=mediad_env))["processed"] == 0
-
-
-@pytest.fixture
-def app_schema(schema: str, test_dsn: str) -> Iterator[str]:
-    name = f"{schema}_app"
-    with psycopg.connect(test_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"')
-    yield name
-    with psycopg.connect(test_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 def test_all_with_limit_caps_the_attached_tables_backfill_too(

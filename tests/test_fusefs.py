@@ -158,6 +158,24 @@ def test_lag_delays_every_read(fs: FuseMount) -> None:
     assert elapsed >= 3 * 0.050
 
 
+def test_counts_show_what_the_mount_was_asked(fs: FuseMount) -> None:
+    """Nothing is cached: each name on the way is looked up again, and each read and its
+    size reach the server as asked."""
+    before = fs.counts()
+    os.stat(fs.path / "sub" / "c.bin")  # `sub` and `c.bin` looked up, then the stat
+    fd = os.open(fs.path / "a.bin", os.O_RDONLY)  # `a.bin` looked up, then opened
+    try:
+        os.pread(fd, 4096, 0)
+        os.pread(fd, 10_000, 4096)
+    finally:
+        os.close(fd)
+    after = fs.counts()
+    asked = {op: after[op] - before[op] for op in after}
+    assert asked["getattr"] == 4
+    assert (asked["open"], asked["read"], asked["read_bytes"]) == (1, 2, 14_096)
+    assert asked["readdir"] == asked["statfs"] == 0
+
+
 @pytest.mark.slow
 def test_leaving_with_a_blocked_reader_leaves_no_mount_and_no_process(
     source: Path, spawn: Spawn

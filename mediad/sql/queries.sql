@@ -303,6 +303,14 @@ VALUES (%(table_name)s, %(table_schema)s, %(table_relname)s, %(id_column)s, %(id
         %(summary_columns)b::text[], %(skip_existing)s, %(path_prefix)s)
 RETURNING id;
 
+-- name: source_function_body
+-- The body of an attached table's trigger function as installed, to compare with the one
+-- this mediad writes.
+SELECT p.prosrc
+FROM pg_catalog.pg_proc AS p
+JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+WHERE n.nspname = %(schema)s AND p.proname = %(function)s;
+
 -- name: source_next_id
 -- The id the next source_insert will get, read without consuming it (--dry-run); a
 -- concurrent attach can still take it first.
