@@ -29,7 +29,7 @@ import structlog
 
 from mediad.config import Config
 from mediad.models import Completion, Job, MountReport
-from mediad.mounts import ROOT, Mount, MountState, MountTable, read_mount_table, worker_cap
+from mediad.mounts import Mount, MountState, MountTable, read_mount_table, worker_cap
 from mediad.probe import Probe
 
 log = structlog.get_logger("mediad")
@@ -107,13 +107,17 @@ def plan_dispatch(
     stalled: set[str],
     network_budget: int,
     overrides: dict[str, int],
+    more_unclaimed: bool = False,
 ) -> Plan:
     """Share the buffer out one file at a time, the least loaded worker first.
 
     `rooms` and `queues`: the workers that can take files (what each may still take, and
     what it holds); `busy_elsewhere`: the queues of the other workers, which count toward
     the caps. `network_budget`: how many workers may hold network-mount files at all (the
-    stuck processes still allowed: each of them may become one).
+    stuck processes still allowed: each of them may become one). `more_unclaimed`: the
+    database may hold due rows not claimed yet (the last claim was full and the buffer
+    has room): they may be on other mounts, so a network mount is held to its share until
+    they are seen, or it is known there are none.
 
     A capped mount (network, or named by a `[mounts."..."]` table) binds the worker that
     holds one of its files: that worker gets only more files of the same mount, so a file
@@ -137,7 +141,8 @@ def plan_dispatch(
         if len(bound) < len(queues):
             bound.append(mount)
     mounts = [mount_of(job) for job in jobs]
-    waiting = Counter(m.point for m in mounts)
+    # Rows of a stalled mount cannot run: they are no competition for another mount.
+    waiting = Counter(m.point for m in mounts if m.point not in stalled)
     left: list[Job] = []
     blocked: set[str] = set()
     n = 0
@@ -145,16 +150,20 @@ def plan_dispatch(
         if not any(rooms):
             left.extend(jobs[index:])
             break
-        order = [(n + i) % len(rooms) for i in range(len(rooms))]
         slot: int | None = None
-        if mount.point in stalled:
+        order = [(n + i) % len(rooms) for i in range(len(rooms))]
+        if mount.point in stalled or mount.point in blocked:
+            # Rooms only shrink within a plan: a mount refused once is refused again.
+            # (A cap that rises as other mounts' rows are placed applies at the next turn.)
             pass
         elif not capped(mount):
             slot = next((i for i in order if rooms[i] and bound[i] is None), None)
         else:
             # A worker already on this mount first: it costs no more of the cap.
             slot = next((i for i in order if rooms[i] and bound[i] == mount), None)
-            others = any(c > 0 for point, c in waiting.items() if point != mount.point)
+            others = more_unclaimed or any(
+                c > 0 for point, c in waiting.items() if point != mount.point
+            )
             cap = worker_cap(mount, pool_size, others, overrides.get(mount.point))
             budget_left = not mount.network or network_workers < network_budget
             if slot is None and workers_on[mount.point] < cap and budget_left:
@@ -284,6 +293,16 @@ class Storage:
 
     def has_network(self, jobs: Iterable[Job]) -> bool:
         return any(self.mount_of(job).network for job in jobs)
+
+    def one_network_mount(self, buffer: Iterable[Job]) -> bool:
+        """Every buffered row is on the same network mount (and there is one)."""
+        point = None
+        for job in buffer:
+            mount = self.mount_of(job)
+            if not mount.network or (point is not None and mount.point != point):
+                return False
+            point = mount.point
+        return point is not None
 
     def counted_toward_full(self, buffer: Sequence[Job], per_mount_limit: int) -> int:
         """Buffered rows that count toward "buffer full": rows of a stalled mount count
@@ -521,6 +540,3 @@ class Storage:
                 )
             )
         return tuple(reports)
-
-
-__all__ = ["ROOT", "Plan", "Storage", "StorageSettings", "TickResult", "plan_dispatch"]

@@ -159,6 +159,8 @@ class Supervisor:
         self.pool.stuck_elsewhere = self.storage.probes_killed
         self._timed_out: dict[int, int | None] = {}  # row id -> device, from the pool
         self._stuck_limit_said = False
+        # The last claim got all it asked for: more due rows may wait in the database.
+        self._claim_was_full = True
         self._next_correction = 0.0
         self._db = DatabaseThreads(self._wake)
 
@@ -418,10 +420,19 @@ class Supervisor:
         wanted = max(self.pool.target_size, claim_size // 2)
         if self.storage.plain():
             return len(self._buffer) < wanted
-        if len(self._buffer) >= MAX_BUFFER_CLAIMS * max(claim_size, self.pool.target_size):
+        if len(self._buffer) >= self._buffer_bound():
             return False
         share = max(1, self.pool.target_size // 2) * self.pool.depth()
-        return self.storage.counted_toward_full(self._buffer, share) < wanted
+        if self.storage.counted_toward_full(self._buffer, share) < wanted:
+            return True
+        # Only one network mount's rows so far, and the database may hold more: claim on,
+        # up to the bound, to learn whether rows on other mounts wait. Until then that
+        # mount keeps to its share (more_unclaimed in _dispatch); after, it may use every
+        # worker, so a library that lives entirely on a NAS is not slowed.
+        return self._claim_was_full and self.storage.one_network_mount(self._buffer)
+
+    def _buffer_bound(self) -> int:
+        return MAX_BUFFER_CLAIMS * max(self._claim_size(), self.pool.target_size)
 
     def _maybe_claim(self, now: float) -> None:
         if now >= self._next_poll:
@@ -456,6 +467,7 @@ class Supervisor:
         metrics.BATCH_ROWS.labels("claim").observe(len(jobs))
         self._next_poll = time.monotonic() + self.config.daemon.poll_seconds
         self._more_work = len(jobs) == want
+        self._claim_was_full = len(jobs) == want
         if self.mode.one_shot and len(jobs) < want:
             self._exhausted = True
         self.tally.claimed += len(jobs)
@@ -491,6 +503,9 @@ class Supervisor:
             stalled=self.storage.stalled(),
             network_budget=self._network_budget(),
             overrides=self.storage.settings.overrides,
+            # Half the bound: once the buffer has been filled that far with one mount's
+            # rows, a few dispatched do not put the mount back to its share.
+            more_unclaimed=self._claim_was_full and len(self._buffer) < self._buffer_bound() // 2,
         )
         self._buffer = deque(plan.left)
         for slot, share in zip(slots, plan.shares, strict=True):

@@ -33,6 +33,7 @@ def plan(
     budget: int = 100,
     overrides: dict[str, int] | None = None,
     pool_size: int | None = None,
+    more_unclaimed: bool = False,
 ) -> Plan:
     return plan_dispatch(
         buffer,
@@ -44,6 +45,7 @@ def plan(
         stalled=set(stalled),
         network_budget=budget,
         overrides=overrides or {},
+        more_unclaimed=more_unclaimed,
     )
 
 
@@ -300,3 +302,22 @@ def test_a_cap_set_by_a_reload_applies_to_a_mount_already_seen() -> None:
     assert s.plain()
     s.reconfigure(StorageSettings(2, 30.0, 2.0, {"/data": 1}))
     assert not s.plain()
+
+
+def test_rows_of_a_stalled_mount_are_no_competition_for_another() -> None:
+    buffer = jobs(NAS, 4, 1) + jobs(SSHFS, 8, 50)
+    result = plan(buffer, [2, 2, 2, 2], stalled=frozenset({"/mnt/nas"}))
+    assert sum(1 for s in result.shares if mounts_of(s) == {"/mnt/ssh"}) == 4
+
+
+def test_a_network_mount_keeps_to_its_share_while_unclaimed_rows_may_be_elsewhere() -> None:
+    result = plan(jobs(NAS, 20, 1), [4, 4, 4, 4], more_unclaimed=True)
+    assert sum(1 for s in result.shares if s) == 2
+
+
+def test_a_buffer_of_one_network_mount_is_told_apart() -> None:
+    s = storage()
+    assert s.one_network_mount(jobs(NAS, 3, 1))
+    assert not s.one_network_mount(jobs(NAS, 3, 1) + jobs(SSHFS, 1, 10))
+    assert not s.one_network_mount(jobs(NAS, 3, 1) + jobs(DATA, 1, 10))
+    assert not s.one_network_mount([])
