@@ -526,7 +526,10 @@ class WorkerPool:
         # The worker goes straight on to the next file it holds.
         slot.head_started_at = self._clock()
         self._early_deaths = 0
-        if slot.retire_after and slot.files_done >= slot.retire_after and not slot.retiring:
+        # While stuck processes hold back forking, a recycled worker would not be replaced:
+        # recycling then would leave the pool without the workers local files need.
+        due = slot.retire_after and slot.files_done >= slot.retire_after
+        if due and not slot.retiring and not self._forking_held_back():
             slot.retiring = True
             self.on_event("worker_recycled", {"pid": slot.pid, "files": slot.files_done})
         self._maybe_dismiss(slot)

@@ -236,7 +236,10 @@ def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
     buffered: list[tuple[int, Any]] = []
     answer_every = 1
     while True:
-        if buffered and (len(buffered) >= answer_every or (not waiting and not readable(conn))):
+        # Before the next message's files, always: one of them may be on a mount that
+        # stops answering, and results held behind its read would die with the worker
+        # killed at its timeout, and those files be read again.
+        if buffered and (len(buffered) >= answer_every or not waiting):
             answer(conn, buffered)
             buffered = []
         if not waiting:

@@ -341,6 +341,42 @@ def test_a_stuck_worker_is_not_capacity_and_is_replaced_below_the_limit(
 
 
 @pytest.mark.slow
+def test_at_the_stuck_limit_the_last_worker_is_not_recycled(
+    dead_mount: FuseMount, small_mp4: Path
+) -> None:
+    """Recycling (max_files_per_worker) retires a worker for a fresh one; while stuck
+    processes hold back forking there would be no fresh one, and local files would wait
+    for the dead mount. The worker stays until forking is allowed again."""
+    settings = WorkerSettings(
+        ExtractOptions(), memory_limit_mb=1024, supervisor_pid=os.getpid(), cpu_seconds=30
+    )
+    pool = WorkerPool(settings, 2, timeout_seconds=1, max_files_per_worker=3, max_stuck=1)
+    completions: list[Completion] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(pool.idle()) < 2 and time.monotonic() < deadline:
+            _turn(pool, completions)
+        first, second = pool.idle()
+        assert pool.dispatch(first, [Job(1, str(dead_mount.path / "a.mp4"), 1, 7)])
+        while not pool.at_stuck_limit() and time.monotonic() < deadline:
+            _turn(pool, completions)
+        assert pool.at_stuck_limit()
+        for n in range(2, 12):
+            while not pool.idle() and time.monotonic() < deadline:
+                _turn(pool, completions)
+            [idle] = pool.idle()
+            assert idle.pid == second.pid and pool.dispatch(idle, [Job(n, str(small_mp4), 1, 7)])
+        while len(completions) < 11 and time.monotonic() < deadline:
+            _turn(pool, completions)
+        assert sorted(c.job.id for c in completions) == list(range(1, 12))
+        assert [s.pid for s in pool.slots] == [second.pid] and not second.retiring
+    finally:
+        dead_mount.release()
+        pool.kill_all()
+        pool.close()
+
+
+@pytest.mark.slow
 def test_closing_with_a_stuck_worker_leaves_it_behind_and_does_not_wait(
     dead_mount: FuseMount,
 ) -> None:
