@@ -375,14 +375,14 @@ class Storage:
         )
 
     def stall_stuck(self, stuck_on: Iterable[str | None], now: float) -> None:
-        """Stuck processes are at their limit: no more files go to network mounts, so a
-        mount whose timeouts left processes stuck can time out no more, and would never
-        reach mount_stall_timeouts. A process that outlived SIGKILL is blocked in the
-        kernel by that mount: proof enough that it stopped answering."""
+        """A process that outlived SIGKILL is blocked in the kernel by its mount: proof
+        enough that the mount stopped answering, without waiting for
+        mount_stall_timeouts timeouts (each holding a worker for timeout_seconds, and
+        leaving one more stuck process: at the limit, none could come at all)."""
         for point in {p for p in stuck_on if p is not None}:
             state = self.states.get(point)
             if state is not None and not state.stalled and state.timeouts_recent(now):
-                self._stall(self._seen[point], state, now, why="stuck processes at the limit")
+                self._stall(self._seen[point], state, now, why="a killed worker is stuck in it")
 
     def give_back_delay(self, now: float) -> float:
         """Rows given back are due again about when their mount is probed next."""

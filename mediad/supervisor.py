@@ -567,7 +567,7 @@ class Supervisor:
             return  # no mount has timed out, nothing is stuck: nothing to decide
         stuck, limit = self._stuck_now(), self.pool.stuck_limit()
         self._say_stuck_limit(stuck >= limit, stuck, limit)
-        if stuck >= limit:
+        if stuck:
             stuck_on = [k.mount for k in self.pool.stuck()] + self.storage.probes_stuck()
             self.storage.stall_stuck(stuck_on, now)
         if self.storage.stalled() and self._buffer:

@@ -299,7 +299,7 @@ def test_stuck_processes_never_pass_the_limit_and_sigterm_still_stops_in_time(
         mediad_env,
         MEDIAD_DAEMON_WORKERS="3",
         MEDIAD_DAEMON_MAX_STUCK_WORKERS="2",
-        # Too many timeouts to stall it by count: only the stuck limit can.
+        # Too many timeouts to stall it by count: only a stuck process can.
         MEDIAD_DAEMON_MOUNT_STALL_TIMEOUTS="100",
         MEDIAD_DAEMON_SHUTDOWN_GRACE_SECONDS=str(grace),
     )
@@ -314,25 +314,21 @@ def test_stuck_processes_never_pass_the_limit_and_sigterm_still_stops_in_time(
     daemon.wait_started()
     sampler = sampled(daemon)
 
-    wait_until(
-        lambda: '"stuck processes at the limit: files on network mounts wait"' in daemon.log(),
-        60,
-        "the stuck limit to be reached",
-    )
+    wait_until(lambda: '"mount stalled"' in daemon.log(), 60, "the mount to stall")
     wait_until(lambda: counts(sql, schema)["done"] == 10, 30, "the local files")
-    # Its timeouts left processes stuck up to the limit: no more can time out there, so
-    # the mount stalls without reaching mount_stall_timeouts.
+    # A worker that outlived SIGKILL is held by the mount: that stalls it at once,
+    # without reaching mount_stall_timeouts.
     [stall] = [json.loads(line) for line in daemon.log().splitlines() if '"mount stalled"' in line]
-    assert stall["why"] == "stuck processes at the limit" and stall["mount"] == str(fs.path)
+    assert stall["why"] == "a killed worker is stuck in it" and stall["mount"] == str(fs.path)
     wait_until(lambda: stalled(env, fs.path), 10, "the next heartbeat to show it stalled")
-    wait_until(lambda: sampler.most >= 2, 10, "two processes held in D state")
+    wait_until(lambda: sampler.most >= 1, 10, "a process held in D state")
     # Past the limit nothing more goes to the mount, however long it stays dead.
     held_at_limit = len(fs.held())
     end = time.monotonic() + 8
     while time.monotonic() < end:
         assert len(fs.held()) <= held_at_limit
         time.sleep(0.5)
-    assert sampler.most == 2
+    assert 1 <= sampler.most <= 2
 
     daemon.signal(signal.SIGTERM)
     stopping = time.monotonic()
