@@ -295,6 +295,12 @@ class WorkerPool:
         returns (a network or FUSE mount that stopped answering)."""
         return [k for k in self._killed.values() if k.stuck]
 
+    def unexited_mounts(self) -> set[str]:
+        """Mounts that workers killed, not gone and not stuck yet, were reading: until
+        each exits (as it does within milliseconds) or proves stuck (which stalls a
+        network mount), nothing more should go there."""
+        return {k.mount for k in self._killed.values() if k.mount is not None and not k.stuck}
+
     def stuck_count(self) -> int:
         return sum(1 for k in self._killed.values() if k.stuck)
 

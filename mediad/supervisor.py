@@ -500,7 +500,9 @@ class Supervisor:
             [slot.queue for slot in self.pool.slots if id(slot) not in accepting],
             self.storage.mount_of,
             pool_size=self.pool.target_size,
-            stalled=self.storage.stalled(),
+            # A worker killed there and not gone yet may be stuck: a file sent to that
+            # mount before it is known would likely leave one more stuck process.
+            stalled=self.storage.stalled() | self.pool.unexited_mounts(),
             network_budget=self._network_budget(),
             overrides=self.storage.settings.overrides,
             # Half the bound: once the buffer has been filled that far with one mount's
