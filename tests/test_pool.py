@@ -271,9 +271,11 @@ def test_a_worker_killed_in_a_read_of_a_dead_mount_is_stuck_and_not_replaced_pas
         ExtractOptions(), memory_limit_mb=1024, supervisor_pid=os.getpid(), cpu_seconds=30
     )
     pool = WorkerPool(settings, 1, timeout_seconds=1, max_files_per_worker=0, max_stuck=1)
+    pool.mount_of = lambda path, device: "/the/share" if path else None
     events: list[tuple[str, dict[str, Any]]] = []
     pool.on_event = lambda name, fields: events.append((name, fields))
     completions: list[Completion] = []
+    suspect: list[set[str]] = []
     try:
         deadline = time.monotonic() + 60
         _wait_idle(pool, deadline)
@@ -283,6 +285,11 @@ def test_a_worker_killed_in_a_read_of_a_dead_mount_is_stuck_and_not_replaced_pas
             turn_started = time.monotonic()
             _turn(pool, completions)
             assert time.monotonic() - turn_started < 1.5  # never held up by the child
+            if completions and not pool.stuck():
+                suspect.append(pool.unexited_mounts())
+        # Killed, neither gone nor stuck yet: its mount gets nothing more meanwhile.
+        assert suspect and all(s == {"/the/share"} for s in suspect)
+        assert pool.unexited_mounts() == set()  # stuck now: the mount's stall takes over
         [stuck] = pool.stuck()
         assert (stuck.pid, stuck.path) == (slot.pid, path)
         assert stuck.device == os.stat(path).st_dev  # stat is not blocked, reads are
