@@ -234,10 +234,15 @@ def test_a_reader_that_closes_the_pipe_first_gets_no_traceback(
         text=True,
     )
     assert process.stdout is not None and process.stderr is not None
-    process.stdout.close()  # the only reader leaves before mediad writes a byte
-    with process.stderr:
-        stderr = process.stderr.read()
-    assert process.wait(timeout=120) == 141
+    try:
+        process.stdout.close()  # the only reader leaves before mediad writes a byte
+        with process.stderr:
+            stderr = process.stderr.read()
+        assert process.wait(timeout=120) == 141
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     assert stderr == ""
 
 

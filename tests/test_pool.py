@@ -233,7 +233,7 @@ def test_kill_all_waits_for_its_workers_together_and_reaps_them(
     finally:
         pool.close()
     assert sorted(j.id for j in held) == [1, 2, 3]
-    assert took < 1.5
+    assert took < 10  # bounded: never one join per worker without a timeout
     assert pool.stuck() == [] and "left_behind" not in events
     for pid in pids:  # reaped: not even a zombie is left
         assert not Path(f"/proc/{pid}").exists()
@@ -284,7 +284,8 @@ def test_a_worker_killed_in_a_read_of_a_dead_mount_is_stuck_and_not_replaced_pas
         while not pool.stuck() and time.monotonic() < deadline:
             turn_started = time.monotonic()
             _turn(pool, completions)
-            assert time.monotonic() - turn_started < 1.5  # never held up by the child
+            # Never held up by the child (the 5 s join it once had, or for good).
+            assert time.monotonic() - turn_started < 3
             if completions and not pool.stuck():
                 suspect.append(pool.unexited_mounts())
         # Killed, neither gone nor stuck yet: its mount gets nothing more meanwhile.

@@ -105,7 +105,7 @@ def test_kill_never_blocks_and_the_child_is_reaped_afterwards(fifo: Path) -> Non
     began = time.monotonic()
     probe.kill()
     probe.kill()  # twice is harmless
-    assert time.monotonic() - began < 0.1
+    assert time.monotonic() - began < 10  # a kill that waited would wait for good
     assert wait_until(probe.reap, 5, "the killed probe to be reaped")
     assert gone(probe.pid)
     assert not probe.is_stuck()
@@ -120,7 +120,7 @@ def test_poll_never_blocks_while_the_child_hangs(fifo: Path) -> None:
         for _ in range(100):
             assert probe.poll() == "running"
         assert not probe.reap()
-        assert time.monotonic() - began < 0.5
+        assert time.monotonic() - began < 10  # none of them waited for the child
     finally:
         probe.kill()
         wait_until(probe.reap, 5, "the killed probe to be reaped")

@@ -8,7 +8,6 @@ every file ends `done`."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 import time
@@ -145,13 +144,11 @@ def test_local_files_finish_and_no_good_file_fails_while_a_mount_stalls(
     assert mount["fstype"] == fs.fstype and mount["timeouts_recent"] >= 2
     assert '"mount stalled"' in daemon.log()
     enqueue(env, local[10:])
-    started = time.monotonic()
     wait_until(
         no_failure(lambda: [r[1] for r in rows(sql, schema, local[0].parent)].count("done") == 20),
         30,
         "every local file to finish during the stall",
     )
-    assert time.monotonic() - started < 30
     assert stalled(env, fs.path), "the mount answered before the test released it"
     # While it is stalled, its rows wait uncharged (a good file being read as it stalled
     # may still finish, or go back once its worker's blocked neighbour times out).
@@ -331,9 +328,7 @@ def test_stuck_processes_never_pass_the_limit_and_sigterm_still_stops_in_time(
     assert 1 <= sampler.most <= 2
 
     daemon.signal(signal.SIGTERM)
-    stopping = time.monotonic()
-    assert daemon.process.wait(timeout=grace + 5) == 0
-    assert time.monotonic() - stopping < grace + 5
+    assert daemon.process.wait(timeout=grace + 5) == 0  # raises past grace + 5 s
     assert sampler.stop() == 2
     # Rows read by the stuck workers (held back) and the rest: released, none running.
     assert counts(sql, schema)["running"] == 0
@@ -348,7 +343,6 @@ def test_stuck_processes_never_pass_the_limit_and_sigterm_still_stops_in_time(
     assert all(process_state(pid) == "D" for pid in pids)
     fs.release()
     wait_until(lambda: all(process_state(pid) in (None, "Z") for pid in pids), 30, "them to exit")
-    assert os.getpid()  # the test process itself was never held
 
 
 def test_a_library_entirely_on_a_network_mount_uses_every_worker(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,9 +99,7 @@ def test_a_worker_stuck_on_a_dead_mount_is_bounded_and_mediad_still_stops_in_tim
     assert len(events(daemon, "mount stalled")) == 1
 
     daemon.signal(signal.SIGTERM)
-    stopping = time.monotonic()
-    assert daemon.process.wait(timeout=GRACE + 5) == 0
-    assert time.monotonic() - stopping < GRACE + 5
+    assert daemon.process.wait(timeout=GRACE + 5) == 0  # raises past GRACE + 5 s
     [left] = events(daemon, "left behind stuck processes")
     assert (left["processes"], left["pids"], left["paths"]) == (1, [stuck["pid"]], [str(dead)])
     assert process_state(stuck["pid"]) == "D"  # outlived mediad, as the log says
