@@ -401,12 +401,16 @@ class Storage:
         self._give_back.extend(jobs)
 
     def holding(self) -> bool:
-        return bool(self._held)
+        """Rows whose fate waits on a mount: timeouts held back, rows still to give back."""
+        return bool(self._held or self._give_back)
 
     def take_held(self) -> list[Job]:
-        """Stopping: held results are not decided; their rows go back (released)."""
+        """Stopping: held results are not decided, and rows not given back yet (the
+        database was away) would otherwise wait for their leases: all go back (released,
+        uncharged)."""
         held, self._held = self._held, []
-        return [h.completion.job for h in held]
+        waiting, self._give_back = self._give_back, []
+        return [h.completion.job for h in held] + waiting
 
     def tick(self, now: float, may_probe: Callable[[], bool], give_back: bool = True) -> TickResult:
         """Held results now due, rows to give back, probes. `may_probe`: whether another

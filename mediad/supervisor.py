@@ -202,6 +202,7 @@ class Supervisor:
                 and not self._results
                 and not self._writing
                 and not self._db.busy("claim")
+                and not self._db.busy("give_back")
                 and not self.storage.holding()
             )
             limit_hit = bool(self.mode.limit) and self.tally.claimed >= self.mode.limit
@@ -642,8 +643,7 @@ class Supervisor:
                     device = self._timed_out.pop(row_id)
                     # On a network mount: held back (or given back) until its window decides.
                     if self.storage.timed_out(completion, device, now):
-                        self._received += 1
-                        continue
+                        continue  # counted as received when its window lets it out
                 kept.append(completion)
             completions = kept
         self._results_in(completions)
@@ -791,9 +791,10 @@ class Supervisor:
             metrics.LEASES_LOST.inc(len(lost))
             log.warning("leases lost: another daemon may have taken these rows", rows=len(lost))
             in_flight = {j.id for j in self.pool.in_flight()}
-            for job in lost:
-                if job.id not in in_flight:
-                    self._held.pop(job.id, None)
+            gone = [job for job in lost if job.id not in in_flight]
+            for job in gone:
+                self._held.pop(job.id, None)
+            self.storage.forget(gone)  # else its mount bookkeeping would outlive the row
 
     def _maybe_rescue(self, now: float) -> None:
         if now < self._next_rescue or now < self._db_retry_at or self._stopping:

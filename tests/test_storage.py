@@ -249,6 +249,18 @@ def test_held_results_are_released_on_stop() -> None:
     assert s.take_held() == [a, b] and not s.holding()
 
 
+def test_rows_a_stalled_mount_could_not_give_back_yet_are_released_on_stop() -> None:
+    """The database was away when the mount stalled: the rows wait to be given back. A
+    one-shot run must not end, nor a stop leave them to their leases (charged then)."""
+    s = storage()
+    first, second = jobs(NAS, 2, 1)
+    s.timed_out(timeout(first), None, 10.0)
+    s.timed_out(timeout(second), None, 20.0)
+    assert s.tick(20.0, always, give_back=False).give_back == []
+    assert s.holding()
+    assert s.take_held() == [first, second] and not s.holding()
+
+
 def test_the_report_names_each_mount_its_files_stuck_processes_and_timeouts() -> None:
     s = storage()
     nas, local = jobs(NAS, 3, 1), jobs(DATA, 2, 10)
