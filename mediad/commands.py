@@ -638,7 +638,17 @@ def _apply_attach_config(store: Store, wanted: Sequence[AttachConfig]) -> list[S
                 f"{existing.table_name}` first"
             )
         else:
-            _refresh_outdated_trigger(store, existing, 1.0)
+            try:
+                _refresh_outdated_trigger(store, existing, 1.0)
+            except LockTimeout as exc:
+                # The older trigger still queues work: a busy table must not keep the
+                # daemon from starting (and systemd restarting it over and over).
+                log.warning(
+                    "trigger of an attached table is outdated and its table stayed busy; "
+                    f"run `mediad attach {existing.table_name} …` to replace it",
+                    table=existing.table_name,
+                    error=str(exc),
+                )
             if not existing.backfilled:
                 unfinished.append(existing)
     return unfinished

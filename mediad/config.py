@@ -516,7 +516,10 @@ def database_label(config: Config) -> str:
 
 def home_relative(path: Path) -> str:
     """The path with the home directory written `~`, as a user would type it."""
-    home = str(Path.home())
+    try:
+        home = str(Path.home())
+    except (RuntimeError, KeyError):  # no HOME and no passwd entry (a container's uid)
+        return str(path)
     text = str(path)
     if home != "/" and (text == home or text.startswith(home + "/")):
         return "~" + text[len(home) :]

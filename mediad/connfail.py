@@ -19,6 +19,7 @@ TRANSIENT = (
     "timeout expired",  # psycopg's "connection timeout expired", libpq's "timeout expired"
     "timed out",
     "no route to host",
+    "temporary failure in name resolution",  # the resolver is not up yet (boot) or away
     "network is unreachable",
     "connection reset by peer",
     "server closed the connection unexpectedly",

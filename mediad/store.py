@@ -17,11 +17,10 @@ from typing import Any, LiteralString, cast
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from mediad import attach, connfail
+from mediad import attach, connfail, logs
 from mediad.attach import Source
 from mediad.config import mask_dsn
 from mediad.errors import (
@@ -166,10 +165,8 @@ class Store:
 
     def _masked(self, text: str) -> str:
         """libpq quotes pieces of a DSN it cannot parse: never the password."""
-        for secret in (self._password, _dsn_password(self._dsn)):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        text = logs.mask_text(text)
+        return text.replace(self._password, logs.MASK) if self._password else text
 
     def _unavailable(self, exc: Exception) -> DatabaseUnavailable:
         return DatabaseUnavailable(
@@ -752,13 +749,6 @@ UNOBSERVED = frozenset(
 # Errors about the values of one row (SQLSTATE classes 22 and 23): that row fails, the
 # rest of the batch is written. Anything else is about the database, not the row.
 REFUSED = (psycopg.DataError, psycopg.IntegrityError)
-
-
-def _dsn_password(dsn: str) -> str:
-    try:
-        return str(conninfo_to_dict(dsn).get("password") or "")
-    except psycopg.Error:
-        return ""
 
 
 def _first_line(exc: Exception) -> str:

@@ -209,6 +209,11 @@ def test_a_closed_port_is_waited_for_then_named(mediad_env: dict[str, str]) -> N
             "failed to resolve host 'db.example': [Errno -2] Name or service not known",
             False,
         ),
+        (  # the resolver not up yet at boot, or away for a moment: worth waiting for
+            "failed to resolve host 'db': [Errno -3] Temporary failure in name resolution",
+            "failed to resolve host 'db': [Errno -3] Temporary failure in name resolution",
+            True,
+        ),
     ],
 )
 def test_a_connection_failure_is_read_from_libpq_message(
