@@ -20,6 +20,8 @@ import structlog
 from mediad import attach, notify
 from mediad.attach import Source
 from mediad.config import AttachConfig, Config, as_display_dict, database_label, mask_dsn
+from mediad.daemon.loop import Supervisor
+from mediad.daemon.mode import RunMode, Tally, owner_name
 from mediad.errors import DatabaseUnavailable, UsageError
 from mediad.models import DaemonSeen
 from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable, split_names
@@ -29,7 +31,6 @@ from mediad.runtime import connect, open_store
 from mediad.scan import ScanReport, scan_batches
 from mediad.store import LockTimeout, Store
 from mediad.summary import COLUMNS
-from mediad.supervisor import RunMode, Supervisor, Tally, owner_name
 from mediad.walker import MIN_STALL_SECONDS, STALL_SECONDS
 
 log = structlog.get_logger("mediad")

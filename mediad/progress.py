@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from mediad.supervisor import Tally
+from mediad.daemon.mode import Tally
 
 log = structlog.get_logger("mediad")
 

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from mediad.daemon.mounts import MountState, worker_cap
 from mediad.mounts import (
     Mount,
-    MountState,
     MountTable,
     is_network,
     normalise,
     parse_mountinfo,
     read_mount_table,
-    worker_cap,
 )
 
 # As a host with a NAS, an SMB share, sshfs, containers and an overmount shows it; the

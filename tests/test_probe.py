@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from mediad.daemon.probe import STUCK_AFTER_SECONDS, Probe
 from mediad.mounts import read_mount_table
-from mediad.probe import STUCK_AFTER_SECONDS, Probe
 from tests.conftest import wait_until
 from tests.fusefs import FSTYPE, FuseMount, process_state
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from mediad.daemon.plan import Plan, plan_dispatch
+from mediad.daemon.storage import Storage, StorageSettings
 from mediad.errors import FailureClass
 from mediad.models import Completion, Failure, Job
 from mediad.mounts import Mount, MountTable
-from mediad.storage import Plan, Storage, StorageSettings, plan_dispatch
 
 ROOT = Mount("/", "ext4", "/dev/sda1", os.makedev(8, 1))
 DATA = Mount("/data", "xfs", "/dev/sdb1", os.makedev(8, 17))

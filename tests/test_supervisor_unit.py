@@ -1,40 +1,124 @@
-"""The supervisor's bookkeeping without processes or a database: what happens to a batch
-when the database fails half-way through writing it."""
+"""The supervisor's bookkeeping without worker processes or a database: a store that
+answers (or fails) as told, through the real database threads."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any, cast
 
+import psycopg
+import pytest
+
 from mediad.config import Config
-from mediad.dbthread import Answer
+from mediad.daemon.ledger import Where
+from mediad.daemon.loop import Supervisor
+from mediad.daemon.requests import Measure, QueueMeasure
+from mediad.daemon.storage import Storage, StorageSettings
 from mediad.errors import DatabaseUnavailable, FailureClass
-from mediad.models import Completion, Extracted, Failure, Fingerprint, Job
+from mediad.models import Completion, Extracted, Failure, Fingerprint, Job, Record
 from mediad.mounts import Mount, MountTable
 from mediad.record import record_of
-from mediad.storage import Storage, StorageSettings
-from mediad.store import Store, WriteResult
-from mediad.supervisor import Supervisor
+from mediad.store import FailureWrite, Store, WriteResult
+
+
+class FakeStore:
+    """Commits results, then loses the connection before the failures are written."""
+
+    owner = "host:1"
+
+    def __init__(self) -> None:
+        self.completed: list[int] = []
+
+    def complete(self, results: Sequence[tuple[Job, Record]]) -> WriteResult:
+        ids = frozenset(job.id for job, _ in results)
+        self.completed.extend(ids)
+        return WriteResult(ids, 0)
+
+    def fail(self, failures: Sequence[FailureWrite]) -> WriteResult:
+        raise DatabaseUnavailable("connection lost")
+
+
+def answered(supervisor: Supervisor) -> None:
+    assert supervisor.db.wait_and_handle(timeout=30) is not None
 
 
 def test_results_committed_before_a_failed_failure_write_are_not_written_again() -> None:
-    supervisor = Supervisor(Config(), cast(Store, object()))
-    done_job, failed_job = Job(1, "/m/a.mp4", 1, 10), Job(2, "/m/b.mp4", 1, 10)
-    extracted = record_of(done_job, Extracted("{}", {}, Fingerprint(1, 1, 1), "/m/a.mp4"))
-    failure = Failure(FailureClass.IO_ERROR, "EIO")
-    batch = [Completion(done_job, extracted), Completion(failed_job, failure)]
-    supervisor._held = {1: done_job, 2: failed_job}
-    supervisor._writing = batch
-    value: Any = (WriteResult(frozenset({1}), 0), DatabaseUnavailable("connection lost"))
-    supervisor._written(Answer("write", value, None, context=[]))
-    # The completion is committed and counted once; only the failure waits for a retry.
-    assert supervisor.tally.done == 1 and supervisor.tally.stale == 0
-    assert [c.job.id for c in supervisor._results] == [2]
-    assert set(supervisor._held) == {2}
-    assert supervisor._db_retry_at > 0  # backing off before the retry
-    supervisor.pool.close()
+    store = FakeStore()
+    supervisor = Supervisor(Config(), cast(Store, store))
+    supervisor.db.start()
+    try:
+        done_job, failed_job = Job(1, "/m/a.mp4", 1, 10), Job(2, "/m/b.mp4", 1, 10)
+        extracted = record_of(done_job, Extracted("{}", {}, Fingerprint(1, 1, 1), "/m/a.mp4"))
+        failure = Failure(FailureClass.IO_ERROR, "EIO")
+        supervisor.ledger.claimed([done_job, failed_job])
+        supervisor.ledger.take(2)
+        supervisor.results.results_in(
+            [Completion(done_job, extracted), Completion(failed_job, failure)]
+        )
+        supervisor.results.maybe_flush(0.0, force=True)
+        answered(supervisor)
+        # The completion is committed and counted once; only the failure waits for a retry.
+        assert supervisor.tally.done == 1 and supervisor.tally.stale == 0
+        assert [c.job.id for c in supervisor.results.writeback.pending] == [2]
+        assert 1 not in supervisor.ledger and supervisor.ledger.where(2) is Where.RESULT
+        assert supervisor.db.retry_at > 0  # backing off before the retry
+        supervisor.db.retry_now()
+        supervisor.results.maybe_flush(0.0, force=True)
+        answered(supervisor)
+        assert store.completed == [1]  # never a second time
+    finally:
+        supervisor.db.stop()
+        supervisor.pool.close()
+
+
+class Measured:
+    owner = "host:1"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def counts(self) -> dict[str, int]:
+        raise self.error
+
+    def oldest_pending_seconds(self) -> float | None:
+        return None
+
+
+def measure(error: Exception) -> Supervisor:
+    supervisor = Supervisor(Config(), cast(Store, Measured(error)))
+    supervisor.db.start()
+    seen: list[QueueMeasure] = []
+    supervisor.db.submit(Measure(), seen.append)
+    try:
+        answered(supervisor)
+    finally:
+        supervisor.db.stop()
+        supervisor.pool.close()
+    assert seen == []
+    return supervisor
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg.errors.InsufficientPrivilege("permission denied for table media_files"),
+        psycopg.errors.ReadOnlySqlTransaction("cannot execute UPDATE in a read-only transaction"),
+        DatabaseUnavailable("connection lost"),
+    ],
+)
+def test_any_error_of_the_database_is_waited_out_with_a_back_off(error: Exception) -> None:
+    """A revoked grant or a read-only server after a failover: not a reason to exit (and
+    be restarted in a loop until systemd's start limit), but to wait and try again."""
+    supervisor = measure(error)
+    assert supervisor.db.retry_at > 0
+
+
+def test_a_bug_is_raised_not_retried_as_if_the_database_were_away() -> None:
+    with pytest.raises(KeyError, match="pending"):
+        measure(KeyError("pending"))
 
 
 def test_a_reload_changes_how_many_files_a_worker_may_hold() -> None:
@@ -56,21 +140,27 @@ def test_a_stalled_mount_shows_in_the_status_line_and_the_daemons_report() -> No
     table = MountTable([Mount("/", "ext4", "/dev/sda1", os.makedev(8, 1)), nas])
     supervisor.storage = Storage(StorageSettings(2, 60.0, 5.0), read_table=lambda: table)
     try:
-        assert "stalled" not in supervisor._status_text()
+        assert "stalled" not in supervisor.reporter.status_text()
         assert supervisor.report().state == "running"
         for n in (1, 2):
             job = Job(n, f"/mnt/nas/{n}.mkv", 1, n)
-            supervisor._held[n] = job
+            supervisor.ledger.claimed([job])
             supervisor.storage.assign(job)
+            supervisor.ledger.take(1)
+            event: dict[str, Any] = {"pid": 9, "row_id": n, "device": None, "path": job.path}
+            supervisor.reporter.pool_event("worker_timeout", event)
             timeout = Completion(job, Failure(FailureClass.TIMEOUT, "no result after 3 s"))
-            supervisor._timed_out[n] = None
-            supervisor._record([timeout])
-        assert supervisor._results == []  # not charged: given back instead
-        assert "mount stalled: /mnt/nas" in supervisor._status_text()
+            supervisor.results.record([timeout])
+            # Not charged: held for the mount's window, then given back.
+            assert supervisor.ledger.where(n) is Where.PARKED
+        assert not supervisor.results.writeback
+        assert "mount stalled: /mnt/nas" in supervisor.reporter.status_text()
         report = supervisor.report()
         assert report.state == "degraded"
         [mount] = report.mounts
         assert (mount.mount, mount.state, mount.timeouts_recent) == ("/mnt/nas", "stalled", 2)
+        # Stopping: both rows go back, uncharged, instead of waiting for their leases.
+        assert {j.id for j in supervisor.ledger.at_stop()} == {1, 2}
     finally:
         supervisor.pool.close()
 
