@@ -291,15 +291,17 @@ class Supervisor:
     def _shutdown(self) -> None:
         if self.phase is Phase.RUNNING:
             self.phase = Phase.DRAINING
-        self._release_unstarted()
-        self._release_interrupted()
-        self._flush_before_exit()
-        self.db.stop()
-        self.storage.close()
-        self.pool.close()
-        self.stop_listening()
-        self.close_metrics()
-        self.inbox.close()
+        try:
+            self._release_unstarted()
+            self._release_interrupted()
+            self._flush_before_exit()
+        finally:  # a bug re-raised from an answer still leaves nothing running behind
+            self.db.stop()
+            self.storage.close()
+            self.pool.close()
+            self.stop_listening()
+            self.close_metrics()
+            self.inbox.close()
         log.info(
             "stopped",
             done=self.tally.done,

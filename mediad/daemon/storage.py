@@ -4,11 +4,11 @@ The supervisor asks this module four things, and does what it answers:
 
 - `assign` each claimed row its mount, by path alone (a stat could hang on a dead mount),
   and `correct` it from the device the worker reports once it has opened the file;
-- `plan_dispatch`: which buffered files may go to which worker now. A network or FUSE
-  mount holds at most its cap of workers (mounts.worker_cap), and none at all while it
-  is stalled or stuck processes are at their limit; a worker holding a file of a network
-  mount gets only more files of that mount, so a local file never waits behind a read
-  that may never return;
+- `plan_dispatch` (mediad/daemon/plan.py): which buffered files may go to which worker
+  now. A network or FUSE mount holds at most its cap of workers (mounts.worker_cap), and
+  none at all while it is stalled or stuck processes are at their limit; a worker holding
+  a file of a network mount gets only more files of that mount, so a local file never
+  waits behind a read that may never return;
 - `timed_out`: a file ran past the timeout. On a network mount the result is held back
   until the mount's stall window decides: the mount stalls (the result is given back,
   uncharged), or the window passes (it is written as the timeout it was);
@@ -23,13 +23,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import structlog
 
 from mediad.config import Config
 from mediad.daemon.mounts import MountState
 from mediad.daemon.probe import Probe
+from mediad.daemon.probes import Probes, ProbeStarter
 from mediad.models import Completion, Job, MountReport
 from mediad.mounts import Mount, MountTable, read_mount_table
 
@@ -40,19 +40,6 @@ log = structlog.get_logger("mediad")
 REFRESH_EVERY = 30.0
 # Rows given back are due again at the next probe, and never sooner than this.
 MIN_GIVE_BACK_DELAY = 1.0
-
-
-class ProbeLike(Protocol):
-    error: str
-
-    def poll(self) -> str: ...
-    def mount_answered(self) -> bool: ...
-    def kill(self) -> None: ...
-    def is_stuck(self) -> bool: ...
-    def reap(self) -> bool: ...
-
-
-ProbeStarter = Callable[[str, str, float], ProbeLike]
 
 
 @dataclass(frozen=True)
@@ -98,7 +85,6 @@ class Storage:
     ) -> None:
         self.settings = settings
         self._read_table = read_table
-        self._start_probe = start_probe
         self.table = self._read()
         self._next_refresh = 0.0
         self._forced_refresh_at = float("-inf")
@@ -108,8 +94,7 @@ class Storage:
         self.states: dict[str, MountState] = {}
         self._held: list[Held] = []
         self._give_back: list[Job] = []
-        self._probes: dict[str, ProbeLike] = {}  # by mount point: at most one each
-        self._killed_probes: list[tuple[str, ProbeLike]] = []  # not reaped yet
+        self.probes = Probes(start_probe)
         self._given_back: Counter[str] = Counter()  # during the current stall
 
     # --- the mount table --------------------------------------------------------------
@@ -331,100 +316,59 @@ class Storage:
                 self._held = [h for h in self._held if h.decide_at > now]
                 # The window passed without a stall: it was the file, not the mount.
                 result.write = [h.completion for h in due]
-        self._reap_probes()
+        self.probes.reap()
         for point, state in self.states.items():
             if state.stalled:
-                result.resumed |= self._probe(point, state, now, may_probe)
+                deadline = max(1.0, self.settings.probe_seconds)
+                answered = self.probes.step(point, state, now, may_probe, deadline)
+                if answered is not None:
+                    log.info(
+                        "mount resumed",
+                        mount=point,
+                        stalled_s=round(answered, 1),
+                        rows_waiting=self._given_back.pop(point, 0),
+                    )
+                    result.resumed = True
         if self._give_back and give_back:
             result.give_back, self._give_back = self._give_back, []
         return result
 
-    def _probe(
-        self, point: str, state: MountState, now: float, may_probe: Callable[[], bool]
-    ) -> bool:
-        probe = self._probes.get(point)
-        if probe is not None:
-            status = probe.poll()
-            if status == "running":
-                return False
-            del self._probes[point]
-            if probe.mount_answered():
-                stalled_for = now - (state.stalled_since or now)
-                state.probe_answered(now)
-                log.info(
-                    "mount resumed",
-                    mount=point,
-                    stalled_s=round(stalled_for, 1),
-                    rows_waiting=self._given_back.pop(point, 0),
-                )
-                return True
-            state.probe_failed(now)
-            if not probe.reap():
-                self._killed_probes.append((point, probe))
-            log.info("mount still not answering", mount=point, probe=status, error=probe.error)
-            return False
-        busy = any(p == point for p, _ in self._killed_probes)
-        if state.probe_due(now) and not busy and may_probe():
-            path = state.last_timed_out_path or ""
-            deadline = max(1.0, self.settings.probe_seconds)
-            try:
-                self._probes[point] = self._start_probe(point, path, deadline)
-            except OSError as exc:
-                log.warning("cannot start a mount probe", mount=point, error=str(exc))
-                state.probe_failed(now)
-                return False
-            state.probe_started(now)
-        return False
-
-    def _reap_probes(self) -> None:
-        if self._killed_probes:
-            self._killed_probes = [
-                (p, probe) for p, probe in self._killed_probes if not probe.reap()
-            ]
-
     def probes_unexited(self) -> int:
         """Probes running or killed and not gone: each may be (or become) stuck."""
-        return len(self._probes) + len(self._killed_probes)
+        return self.probes.unexited()
 
     def probes_killed(self) -> tuple[int, int]:
         """Probes killed and not gone, and how many of them are stuck (for the pool)."""
-        return len(self._killed_probes), len(self.probes_stuck())
+        return self.probes.killed()
 
     def probes_stuck(self) -> list[str]:
-        return [point for point, probe in self._killed_probes if probe.is_stuck()]
+        return self.probes.stuck()
 
     def quiet(self, now: float) -> bool:
         """Nothing for tick to do: no mount ever timed out, nothing held, given back or
         probed, and the mount table is not due to be read again (the common case)."""
         return not (
-            self.states
-            or self._held
-            or self._give_back
-            or self._probes
-            or self._killed_probes
-            or now >= self._next_refresh
+            self.states or self._held or self._give_back or self.probes or now >= self._next_refresh
         )
 
     def next_due_in(self, now: float) -> float | None:
         """When tick has something to do: a held result's window ends, a probe is due or
         running (polled twice a second)."""
-        if not (self._held or self.states or self._killed_probes):
+        if not (self._held or self.states or self.probes.killed()[0]):
             return None
         found = [h.decide_at - now for h in self._held]
         for point, state in self.states.items():
-            if point in self._probes:
+            if self.probes.running(point):
                 found.append(0.5)
             elif state.stalled and state.next_probe_at is not None:
                 found.append(state.next_probe_at - now)
-        if self._killed_probes:
+        if self.probes.killed()[0]:
             found.append(1.0)
         return max(0.0, min(found)) if found else None
 
     def close(self) -> None:
         """Kill probes, never waiting: one held by a dead mount stays behind."""
-        for probe in self._probes.values():
-            probe.kill()
-        self._probes.clear()
+        self.probes.close()
 
     # --- reporting ----------------------------------------------------------------------
 
