@@ -13,7 +13,7 @@ stop is what no worker holds and no write carries. Pure: no processes, no databa
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -28,6 +28,10 @@ class Where(Enum):
     WRITING = "writing"  # in a write-back
     PARKED = "parked"  # with the storage, until its mount decides
     LEAVING = "leaving"  # a release or give-back submitted
+
+    # Members are singletons: hashed by identity, in C. Enum's own hash calls Python code,
+    # and the ledger hashes a state several times for every row it follows.
+    __hash__ = object.__hash__
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class Ledger:
         self._jobs: dict[int, Job] = {}
         self._where: dict[int, Where] = {}
         self._buffer: deque[Job] = deque()  # the BUFFERED rows, in the order to send them
-        self._counts: Counter[Where] = Counter()
+        self._counts: dict[Where, int] = dict.fromkeys(Where, 0)
 
     def __contains__(self, row_id: int) -> bool:
         return row_id in self._where
@@ -67,11 +71,17 @@ class Ledger:
 
     # --- the path of a row ---------------------------------------------------------------
 
-    def claimed(self, jobs: Iterable[Job]) -> None:
+    def claimed(self, jobs: Sequence[Job]) -> None:
+        where_of, counts = self._where, self._counts
         for job in jobs:
+            was = where_of.get(job.id)
+            if was is not None:  # claimed again, under a new lease, while a worker read it
+                counts[was] -= 1
+                self._leave_buffer([job])
             self._jobs[job.id] = job
-            self._move(job, Where.BUFFERED)
-            self._buffer.append(job)
+            where_of[job.id] = Where.BUFFERED
+        counts[Where.BUFFERED] += len(jobs)
+        self._buffer.extend(jobs)
 
     def take(self, count: int) -> list[Job]:
         """The first `count` buffered rows, sent."""
@@ -87,37 +97,37 @@ class Ledger:
 
     def rebuffer(self, jobs: Sequence[Job]) -> None:
         """Rows a worker never started (it was dying, or died): sent again first."""
-        jobs = [job for job in self.held(jobs) if self._where[job.id] is not Where.BUFFERED]
-        self._mark(jobs, Where.BUFFERED)
-        self._buffer.extendleft(reversed(jobs))
+        jobs = [job for job in jobs if self._where.get(job.id) is not Where.BUFFERED]
+        self._buffer.extendleft(reversed(self._mark(jobs, Where.BUFFERED)))
 
     def answered(self, jobs: Iterable[Job]) -> None:
-        self._mark(self.held(jobs), Where.RESULT)
+        self._mark(jobs, Where.RESULT)
 
     def park(self, jobs: Iterable[Job]) -> None:
-        self._leave_buffer(self._mark(self.held(jobs), Where.PARKED))
+        self._leave_buffer(self._mark(jobs, Where.PARKED))
 
     def writing(self, jobs: Iterable[Job]) -> None:
-        self._mark(self.held(jobs), Where.WRITING)
+        self._mark(jobs, Where.WRITING)
 
     def unwritten(self, jobs: Iterable[Job]) -> None:
         """A write-back the database did not take: written again later."""
-        self._mark(self.held(jobs), Where.RESULT)
+        self._mark(jobs, Where.RESULT)
 
     def leaving(self, jobs: Iterable[Job]) -> list[Job]:
         """Rows to release or give back: those still held (a lease lost meanwhile makes a
         row another daemon's, not ours to hand back)."""
-        jobs = self.held(jobs)
-        self._leave_buffer(self._mark(jobs, Where.LEAVING))
-        return jobs
+        marked = self._mark(jobs, Where.LEAVING)
+        self._leave_buffer(marked)
+        return marked
 
     def settle(self, jobs: Iterable[Job]) -> None:
         """Written, released or given back: no longer ours."""
+        where_of, counts, held = self._where, self._counts, self._jobs
         for job in jobs:
-            where = self._where.pop(job.id, None)
+            where = where_of.pop(job.id, None)
             if where is not None:
-                self._counts[where] -= 1
-                del self._jobs[job.id]
+                counts[where] -= 1
+                del held[job.id]
 
     # --- leases --------------------------------------------------------------------------
 
@@ -149,17 +159,17 @@ class Ledger:
     # --- bookkeeping ---------------------------------------------------------------------
 
     def _mark(self, jobs: Iterable[Job], where: Where) -> list[Job]:
-        jobs = list(jobs)
+        """The rows still held among `jobs`, now at `where` (once per row: hot)."""
+        where_of, counts = self._where, self._counts
+        marked = []
         for job in jobs:
-            self._move(job, where)
-        return jobs
-
-    def _move(self, job: Job, where: Where) -> None:
-        was = self._where.get(job.id)
-        if was is not None:
-            self._counts[was] -= 1
-        self._where[job.id] = where
-        self._counts[where] += 1
+            was = where_of.get(job.id)
+            if was is not None:
+                counts[was] -= 1
+                where_of[job.id] = where
+                marked.append(job)
+        counts[where] += len(marked)
+        return marked
 
     def _leave_buffer(self, jobs: list[Job]) -> None:
         gone = {job.id for job in jobs}
