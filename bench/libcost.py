@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench import cli_lib
 from bench.run import corpus_originals
-from mediad.mediainfo import Reader, _apply, _load
+from mediad.extract.mediainfo import Reader, _apply, _load
 
 
 def cpu() -> float:

@@ -1050,7 +1050,7 @@ def _same_tracks(
 ) -> bool:
     """Does the CLI (run with `env`) write, for every corpus original, the tracks that
     mediad's reader on `library_file` returns? Recorded under environment[key]."""
-    from mediad.mediainfo import read_json
+    from mediad.extract.mediainfo import read_json
 
     originals = ctx.paths[: len(results["environment"]["corpus_originals"])]
     try:

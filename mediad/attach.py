@@ -16,8 +16,8 @@ from psycopg import sql
 from psycopg.adapt import PyFormat
 
 from mediad.errors import UsageError
+from mediad.extract.summary import COLUMNS
 from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable
-from mediad.summary import COLUMNS
 
 # mediad's type for each summary key (the array types the write-back binds), and the
 # PostgreSQL type categories (pg_type.typcategory) an application column may have to

@@ -21,6 +21,7 @@ from mediad import attach, notify
 from mediad.attach import Source
 from mediad.config import AttachConfig, Config, as_display_dict, database_label, mask_dsn
 from mediad.errors import DatabaseUnavailable, UsageError
+from mediad.extract.summary import COLUMNS
 from mediad.models import DaemonSeen
 from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable, split_names
 from mediad.pool import WorkerPool
@@ -28,7 +29,6 @@ from mediad.progress import Progress
 from mediad.runtime import connect, open_store
 from mediad.scan import ScanReport, scan_batches
 from mediad.store import LockTimeout, Store
-from mediad.summary import COLUMNS
 from mediad.supervisor import RunMode, Supervisor, Tally, owner_name
 from mediad.walker import MIN_STALL_SECONDS, STALL_SECONDS
 

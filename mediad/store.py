@@ -31,6 +31,7 @@ from mediad.errors import (
     SchemaError,
     UsageError,
 )
+from mediad.extract.record import batch_text, storable_text
 from mediad.models import (
     DaemonReport,
     DaemonSeen,
@@ -42,7 +43,6 @@ from mediad.models import (
 )
 from mediad.paths import UNSTORABLE_MESSAGE
 from mediad.queries import latest_version, migrations, named_queries
-from mediad.record import batch_text, storable_text
 
 
 class LockTimeout(MediadError):

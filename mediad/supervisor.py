@@ -26,6 +26,7 @@ from mediad import __version__, logs, metrics
 from mediad.config import Config, mask_dsn
 from mediad.dbthread import Answer, DatabaseThreads
 from mediad.errors import DatabaseUnavailable, MediadError
+from mediad.extract import engine
 from mediad.models import Completion, DaemonReport, Failure, Job
 from mediad.notify import Notifier
 from mediad.pace import ClaimSizer
@@ -112,7 +113,6 @@ class Supervisor:
         self._announced_ready = False
         self._next_status = 0.0
         self._backlog: int | None = None
-        self._wedge_for_tests = False
         self.store = store
         self.mode = mode or RunMode()
         self.policy = retry_policy(config)
@@ -217,8 +217,6 @@ class Supervisor:
 
     def _step(self) -> None:
         self._handle_signals()
-        if self._wedge_for_tests:
-            self._wedge()
         now = time.monotonic()
         # Only a loop that comes round pings the watchdog: a wedged one gets restarted.
         self.notifier.watchdog()
@@ -290,9 +288,7 @@ class Supervisor:
     def _install_signals(self) -> None:
         for signum in HANDLED_SIGNALS:
             signal.signal(signum, self._on_signal)
-        if os.environ.get("MEDIAD_TEST_HOOKS") == "1":
-            # Fault injection: SIGUSR2 wedges the main loop, as a deadlock would.
-            signal.signal(signal.SIGUSR2, self._on_signal)
+        engine.install_daemon_hooks()  # the tests' faults (MEDIAD_TEST_HOOKS=1), else none
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self._signals.put(signum)
@@ -331,8 +327,6 @@ class Supervisor:
                 self._resize(self.pool.target_size + 1)
             elif signum == signal.SIGTTOU and self._stopping is None:
                 self._resize(max(1, self.pool.target_size - 1))
-            elif signum == signal.SIGUSR2:
-                self._wedge_for_tests = True
 
     def _resize(self, size: int) -> None:
         log.info("workers resized", workers=size, was=self.pool.target_size)
@@ -1049,11 +1043,6 @@ class Supervisor:
             if stuck >= limit:
                 text += ": network mounts get no files"
         return text
-
-    def _wedge(self) -> None:
-        log.warning("test hook: wedging the main loop")
-        while True:
-            time.sleep(3600)
 
     def _pool_event(self, name: str, fields: dict[str, Any]) -> None:
         if name == "worker_died":

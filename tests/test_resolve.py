@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mediad import resolve
-from mediad.resolve import resolve_strict
+from mediad.extract import resolve
+from mediad.extract.resolve import resolve_strict
 
 
 @pytest.fixture

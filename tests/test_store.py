@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from mediad.errors import FailureClass, SchemaError
+from mediad.extract.record import record_of
 from mediad.models import (
     DaemonReport,
     Extracted,
@@ -23,7 +24,6 @@ from mediad.models import (
     ScanEntry,
 )
 from mediad.queries import latest_version
-from mediad.record import record_of
 from mediad.store import FailureWrite, Store
 
 SQL = Callable[..., list[tuple[Any, ...]]]

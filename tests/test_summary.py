@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mediad.summary import (
+from mediad.extract.summary import (
     COLUMNS,
     INT4_MAX,
     INT8_MAX,

@@ -11,9 +11,9 @@ from typing import Any, cast
 from mediad.config import Config
 from mediad.dbthread import Answer
 from mediad.errors import DatabaseUnavailable, FailureClass
+from mediad.extract.record import record_of
 from mediad.models import Completion, Extracted, Failure, Fingerprint, Job
 from mediad.mounts import Mount, MountTable
-from mediad.record import record_of
 from mediad.storage import Storage, StorageSettings
 from mediad.store import Store, WriteResult
 from mediad.supervisor import Supervisor
