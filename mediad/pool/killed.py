@@ -1,10 +1,5 @@
-"""Workers sent SIGKILL that have not exited yet, and those that never will.
-
-A killed worker is never waited for: one blocked in a network filesystem that stopped
-answering stays in the kernel (state D) even after SIGKILL, until the server answers.
-Killed workers are watched through their sentinels and reaped when they exit; one still
-there `STUCK_AFTER_SECONDS` after SIGKILL is stuck.
-"""
+"""Workers sent SIGKILL that have not exited yet: reaped when they exit, stuck if they
+outlive the kill by `STUCK_AFTER_SECONDS` (why: mediad/pool/__init__.py)."""
 
 from __future__ import annotations
 

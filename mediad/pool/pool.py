@@ -1,9 +1,5 @@
-"""The worker pool: a fixed number of worker processes, each reading one file at a time
-(the whole design is in mediad/pool/__init__.py).
-
-The supervisor waits on every worker's pipe and process sentinel, and its own wake-up
-pipe, through one persistent selector (`wait`), and hands what became ready to `collect`.
-"""
+"""The pool the supervisor drives: its size and restarts, files sent and results read,
+deaths and timeouts charged. Why it works this way is in mediad/pool/__init__.py."""
 
 from __future__ import annotations
 
@@ -208,8 +204,7 @@ class WorkerPool:
         self._processes.register_wakeup(fd)
 
     def wait(self, timeout: float) -> tuple[list[tuple[str, Slot]], bool]:
-        """Block until a pipe, a sentinel or the wake-up fd is ready (or the timeout).
-        Killed workers that exited are reaped here."""
+        """What became ready (for `collect`), and whether the wake-up fd was written."""
         return self._processes.wait(timeout)
 
     # --- work ---------------------------------------------------------------------------
