@@ -127,7 +127,7 @@ def test_document_is_json_naming_the_original_path(
 def test_the_kept_handle_reads_what_pymediainfo_parse_reads(
     parse_speed: float, corpus: tuple[Path, dict[str, Expected]], tmp_path: Path
 ) -> None:
-    """The worker keeps one libmediainfo handle (mediad.mediainfo) instead of calling
+    """The worker keeps one libmediainfo handle (mediad.extract.mediainfo) instead of calling
     MediaInfo.parse per file: same options, so the same document, file after file, also
     after a file MediaInfo could not open."""
     from pymediainfo import MediaInfo

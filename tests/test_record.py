@@ -1,4 +1,4 @@
-"""mediad.record: the JSON object a worker makes for the write-back. Pure: no database."""
+"""mediad.extract.record: the JSON object a worker makes for the write-back. Pure: no database."""
 
 from __future__ import annotations
 

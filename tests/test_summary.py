@@ -1,4 +1,4 @@
-"""mediad.summary on hand-written MediaInfo-like documents: no files, no MediaInfo."""
+"""mediad.extract.summary on hand-written MediaInfo-like documents: no files, no MediaInfo."""
 
 from __future__ import annotations
 
