@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from mediad.db import intake, migrations, reads
-from mediad.db.connection import Database, Target
+from mediad.db.connection import Database, Target, compose
 from mediad.db.queue import FailureWrite, Queue
 from mediad.errors import FailureClass, SchemaError
 from mediad.models import (
@@ -27,6 +27,7 @@ from mediad.models import (
     ScanEntry,
 )
 from mediad.queries import latest_version
+from mediad.queries import migrations as all_migrations
 from mediad.record import record_of
 
 SQL = Callable[..., list[tuple[Any, ...]]]
@@ -431,3 +432,21 @@ def test_every_requeue_starts_a_new_request_and_the_daemons_own_returns_do_not(
     [job] = queue.claim(10, 30)
     queue.release([job])
     assert not age_reset("/m/a.mp4")  # the same request, still waiting
+
+
+def test_a_schema_one_version_behind_is_refused_then_upgraded_in_place(
+    test_dsn: str, schema: str, sql: SQL
+) -> None:
+    """An installation of the version before: its rows stay, `check_schema` names
+    `mediad migrate`, and after it the re-queue of its finished rows works."""
+    with Database(Target(test_dsn, schema)) as old:
+        with old.connection() as conn, conn.transaction():
+            for migration in all_migrations()[:-1]:
+                conn.execute(compose(migration.text, schema))
+                conn.execute(old.query("record_migration"), {"version": migration.version})
+        sql(f"INSERT INTO \"{schema}\".files (path, state) VALUES ('/m/a.mp4', 'done')")
+        with pytest.raises(SchemaError, match="run `mediad migrate`"):
+            migrations.check_schema(old)
+        assert migrations.migrate(old) == [all_migrations()[-1].name]
+        assert migrations.check_schema(old) == latest_version()
+        assert intake.enqueue(old, ["/m/a.mp4"]) == (0, 1)
