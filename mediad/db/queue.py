@@ -66,8 +66,9 @@ REFUSED = (psycopg.DataError, psycopg.IntegrityError)
 
 
 class Queue:
-    """The daemon's statements, over one database handle (`db`, for the connection
-    itself: its label, listener, reconnect count, close)."""
+    """The daemon's statements, over one database handle: `Queue(runtime.connect(config,
+    owner))`, or `Queue(db)` for the handle a command opened. `db` is for the connection
+    itself: its label, listener, reconnect count, close."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
