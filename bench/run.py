@@ -40,9 +40,10 @@ from bench import cli_lib, ideal
 from bench.db import Sql, bench_database, server
 from bench.procstat import MachineClock, TreeSampler, cpu_seconds, memory_kib
 from mediad.config import load as load_config
+from mediad.db import intake, migrations
+from mediad.db.connection import Database, Target, compose
 from mediad.pool import extract_options
 from mediad.queries import named_queries
-from mediad.store import Store, compose
 
 CORES = os.cpu_count() or 1
 CLI_BATCH = 1000
@@ -339,15 +340,15 @@ def enqueuer(dsn: str, schema: str, paths: list[str], batch: int) -> Iterator[Ca
     """Migrates the schema, then gives a call that queues every path with mediad's own
     enqueue, `batch` per statement, and returns the seconds it took. Its connection is
     open before the call, so it can be told apart from the daemon's."""
-    store = Store(dsn, schema)
+    store = Database(Target(dsn, schema))
     store.open()
     try:
-        store.migrate()
+        migrations.migrate(store)
 
         def enqueue() -> float:
             started = time.perf_counter()
             for start in range(0, len(paths), batch):
-                store.enqueue(paths[start : start + batch])
+                intake.enqueue(store, paths[start : start + batch])
             return time.perf_counter() - started
 
         yield enqueue
@@ -362,10 +363,10 @@ def enqueue_paths(dsn: str, schema: str, paths: list[str]) -> float:
 
 
 def fill_noop_rows(dsn: str, sql: Sql, schema: str, count: int) -> None:
-    store = Store(dsn, schema)
+    store = Database(Target(dsn, schema))
     store.open()
     try:
-        store.migrate()
+        migrations.migrate(store)
     finally:
         store.close()
     sql.rows(
@@ -574,10 +575,10 @@ def run_cli(
 
 def fill_claim_table(dsn: str, sql: Sql, schema: str, rows: int, pending: int) -> float:
     """`rows` rows, the last `pending` of them pending, the rest done; returns seconds."""
-    store = Store(dsn, schema)
+    store = Database(Target(dsn, schema))
     store.open()
     try:
-        store.migrate()
+        migrations.migrate(store)
     finally:
         store.close()
     table = f'"{schema}".files'

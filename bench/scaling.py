@@ -49,8 +49,8 @@ from bench.run import (
 # mediad: what a `prepare_threshold = None` setting in mediad would do (see docs/scaling.md).
 NO_PREPARE_SHIM = (
     "-c",
-    "import sys; import mediad.store as s; o = s.Store.connect_kwargs; "
-    "s.Store.connect_kwargs = lambda self: {**o(self), 'prepare_threshold': None}; "
+    "import sys; import mediad.db.connection as c; o = c.Database.connect_kwargs; "
+    "c.Database.connect_kwargs = lambda self: {**o(self), 'prepare_threshold': None}; "
     "from mediad.cli import main; sys.exit(main(['run']))",
 )
 

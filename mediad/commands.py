@@ -20,15 +20,18 @@ import structlog
 from mediad import attach, notify
 from mediad.attach import Source
 from mediad.config import AttachConfig, Config, as_display_dict, database_label, mask_dsn
+from mediad.db import intake, migrations, reads, tables
+from mediad.db.connection import Database
+from mediad.db.queue import Queue
+from mediad.db.tables import LockTimeout
 from mediad.errors import DatabaseUnavailable, UsageError
 from mediad.extract.summary import COLUMNS
 from mediad.models import DaemonSeen
 from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable, split_names
 from mediad.pool import WorkerPool
 from mediad.progress import Progress
-from mediad.runtime import connect, open_store
+from mediad.runtime import connect, open_database
 from mediad.scan import ScanReport, scan_batches
-from mediad.store import LockTimeout, Store
 from mediad.supervisor import RunMode, Supervisor, Tally, owner_name
 from mediad.walker import MIN_STALL_SECONDS, STALL_SECONDS
 
@@ -61,7 +64,7 @@ def cmd_run(
     pool: WorkerPool,
 ) -> int:
     """The daemon, with workers that the command line started already (mediad/cli.py)."""
-    with open_store(config, owner=owner_name(config.daemon.instance)) as store:
+    with open_database(config, owner=owner_name(config.daemon.instance)) as store:
         pending_backfills = _apply_attach_config(store, config.attach)
         if args.scan:
             _scan(store, args.scan, 0)
@@ -71,10 +74,10 @@ def cmd_run(
             log.info("reading only files under extract.roots", roots=list(config.extract.roots))
         supervisor = Supervisor(
             config,
-            store,
+            Queue(store),
             reload_config=reload_config,
             notifier=notifier,
-            store_factory=lambda new: connect(new, store.owner),
+            store_factory=lambda new: Queue(connect(new, store.owner)),
             pool=pool,
         )
         backfill = Backfill(store, pending_backfills)
@@ -90,19 +93,19 @@ def cmd_extract(args: argparse.Namespace, config: Config) -> int:
         raise_usage("--all and --skip-existing contradict each other")
     if args.limit < 0:
         raise_usage("--limit must be 0 or more")
-    with open_store(config, owner=owner_name("extract")) as store:
+    with open_database(config, owner=owner_name("extract")) as store:
         # Settled before the run: no claim reads them, and no later run extracts them.
-        skipped = store.settle_existing() if args.skip_existing else 0
+        skipped = intake.settle_existing(store) if args.skip_existing else 0
         if skipped:
             log.info("rows that already had metadata settled as done", rows=skipped)
         if args.all:
             _requeue_for_all(store, args.limit)
-        total = store.counts()["pending"]
+        total = reads.counts(store)["pending"]
         if args.limit:
             total = min(total, args.limit)
         progress = Progress(total)
         mode = RunMode(one_shot=True, limit=args.limit, skip_existing=args.skip_existing)
-        supervisor = Supervisor(config, store, mode, on_progress=progress.update)
+        supervisor = Supervisor(config, Queue(store), mode, on_progress=progress.update)
         code = supervisor.run()
         progress.close()
         pending = _pending_left(supervisor.store)
@@ -112,26 +115,26 @@ def cmd_extract(args: argparse.Namespace, config: Config) -> int:
         return 128 + int(stopped_by) if stopped_by is not None and code == 0 else code
 
 
-def _requeue_for_all(store: Store, limit: int) -> None:
+def _requeue_for_all(store: Database, limit: int) -> None:
     """--all: finished rows, and the attached rows never queued because they had metadata
     (skip-existing attach), queued again. With --limit, no more than the run will process
     after the rows already pending: a re-queued row left pending would be extracted by
     the next `run`, overwriting metadata nobody asked to refresh."""
-    budget = max(0, limit - store.counts()["pending"]) if limit else None
-    requeued = store.requeue_finished(budget)
+    budget = max(0, limit - reads.counts(store)["pending"]) if limit else None
+    requeued = intake.requeue_finished(store, budget)
     log.info("queued finished rows again", rows=requeued, limit=budget)
     left = None if budget is None else budget - requeued
-    for source in store.sources():
+    for source in tables.sources(store):
         if left == 0:
             break
-        _, queued = store.backfill(
-            source, skip_existing=False, resume=False, record=False, max_queued=left
+        _, queued = tables.backfill(
+            store, source, skip_existing=False, resume=False, record=False, max_queued=left
         )
         left = None if left is None else left - queued
         log.info("queued the rows of an attached table", table=source.table_name, rows=queued)
 
 
-def _pending_left(store: Store) -> int | None:
+def _pending_left(store: Queue) -> int | None:
     """Pending rows after the run, for the summary; None if the database is gone (the
     summary of what was done still matters more than this count)."""
     try:
@@ -181,12 +184,12 @@ def _print_extract_summary(
 
 
 def _scan(
-    store: Store, dirs: Sequence[str], priority: int, stall_seconds: float = STALL_SECONDS
+    store: Database, dirs: Sequence[str], priority: int, stall_seconds: float = STALL_SECONDS
 ) -> tuple[int, int, ScanReport]:
     report = ScanReport()
     inserted = requeued = 0
     for batch in scan_batches(list(dirs), report, stall_seconds):
-        new, again = store.scan_upsert(batch, priority)
+        new, again = intake.scan_upsert(store, batch, priority)
         inserted += new
         requeued += again
     unchanged = report.seen - report.bad_names - inserted - requeued
@@ -206,7 +209,7 @@ def _scan(
 def cmd_scan(args: argparse.Namespace, config: Config) -> int:
     if args.stall_seconds < MIN_STALL_SECONDS:
         raise_usage(f"--stall-seconds must be {MIN_STALL_SECONDS:g} or more")
-    with open_store(config) as store:
+    with open_database(config) as store:
         inserted, requeued, report = _scan(store, args.dirs, args.priority, args.stall_seconds)
     if report.unreachable is not None:
         print(
@@ -246,13 +249,13 @@ def cmd_enqueue(args: argparse.Namespace, config: Config) -> int:
     absolute = _path_arguments(args)
     storable = [p for p in absolute if is_storable(p)]
     unstorable = [escaped(p) for p in absolute if not is_storable(p)]
-    with open_store(config) as store:
+    with open_database(config) as store:
         inserted = requeued = 0
         for start in range(0, len(storable), 1000):
-            new, again = store.enqueue(storable[start : start + 1000], args.priority)
+            new, again = intake.enqueue(store, storable[start : start + 1000], args.priority)
             inserted += new
             requeued += again
-        store.record_unstorable(unstorable, UNSTORABLE_MESSAGE)
+        intake.record_unstorable(store, unstorable, UNSTORABLE_MESSAGE)
     already = len(storable) - inserted - requeued
     print(
         f"{inserted} new, {requeued} queued again, {already} already pending or running "
@@ -269,13 +272,13 @@ def cmd_enqueue(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
-    with open_store(config) as store:
-        counts = store.counts()
-        failures = store.failures_by_class()
-        done_1m, failed_1m = store.finished_since(60)
-        oldest = store.oldest_pending_seconds()
-        version = store.check_schema()
-        live = store.live_daemons()  # after the check: an older schema has no such table
+    with open_database(config) as store:
+        counts = reads.counts(store)
+        failures = reads.failures_by_class(store)
+        done_1m, failed_1m = reads.finished_since(store, 60)
+        oldest = reads.oldest_pending_seconds(store)
+        version = migrations.check_schema(store)
+        live = reads.live_daemons(store)  # after the check: an older schema has no such table
     report: dict[str, Any] = {
         "counts": counts,
         "total": sum(counts.values()),
@@ -339,10 +342,10 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
     # A name that is not UTF-8 is stored, and so looked up and printed, escaped (enqueue
     # and scan record it so); it could not be sent to PostgreSQL or printed as it is.
     paths = [escaped(p) for p in _path_arguments(args)]
-    with open_store(config) as store:
+    with open_database(config) as store:
         for start in range(0, len(paths), SHOW_BATCH):
             batch = paths[start : start + SHOW_BATCH]
-            known = store.show(batch)
+            known = reads.show(store, batch)
             for path in batch:
                 record = _show_record(path, known.get(path))
                 if args.json:
@@ -389,8 +392,8 @@ def _print_show(record: dict[str, Any]) -> None:
 
 
 def cmd_retry(args: argparse.Namespace, config: Config) -> int:
-    with open_store(config) as store:
-        count = store.retry_failed(args.error_class)
+    with open_database(config) as store:
+        count = intake.retry_failed(store, args.error_class)
     print(f"{count} failed rows queued again on {database_label(config)}")
     return 0
 
@@ -402,7 +405,7 @@ LOCK_TRIES = 5
 
 
 def _resolve(
-    store: Store,
+    store: Database,
     table: str,
     *,
     id_column: str,
@@ -413,7 +416,7 @@ def _resolve(
     path_prefix: str | None,
 ) -> tuple[attach.Plan, Source | None]:
     """The mapping checked against the table, and the source already recorded for it."""
-    info = store.table_info(table)
+    info = tables.table_info(store, table)
     if info is None:
         raise UsageError(
             f"table {table} does not exist in {store.label} (or this role cannot see it); "
@@ -421,7 +424,7 @@ def _resolve(
         )
     plan = attach.plan(
         info,
-        store.table_columns(int(info["oid"])),
+        tables.table_columns(store, int(info["oid"])),
         id_column=id_column,
         path_column=path_column,
         metadata_column=metadata_column,
@@ -429,7 +432,9 @@ def _resolve(
         skip_existing=skip_existing,
         path_prefix=path_prefix,
     )
-    existing = next((s for s in store.sources() if s.table_name == plan.source.table_name), None)
+    existing = next(
+        (s for s in tables.sources(store) if s.table_name == plan.source.table_name), None
+    )
     return plan, existing
 
 
@@ -464,34 +469,36 @@ def _lock_ms(seconds: float) -> int:
 
 
 def _attach_with_retries(
-    store: Store, source: Source, lock_timeout: float, dry_run: bool
+    store: Database, source: Source, lock_timeout: float, dry_run: bool
 ) -> tuple[Source, list[str]]:
     return _with_lock_retries(
         source.table_name,
-        lambda: store.attach(source, lock_timeout_ms=_lock_ms(lock_timeout), dry_run=dry_run),
+        lambda: tables.attach(
+            store, source, lock_timeout_ms=_lock_ms(lock_timeout), dry_run=dry_run
+        ),
     )
 
 
-def _refresh_outdated_trigger(store: Store, source: Source, lock_timeout: float) -> bool:
+def _refresh_outdated_trigger(store: Database, source: Source, lock_timeout: float) -> bool:
     """A table attached by an older mediad gets this one's trigger (which follows id
     changes and joins the path prefix); its queued rows stay. True if it was replaced."""
-    if not store.trigger_outdated(source):
+    if not tables.trigger_outdated(store, source):
         return False
     _with_lock_retries(
         source.table_name,
-        lambda: store.refresh_trigger(source, lock_timeout_ms=_lock_ms(lock_timeout)),
+        lambda: tables.refresh_trigger(store, source, lock_timeout_ms=_lock_ms(lock_timeout)),
     )
     log.info("trigger of an attached table brought up to date", table=source.table_name)
     return True
 
 
-def _refresh_trigger_of_attached(store: Store, source: Source, args: argparse.Namespace) -> None:
+def _refresh_trigger_of_attached(store: Database, source: Source, args: argparse.Namespace) -> None:
     """`attach` of a table attached already, with the same mapping: the way to give it the
     trigger of this mediad when an older one attached it."""
     if not args.dry_run:
         if _refresh_outdated_trigger(store, source, args.lock_timeout):
             print(f"{source.table_name}: its trigger, from an older mediad, was replaced")
-    elif store.trigger_outdated(source):
+    elif tables.trigger_outdated(store, source):
         print(f"-- {source.table_name}: its trigger, from an older mediad, would be replaced")
 
 
@@ -500,7 +507,7 @@ def cmd_attach(args: argparse.Namespace, config: Config) -> int:
         raise_usage("--backfill-batch must be 1 or more")
     if args.lock_timeout <= 0:
         raise_usage("--lock-timeout must be greater than 0")
-    with open_store(config) as store:
+    with open_database(config) as store:
         plan, existing = _resolve(
             store,
             args.table,
@@ -530,7 +537,7 @@ def cmd_attach(args: argparse.Namespace, config: Config) -> int:
                 return 0
             if args.dry_run:
                 print(f"-- {wanted.table_name} is attached; its backfill would resume with:")
-                print(store.backfill_text(existing) + ";")
+                print(tables.backfill_text(store, existing) + ";")
                 return 0
             source = existing
             print(f"{wanted.table_name} is attached; resuming its backfill")
@@ -551,11 +558,11 @@ def cmd_attach(args: argparse.Namespace, config: Config) -> int:
                     f"-- then, in batches of {args.backfill_batch} rows (one transaction "
                     "each; the first batch without the WHERE clause):"
                 )
-                print(store.backfill_text(source) + ";")
+                print(tables.backfill_text(store, source) + ";")
                 return 0
             columns = ", ".join(source.summary_columns) or "none"
             print(f"attached {source.table_name} (source {source.id}); summary columns: {columns}")
-        seen, queued = store.backfill(source, batch_size=args.backfill_batch)
+        seen, queued = tables.backfill(store, source, batch_size=args.backfill_batch)
     print(
         f"backfill: {seen} rows read, {queued} queued"
         + (
@@ -571,10 +578,10 @@ def cmd_attach(args: argparse.Namespace, config: Config) -> int:
 def cmd_detach(args: argparse.Namespace, config: Config) -> int:
     if args.lock_timeout <= 0:
         raise_usage("--lock-timeout must be greater than 0")
-    with open_store(config) as store:
-        info = store.table_info(args.table)
+    with open_database(config) as store:
+        info = tables.table_info(store, args.table)
         name = info["qualified"] if info else args.table
-        sources = store.sources()
+        sources = tables.sources(store)
         source = next((s for s in sources if s.table_name == name), None)
         if source is None:
             attached = ", ".join(s.table_name for s in sources) or "none"
@@ -584,8 +591,8 @@ def cmd_detach(args: argparse.Namespace, config: Config) -> int:
         assert source is not None
         statements = _with_lock_retries(
             source.table_name,
-            lambda: store.detach(
-                source, lock_timeout_ms=_lock_ms(args.lock_timeout), dry_run=args.dry_run
+            lambda: tables.detach(
+                store, source, lock_timeout_ms=_lock_ms(args.lock_timeout), dry_run=args.dry_run
             ),
         )
     if args.dry_run:
@@ -603,7 +610,7 @@ def cmd_detach(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _apply_attach_config(store: Store, wanted: Sequence[AttachConfig]) -> list[Source]:
+def _apply_attach_config(store: Database, wanted: Sequence[AttachConfig]) -> list[Source]:
     """`[attach."..."]` at start: attach what is not attached yet, refuse a changed mapping.
     Returns the sources whose backfill has not finished."""
     unfinished: list[Source] = []
@@ -659,7 +666,7 @@ class Backfill:
     daemon starts (and works on what is queued) at once. Progress is recorded: a backfill
     cut short by a stop resumes at the next start."""
 
-    def __init__(self, store: Store, sources: Sequence[Source]) -> None:
+    def __init__(self, store: Database, sources: Sequence[Source]) -> None:
         self._store = store
         self._sources = list(sources)
         self._stop = threading.Event()
@@ -682,14 +689,14 @@ class Backfill:
         finally:
             own.close()
 
-    def _backfill_until_done(self, own: Store, source: Source) -> None:
+    def _backfill_until_done(self, own: Database, source: Source) -> None:
         """A database outage pauses the backfill (it resumes where it stopped, recorded in
         the database); anything else is logged with its traceback, never lost silently."""
         delay = 1.0
         while not self._stop.is_set():
             try:
                 own.open()
-                seen, queued = own.backfill(source, stop=self._stop)
+                seen, queued = tables.backfill(own, source, stop=self._stop)
             except DatabaseUnavailable as exc:
                 log.warning(
                     "backfill waits for the database",
@@ -715,9 +722,9 @@ class Backfill:
 
 
 def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
-    with open_store(config, migrate=False, check=False) as store:
-        applied = store.migrate()
-        version = store.check_schema()
+    with open_database(config, migrate=False, check=False) as store:
+        applied = migrations.migrate(store)
+        version = migrations.check_schema(store)
     if applied:
         steps = ", ".join(f"{name} (version {int(name[:4])})" for name in applied)
         print(

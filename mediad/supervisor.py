@@ -24,6 +24,8 @@ import structlog
 
 from mediad import __version__, logs, metrics
 from mediad.config import Config, mask_dsn
+from mediad.db.listener import Listener
+from mediad.db.queue import FailureWrite, Queue, WriteResult
 from mediad.dbthread import Answer, DatabaseThreads
 from mediad.errors import DatabaseUnavailable, MediadError
 from mediad.extract import engine
@@ -33,7 +35,6 @@ from mediad.pace import ClaimSizer
 from mediad.pool import Slot, WorkerPool, make_pool, worker_settings
 from mediad.retry import RetryPolicy
 from mediad.storage import Storage, StorageSettings, plan_dispatch
-from mediad.store import FailureWrite, Listener, Store, WriteResult
 
 log = structlog.get_logger("mediad")
 
@@ -98,13 +99,13 @@ class Supervisor:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: Queue,
         mode: RunMode | None = None,
         *,
         reload_config: Callable[[], Config] | None = None,
         on_progress: Callable[[Tally], None] | None = None,
         notifier: Notifier | None = None,
-        store_factory: Callable[[Config], Store] | None = None,
+        store_factory: Callable[[Config], Queue] | None = None,
         pool: WorkerPool | None = None,
     ) -> None:
         self.config = config
@@ -172,7 +173,7 @@ class Supervisor:
         if not self.mode.one_shot and self.config.metrics.listen:
             self._metrics_server = metrics.serve(self.config.metrics.listen)
         if self.config.database.listen and not self.mode.one_shot:
-            self._listener = self.store.listener(self._wake)
+            self._listener = self.store.db.listener(self._wake)
             self._listener.start()
         self._db.start()
         self.pool.maintain()
@@ -181,7 +182,7 @@ class Supervisor:
             workers=self.pool.target_size,
             batch_size=self.config.daemon.batch_size,
             owner=self.store.owner,
-            database=self.store.label,
+            database=self.store.db.label,
             listen=self.config.database.listen,
             metrics=self.config.metrics.listen or None,
         )
@@ -386,9 +387,9 @@ class Supervisor:
             self._listener.stop()
             self._listener = None
         if new.database.listen and not self.mode.one_shot:
-            self._listener = self.store.listener(self._wake)
+            self._listener = self.store.db.listener(self._wake)
             self._listener.start()
-        old_store.close()
+        old_store.db.close()
         log.info("database switched", dsn=mask_dsn(new.database.dsn) or "embedded")
 
     def _rebind_metrics(self, address: str) -> None:
@@ -1108,7 +1109,7 @@ class Supervisor:
         metrics.OLDEST_PENDING.set(oldest or 0.0)
 
     def _count_connections(self) -> None:
-        opened = self.store.connections_opened() + (
+        opened = self.store.db.connections_opened() + (
             self._listener.connections_opened if self._listener is not None else 0
         )
         if opened > self._connections_counted:

@@ -23,7 +23,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from mediad.store import Store
+from mediad.db import migrations
+from mediad.db.connection import Database, Target
+from mediad.db.queue import Queue
 from tests import fusefs
 
 
@@ -106,14 +108,21 @@ def schema(request: pytest.FixtureRequest, test_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def store(test_dsn: str, schema: str) -> Iterator[Store]:
-    s = Store(test_dsn, schema, owner="test-host:1")
-    s.open()
-    s.migrate()
+def db(test_dsn: str, schema: str) -> Iterator[Database]:
+    """An open handle on this test's schema, migrated."""
+    handle = Database(Target(test_dsn, schema, owner="test-host:1"))
+    handle.open()
+    migrations.migrate(handle)
     try:
-        yield s
+        yield handle
     finally:
-        s.close()
+        handle.close()
+
+
+@pytest.fixture
+def queue(db: Database) -> Queue:
+    """The daemon's statements on `db`."""
+    return Queue(db)
 
 
 @pytest.fixture

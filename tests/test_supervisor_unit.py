@@ -9,18 +9,18 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from mediad.config import Config
+from mediad.db.queue import Queue, WriteResult
 from mediad.dbthread import Answer
 from mediad.errors import DatabaseUnavailable, FailureClass
 from mediad.extract.record import record_of
 from mediad.models import Completion, Extracted, Failure, Fingerprint, Job
 from mediad.mounts import Mount, MountTable
 from mediad.storage import Storage, StorageSettings
-from mediad.store import Store, WriteResult
 from mediad.supervisor import Supervisor
 
 
 def test_results_committed_before_a_failed_failure_write_are_not_written_again() -> None:
-    supervisor = Supervisor(Config(), cast(Store, object()))
+    supervisor = Supervisor(Config(), cast(Queue, object()))
     done_job, failed_job = Job(1, "/m/a.mp4", 1, 10), Job(2, "/m/b.mp4", 1, 10)
     extracted = record_of(done_job, Extracted("{}", {}, Fingerprint(1, 1, 1), "/m/a.mp4"))
     failure = Failure(FailureClass.IO_ERROR, "EIO")
@@ -38,7 +38,7 @@ def test_results_committed_before_a_failed_failure_write_are_not_written_again()
 
 
 def test_a_reload_changes_how_many_files_a_worker_may_hold() -> None:
-    supervisor = Supervisor(Config(), cast(Store, object()))
+    supervisor = Supervisor(Config(), cast(Queue, object()))
     try:
         for _ in range(20):
             supervisor.pool.pace.observe(0.001)  # small files: the most a worker may hold
@@ -51,7 +51,7 @@ def test_a_reload_changes_how_many_files_a_worker_may_hold() -> None:
 
 
 def test_a_stalled_mount_shows_in_the_status_line_and_the_daemons_report() -> None:
-    supervisor = Supervisor(Config(), cast(Store, SimpleNamespace(owner="host:1")))
+    supervisor = Supervisor(Config(), cast(Queue, SimpleNamespace(owner="host:1")))
     nas = Mount("/mnt/nas", "nfs4", "nas:/media", os.makedev(0, 40))
     table = MountTable([Mount("/", "ext4", "/dev/sda1", os.makedev(8, 1)), nas])
     supervisor.storage = Storage(StorageSettings(2, 60.0, 5.0), read_table=lambda: table)
@@ -76,7 +76,7 @@ def test_a_stalled_mount_shows_in_the_status_line_and_the_daemons_report() -> No
 
 
 def test_stuck_probes_count_toward_the_limit_on_forking_workers() -> None:
-    supervisor = Supervisor(Config(), cast(Store, object()))
+    supervisor = Supervisor(Config(), cast(Queue, object()))
     pool = supervisor.pool
     try:
         pool.target_size = 2
