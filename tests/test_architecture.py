@@ -18,18 +18,23 @@ PURE = {"config", "retry", "summary", "paths", "queries", "models", "errors", "m
 
 
 def imports_of(module: str) -> set[str]:
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    """What a module imports; for a package (mediad/config/), what any of its files do."""
+    package = PACKAGE / module
+    sources = sorted(package.glob("*.py")) if package.is_dir() else [PACKAGE / f"{module}.py"]
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
     return found
 
 
 def modules() -> list[str]:
-    return sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    files = [p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"]
+    packages = [p.parent.name for p in PACKAGE.glob("*/__init__.py")]
+    return sorted(files + packages)
 
 
 @pytest.mark.parametrize("module", modules())
