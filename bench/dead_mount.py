@@ -37,18 +37,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import say
+from bench.daemon import DaemonSpec, Watch, daemon, wait_ready
 from bench.db import Sql
 from bench.procstat import TreeSampler
-from bench.run import (
-    ENQUEUE_BATCH,
-    DaemonSpec,
-    Watch,
-    daemon,
-    drop_schema,
-    enqueuer,
-    say,
-    wait_ready,
-)
+from bench.rows import ENQUEUE_BATCH, drop_schema, enqueuer
 from mediad.config import load as load_config
 
 MODES = ("alone", "dead_mount")

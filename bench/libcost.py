@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from bench import cli_lib
-from bench.run import corpus_originals
+from bench.corpus import corpus_originals
 from mediad.mediainfo import Reader, _apply, _load
 
 

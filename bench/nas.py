@@ -43,23 +43,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.cli_baseline import mediainfo_version, run_cli
+from bench.common import CORES, say
+from bench.corpus import build_corpus
+from bench.daemon import DaemonSpec, compile_bytecode
 from bench.db import Sql, bench_database, server
 from bench.e2e import run_from
+from bench.endtoend import run_mediad
+from bench.environment import git_describe
 from bench.procstat import cpu_seconds
-from bench.run import (
-    CORES,
-    ENQUEUE_BATCH,
-    DaemonSpec,
-    build_corpus,
-    compile_bytecode,
-    drop_schema,
-    enqueuer,
-    git_describe,
-    mediainfo_version,
-    run_cli,
-    run_mediad,
-    say,
-)
+from bench.rows import ENQUEUE_BATCH, drop_schema, enqueuer
 
 CONTENDERS = (
     "mediad",
@@ -236,10 +229,10 @@ class Bench:
             if from_launch:
                 enqueue()
                 before = self.mark()
-                run = run_mediad(self.sql, spec, len(paths), log_path)
+                run = run_mediad(self.sql, spec, len(paths), log_path).as_dict()
             else:
                 before = self.mark()
-                run = run_mediad(self.sql, spec, len(paths), log_path, enqueue=enqueue)
+                run = run_mediad(self.sql, spec, len(paths), log_path, enqueue=enqueue).as_dict()
         self.account(run, before)
         drop_schema(self.sql, spec.schema)
         return run
@@ -248,7 +241,7 @@ class Bench:
         per_call = math.ceil(len(paths) / workers)
         say(f"mediainfo CLI, {workers} processes of {per_call} files (round {n + 1})")
         before = self.mark()
-        run = run_cli(self.args.mediainfo, paths, workers, per_call)
+        run = run_cli(self.args.mediainfo, paths, workers, per_call).as_dict()
         self.account(run, before)
         return run
 
