@@ -1,13 +1,14 @@
 """What the benchmark measures, one dataclass per kind of measurement.
 
-Each `as_dict` writes the record as bench/results/*.json has always held it: the same
-keys in the same order, optional figures left out when they were not measured.
+`as_dict` writes a record as bench/results/*.json has always held it: the fields in
+their order, a `flat` field's keys among the record's own, and an optional figure (one
+that defaults to None) left out when it was not measured.
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Protocol
 
 from bench.common import percentile
@@ -16,13 +17,34 @@ from bench.common import percentile
 Load = dict[str, float]
 
 
-def _present(**figures: Any) -> dict[str, Any]:
-    """The optional figures that were measured."""
-    return {key: value for key, value in figures.items() if value is not None}
+FLAT = {"flat": True}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.as_dict()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class Record:
+    """A measurement that writes itself as the JSON of bench/results/."""
+
+    def as_dict(self) -> dict[str, Any]:
+        assert is_dataclass(self)
+        found: dict[str, Any] = {}
+        for f in fields(self):
+            value = _plain(getattr(self, f.name))
+            if f.metadata.get("flat"):
+                found.update(value)
+            elif value is not None or f.default is not None:
+                found[f.name] = value
+        return found
 
 
 @dataclass
-class Latency:
+class Latency(Record):
     """A latency distribution, in milliseconds."""
 
     samples: int
@@ -45,20 +67,9 @@ class Latency:
             mean_ms=round(statistics.fmean(ms), 3) if ms else None,
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        found: dict[str, Any] = {
-            "samples": self.samples,
-            "p50_ms": self.p50_ms,
-            "p90_ms": self.p90_ms,
-            "p99_ms": self.p99_ms,
-            "max_ms": self.max_ms,
-            "mean_ms": self.mean_ms,
-        }
-        return found | _present(outcomes=self.outcomes)
-
 
 @dataclass
-class TableStats:
+class TableStats(Record):
     """Updates that stayed HOT (no new index entries) and dead rows left for autovacuum."""
 
     updates: int
@@ -66,21 +77,15 @@ class TableStats:
     dead_rows: int
     table_total_mib: float
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
 
 @dataclass
-class RoundFigures:
+class RoundFigures(Record):
     """One round of a contender, kept beside the least disturbed one that is reported."""
 
     files_per_s: float
     seconds: float
     cpu_utilisation: float
     other_load_cores: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class Throughput(Protocol):
@@ -101,7 +106,7 @@ def figures(run: Throughput) -> RoundFigures:
 
 
 @dataclass
-class DaemonRun:
+class DaemonRun(Record):
     """`mediad run` until every row was finished (bench/daemon.py, bench/endtoend.py)."""
 
     files: int
@@ -116,7 +121,7 @@ class DaemonRun:
     cpu_seconds_workers: float
     cpu_seconds_db_backends: float
     cpu_utilisation: float
-    load: Load
+    load: Load = field(metadata=FLAT)
     supervisor_rss_peak_mib: float
     worker_rss_peak_mib: float
     worker_processes_seen: int
@@ -135,41 +140,9 @@ class DaemonRun:
     def other_load_cores(self) -> float:
         return self.load.get("other_load_cores", 0.0)
 
-    def as_dict(self) -> dict[str, Any]:
-        found: dict[str, Any] = {
-            "files": self.files,
-            "workers": self.workers,
-            "done": self.done,
-            "failed": self.failed,
-            "max_attempts": self.max_attempts,
-            "seconds": self.seconds,
-            "files_per_s": self.files_per_s,
-            "steady_files_per_s": self.steady_files_per_s,
-            "cpu_seconds_supervisor": self.cpu_seconds_supervisor,
-            "cpu_seconds_workers": self.cpu_seconds_workers,
-            "cpu_seconds_db_backends": self.cpu_seconds_db_backends,
-            "cpu_utilisation": self.cpu_utilisation,
-            **self.load,
-            "supervisor_rss_peak_mib": self.supervisor_rss_peak_mib,
-            "worker_rss_peak_mib": self.worker_rss_peak_mib,
-            "worker_processes_seen": self.worker_processes_seen,
-            "db_connections_max": self.db_connections_max,
-            "db_backends_distinct": self.db_backends_distinct,
-            "clock_from": self.clock_from,
-        }
-        return found | _present(
-            ready_seconds=self.ready_seconds,
-            enqueue_seconds=self.enqueue_seconds,
-            insert_to_done=self.insert_to_done and self.insert_to_done.as_dict(),
-            enqueue_paths_per_s=self.enqueue_paths_per_s,
-            enqueue_batch=self.enqueue_batch,
-            table=self.table and self.table.as_dict(),
-            rounds=_rounds(self.rounds),
-        )
-
 
 @dataclass
-class IdealRun:
+class IdealRun(Record):
     """The same extraction in a plain multiprocessing.Pool (bench/ideal_pool.py)."""
 
     files: int
@@ -180,28 +153,13 @@ class IdealRun:
     files_per_s: float
     cpu_seconds_workers: float
     cpu_utilisation: float
-    load: Load
+    load: Load = field(metadata=FLAT)
     chunksize: int
     rounds: list[RoundFigures] | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        found: dict[str, Any] = {
-            "files": self.files,
-            "workers": self.workers,
-            "done": self.done,
-            "failed": self.failed,
-            "seconds": self.seconds,
-            "files_per_s": self.files_per_s,
-            "cpu_seconds_workers": self.cpu_seconds_workers,
-            "cpu_utilisation": self.cpu_utilisation,
-            **self.load,
-            "chunksize": self.chunksize,
-        }
-        return found | _present(rounds=_rounds(self.rounds))
-
 
 @dataclass
-class CliRun:
+class CliRun(Record):
     """The mediainfo command line over the corpus (bench/cli_baseline.py)."""
 
     files: int
@@ -212,30 +170,12 @@ class CliRun:
     files_per_s: float
     cpu_seconds: float
     cpu_utilisation: float
-    load: Load
+    load: Load = field(metadata=FLAT)
     rounds: list[RoundFigures] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        found: dict[str, Any] = {
-            "files": self.files,
-            "workers": self.workers,
-            "files_per_call": self.files_per_call,
-            "recognised": self.recognised,
-            "seconds": self.seconds,
-            "files_per_s": self.files_per_s,
-            "cpu_seconds": self.cpu_seconds,
-            "cpu_utilisation": self.cpu_utilisation,
-            **self.load,
-        }
-        return found | _present(rounds=_rounds(self.rounds))
-
-
-def _rounds(rounds: list[RoundFigures] | None) -> list[dict[str, Any]] | None:
-    return None if rounds is None else [r.as_dict() for r in rounds]
 
 
 @dataclass
-class ClaimLatency:
+class ClaimLatency(Record):
     """mediad's claim statement on one table size (bench/claims.py)."""
 
     rows: int
@@ -245,31 +185,15 @@ class ClaimLatency:
     fill_seconds: float
     table_total_mib: float
     claim_index_mib: float
-    latency: Latency
+    latency: Latency = field(metadata=FLAT)
     plan: str
     schema: str
-    load: Load = field(default_factory=dict)
+    load: Load = field(default_factory=dict, metadata=FLAT)
     checkpoint_before: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "pending": self.pending,
-            "scenario": self.scenario,
-            "batch": self.batch,
-            "fill_seconds": self.fill_seconds,
-            "table_total_mib": self.table_total_mib,
-            "claim_index_mib": self.claim_index_mib,
-            **self.latency.as_dict(),
-            "plan": self.plan,
-            "schema": self.schema,
-            **self.load,
-            "checkpoint_before": self.checkpoint_before,
-        }
 
 
 @dataclass
-class BacklogRss:
+class BacklogRss(Record):
     """The supervisor's memory while a big backlog waits (bench/claims.py)."""
 
     pending_at_start: int
@@ -278,9 +202,6 @@ class BacklogRss:
     rss_after_2s_mib: float
     rss_last_mib: float
     rss_peak_mib: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 Run = DaemonRun | IdealRun | CliRun
@@ -335,9 +256,10 @@ class Results:
             **{name: run.as_dict() for name, run in self.runs.items()},
             "connections": self.connections,
             "claim_latency": [c.as_dict() for c in self.claim_latency],
-            **_present(
-                supervisor_rss_backlog=self.supervisor_rss_backlog
-                and self.supervisor_rss_backlog.as_dict()
+            **(
+                {"supervisor_rss_backlog": self.supervisor_rss_backlog.as_dict()}
+                if self.supervisor_rss_backlog
+                else {}
             ),
             "ratios": self.ratios,
             "targets": self.targets,
