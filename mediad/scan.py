@@ -18,9 +18,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -46,6 +46,37 @@ class ScanReport:
     bad_names: int = 0  # not valid UTF-8: recorded as failed rows, class bad_path
     # The directory the walk was in when it stopped answering; the scan ended there.
     unreachable: str | None = None
+
+
+class Intake(Protocol):
+    """Where the files found go (the store): returns (inserted, queued again)."""
+
+    def scan_upsert(self, entries: Sequence[ScanEntry], priority: int = 0) -> tuple[int, int]: ...
+
+
+def scan_into(
+    intake: Intake, dirs: Sequence[str], priority: int, stall_seconds: float = STALL_SECONDS
+) -> tuple[int, int, ScanReport]:
+    """Walk the trees and queue what is new or changed, batch by batch: (new, changed,
+    report). `mediad scan` and `mediad run --scan` both."""
+    report = ScanReport()
+    inserted = requeued = 0
+    for batch in scan_batches(list(dirs), report, stall_seconds):
+        new, again = intake.scan_upsert(batch, priority)
+        inserted += new
+        requeued += again
+    unchanged = report.seen - report.bad_names - inserted - requeued
+    log.info(
+        "scan finished" if report.unreachable is None else "scan stopped",
+        files=report.seen,
+        new=inserted,
+        changed=requeued,
+        unchanged=unchanged,
+        bad_names=report.bad_names,
+        unreadable_dirs=report.unreadable_dirs,
+        unreachable=None if report.unreachable is None else escaped(report.unreachable),
+    )
+    return inserted, requeued, report
 
 
 class Frames:
