@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import argparse
 import contextlib
+import importlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -42,14 +43,22 @@ class Launch(abc.ABC):
         """What must run before the command, started; yields the command to run."""
 
 
-class _Handled(Launch):
-    def __init__(self, args: argparse.Namespace, handler: Handler) -> None:
+class Handled(Launch):
+    """A command that only reads its config, then runs its handler: `name` in `module`,
+    imported only then (tests/test_commands.py checks that each one is there)."""
+
+    def __init__(self, args: argparse.Namespace, module: str, name: str) -> None:
         super().__init__(args)
-        self.handler = handler
+        self.module = module
+        self.name = name
+
+    def handler(self) -> Handler:
+        found: Handler = getattr(importlib.import_module(self.module), self.name)
+        return found
 
     @contextlib.contextmanager
     def started(self, config: Config) -> Iterator[Callable[[], int]]:
-        yield lambda: self.handler(self.args, config)
+        yield lambda: self.handler()(self.args, config)
 
 
 @dataclass(frozen=True)
@@ -63,9 +72,9 @@ class Command:
     launch: Callable[[argparse.Namespace], Launch]
 
 
-def handled_by(handler: Handler) -> Callable[[argparse.Namespace], Launch]:
-    """The launch of a command that only reads its config, then runs `handler`."""
-    return lambda args: _Handled(args, handler)
+def handled_by(module: str, name: str) -> Callable[[argparse.Namespace], Launch]:
+    """The launch of a command handled by `name` in `module` (see Handled)."""
+    return lambda args: Handled(args, module, name)
 
 
 def no_options(parser: argparse.ArgumentParser) -> None:

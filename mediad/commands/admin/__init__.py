@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 
 from mediad.commands.base import Command, handled_by, no_options
-from mediad.config import Config
 
 MIGRATE_HELP = "Create or upgrade mediad's schema (safe to run concurrently)."
 CHECK_CONFIG_HELP = "Validate the configuration and print it, secrets masked."
@@ -17,19 +16,15 @@ def _check_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
 
 
-def _migrate(args: argparse.Namespace, config: Config) -> int:
-    from mediad.commands.admin import handlers
-
-    return handlers.migrate(args, config)
-
-
-def _check_config(args: argparse.Namespace, config: Config) -> int:
-    from mediad.commands.admin import handlers
-
-    return handlers.check_config(args, config)
-
+# Imported only when one of these commands runs.
+HANDLERS = f"{__name__}.handlers"
 
 COMMANDS = (
-    Command("migrate", MIGRATE_HELP, no_options, handled_by(_migrate)),
-    Command("check-config", CHECK_CONFIG_HELP, _check_config_options, handled_by(_check_config)),
+    Command("migrate", MIGRATE_HELP, no_options, handled_by(HANDLERS, "migrate")),
+    Command(
+        "check-config",
+        CHECK_CONFIG_HELP,
+        _check_config_options,
+        handled_by(HANDLERS, "check_config"),
+    ),
 )

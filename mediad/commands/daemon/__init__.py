@@ -150,13 +150,9 @@ class DaemonLaunch(Launch):
         )
 
 
-def _extract(args: argparse.Namespace, config: Config) -> int:
-    from mediad.commands.daemon import extract
-
-    return extract.extract(args, config)
-
-
 COMMANDS = (
     Command("run", RUN_HELP, _run_options, DaemonLaunch),
-    Command("extract", EXTRACT_HELP, _extract_options, handled_by(_extract)),
+    Command(
+        "extract", EXTRACT_HELP, _extract_options, handled_by(f"{__name__}.extract", "extract")
+    ),
 )

@@ -8,7 +8,6 @@ import argparse
 
 from mediad.commands.base import Command, handled_by
 from mediad.commands.options import STDIN_HELP, path_options, utf8
-from mediad.config import Config
 from mediad.errors import FailureClass
 from mediad.walker import MIN_STALL_SECONDS, STALL_SECONDS
 
@@ -53,26 +52,11 @@ def _retry_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _scan(args: argparse.Namespace, config: Config) -> int:
-    from mediad.commands.queue import handlers
-
-    return handlers.scan(args, config)
-
-
-def _enqueue(args: argparse.Namespace, config: Config) -> int:
-    from mediad.commands.queue import handlers
-
-    return handlers.enqueue(args, config)
-
-
-def _retry(args: argparse.Namespace, config: Config) -> int:
-    from mediad.commands.queue import handlers
-
-    return handlers.retry(args, config)
-
+# Imported only when one of these commands runs.
+HANDLERS = f"{__name__}.handlers"
 
 COMMANDS = (
-    Command("scan", SCAN_HELP, _scan_options, handled_by(_scan)),
-    Command("enqueue", ENQUEUE_HELP, _enqueue_options, handled_by(_enqueue)),
-    Command("retry", RETRY_HELP, _retry_options, handled_by(_retry)),
+    Command("scan", SCAN_HELP, _scan_options, handled_by(HANDLERS, "scan")),
+    Command("enqueue", ENQUEUE_HELP, _enqueue_options, handled_by(HANDLERS, "enqueue")),
+    Command("retry", RETRY_HELP, _retry_options, handled_by(HANDLERS, "retry")),
 )

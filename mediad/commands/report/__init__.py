@@ -8,7 +8,6 @@ import argparse
 
 from mediad.commands.base import Command, handled_by
 from mediad.commands.options import STDIN_HELP, path_options
-from mediad.config import Config
 
 STATUS_HELP = (
     "Queue counts by state, rates, failures by class; live daemons' mounts and stuck workers."
@@ -25,19 +24,10 @@ def _show_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per path, per line")
 
 
-def _status(args: argparse.Namespace, config: Config) -> int:
-    from mediad.commands.report import handlers
-
-    return handlers.status(args, config)
-
-
-def _show(args: argparse.Namespace, config: Config) -> int:
-    from mediad.commands.report import handlers
-
-    return handlers.show(args, config)
-
+# Imported only when one of these commands runs.
+HANDLERS = f"{__name__}.handlers"
 
 COMMANDS = (
-    Command("status", STATUS_HELP, _status_options, handled_by(_status)),
-    Command("show", SHOW_HELP, _show_options, handled_by(_show)),
+    Command("status", STATUS_HELP, _status_options, handled_by(HANDLERS, "status")),
+    Command("show", SHOW_HELP, _show_options, handled_by(HANDLERS, "show")),
 )

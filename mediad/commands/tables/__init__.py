@@ -8,7 +8,6 @@ import argparse
 
 from mediad.commands.base import Command, handled_by
 from mediad.commands.options import utf8
-from mediad.config import Config
 
 ATTACH_HELP = (
     "Work from an application's own table: queue its rows "
@@ -99,19 +98,10 @@ def _detach_options(parser: argparse.ArgumentParser) -> None:
     _table_change_options(parser)
 
 
-def _attach(args: argparse.Namespace, config: Config) -> int:
-    from mediad.commands.tables import handlers
-
-    return handlers.attach(args, config)
-
-
-def _detach(args: argparse.Namespace, config: Config) -> int:
-    from mediad.commands.tables import handlers
-
-    return handlers.detach(args, config)
-
+# Imported only when one of these commands runs.
+HANDLERS = f"{__name__}.handlers"
 
 COMMANDS = (
-    Command("attach", ATTACH_HELP, _attach_options, handled_by(_attach)),
-    Command("detach", DETACH_HELP, _detach_options, handled_by(_detach)),
+    Command("attach", ATTACH_HELP, _attach_options, handled_by(HANDLERS, "attach")),
+    Command("detach", DETACH_HELP, _detach_options, handled_by(HANDLERS, "detach")),
 )
