@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Iterator
 
 from mediad import notify
-from mediad.commands.base import Command, Launch, handled_by
+from mediad.commands.base import Command, Handled, Launch
 from mediad.commands.options import load_config, overrides, worker_options
 from mediad.config import Config, load
 from mediad.errors import MediadError
@@ -150,9 +150,19 @@ class DaemonLaunch(Launch):
         )
 
 
+class ExtractLaunch(Handled):
+    """`extract`: its handler starts the workers (mediad/commands/daemon/extract.py)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__(args, f"{__name__}.extract", "extract")
+
+    @contextlib.contextmanager
+    def started(self, config: Config) -> Iterator[Callable[[], int]]:
+        with _boot_failure_reported(), super().started(config) as command:
+            yield command
+
+
 COMMANDS = (
     Command("run", RUN_HELP, _run_options, DaemonLaunch),
-    Command(
-        "extract", EXTRACT_HELP, _extract_options, handled_by(f"{__name__}.extract", "extract")
-    ),
+    Command("extract", EXTRACT_HELP, _extract_options, ExtractLaunch),
 )
