@@ -71,7 +71,7 @@ SET state = 'done',
     truncated = r.truncated,
     summary = r.summary,
     metadata = r.metadata
--- One JSON array for the whole batch (mediad/record.py makes its objects, in the worker):
+-- One JSON array for the whole batch (mediad/extract/record.py makes its objects, in the worker):
 -- one parameter instead of one array per column, and each document parsed once.
 FROM jsonb_to_recordset(%(records)s::jsonb) AS r(
     id bigint, token bigint, resolved_path text, size_bytes bigint, mtime_us bigint,
