@@ -9,14 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mediad import embedded, logs
+from mediad import embedded, logs, startup
 from mediad.config import Config
 from mediad.db import migrations
 from mediad.db.connection import Database, Target
 from mediad.errors import ConfigError
 
 CREDENTIAL_NAME = "database-password"
-PGPASSWORD_AT_START = os.environ.get("PGPASSWORD")
 
 
 def read_password(config: Config) -> str | None:
@@ -28,7 +27,7 @@ def read_password(config: Config) -> str | None:
         if candidate is None or not candidate.is_file():
             # libpq's own variable, kept working after `run` removes it from the
             # environment its workers inherit.
-            password = PGPASSWORD_AT_START
+            password = startup.variable("PGPASSWORD")
             logs.register_secret(password)
             return password
         path = str(candidate)

@@ -9,7 +9,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 
-from mediad import notify
+from mediad import notify, startup
 from mediad.commands.base import Command, Handled, Launch
 from mediad.commands.options import load_config, overrides, worker_options
 from mediad.config import Config, load
@@ -70,12 +70,13 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
-def _scrub_secret_environment() -> dict[str, str]:
+def scrub_secret_environment() -> dict[str, str]:
     """The environment as it was (for reloads), after removing secrets from the live one."""
-    startup = dict(os.environ)
+    startup.keep(os.environ)
+    environ = dict(os.environ)
     for name in SECRET_VARIABLES:
         os.environ.pop(name, None)
-    return startup
+    return environ
 
 
 def _run_config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
@@ -126,7 +127,7 @@ class DaemonLaunch(Launch):
         self.environ: dict[str, str] = {}
 
     def config(self) -> Config:
-        self.environ = _scrub_secret_environment()
+        self.environ = scrub_secret_environment()
         return _run_config(self.args, self.environ)
 
     @contextlib.contextmanager
