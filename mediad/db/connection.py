@@ -23,6 +23,10 @@ from mediad.config import Config, database_label, mask_dsn
 from mediad.db.listener import Listener
 from mediad.errors import DatabaseRejected, DatabaseUnavailable
 from mediad.queries import named_queries
+from mediad.retry import Backoff
+
+# A server that is down or restarting is asked again after 0.1 s, 0.2 s ... then every second.
+CONNECT_BACKOFF = Backoff(0.1, 1.0)
 
 
 def compose(text: str, schema: str) -> sql.Composed:
@@ -121,7 +125,7 @@ class Database:
         with the server's reason, when waiting cannot help (DatabaseRejected), and waits
         up to `timeout` only for a server that is down, restarting or out of reach."""
         deadline = time.monotonic() + self.timeout
-        delay = 0.1
+        tries = 0
         while True:
             try:
                 psycopg.connect(self.target.dsn, **self.connect_kwargs()).close()
@@ -137,8 +141,8 @@ class Database:
                     f"database unavailable: {self.label}: {reason} (tried for "
                     f"{self.timeout:g} s, database.connect_timeout_seconds)"
                 )
-            time.sleep(min(delay, remaining))  # the last try at the deadline
-            delay = min(1.0, delay * 2)
+            tries += 1
+            time.sleep(min(CONNECT_BACKOFF.delay(tries), remaining))  # the last at the deadline
 
     def _masked(self, text: str) -> str:
         """libpq quotes pieces of a DSN it cannot parse: never the password."""

@@ -17,10 +17,13 @@ from mediad.pool.deaths import death_failure, describe_exit, timeout_failure
 from mediad.pool.killed import EventSink, StuckProcess, await_exits
 from mediad.pool.processes import MountOf, Processes
 from mediad.pool.slot import Slot, reading_since
+from mediad.retry import Backoff
 
 # A worker that dies this soon after starting counts as failing to boot: back off.
 EARLY_DEATH_SECONDS = 2.0
 MAX_RESTART_DELAY = 30.0
+# Workers dying right after their start wait 0.2 s, then 0.4 s ... before the next one.
+RESTART_BACKOFF = Backoff(0.2, MAX_RESTART_DELAY)
 # The longest the loop waits for killed workers to exit (kill_all): after it, whoever is
 # left is watched like any other killed worker.
 KILL_WAIT_SECONDS = 1.0
@@ -302,8 +305,7 @@ class WorkerPool:
         now = self._clock()
         if now - slot.started_at < EARLY_DEATH_SECONDS:
             self._early_deaths += 1
-            delay = min(MAX_RESTART_DELAY, 0.1 * 2**self._early_deaths)
-            self._next_start_at = now + delay
+            self._next_start_at = now + RESTART_BACKOFF.delay(self._early_deaths)
         head, started, others = slot.charged()
         self.on_event(
             "worker_died",
