@@ -22,19 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import CORES
+from bench.corpus import build_corpus
+from bench.daemon import DaemonSpec, compile_bytecode
 from bench.db import Sql, bench_database, server
-from bench.run import (
-    CORES,
-    ENQUEUE_BATCH,
-    DaemonSpec,
-    build_corpus,
-    compile_bytecode,
-    drop_schema,
-    enqueuer,
-    fill_noop_rows,
-    run_mediad,
-    table_stats,
-)
+from bench.endtoend import run_mediad
+from bench.rows import ENQUEUE_BATCH, drop_schema, enqueuer, fill_noop_rows, table_stats
 
 KEYS = (
     "files_per_s",
@@ -91,9 +84,10 @@ def one_run(
             else:
                 result = run_mediad(sql, spec, len(paths), log_path, enqueue=enqueue)
     time.sleep(1.0)  # the stopped daemon's backends report their statistics
-    found = {key: result.get(key) for key in KEYS}
-    found["clock_from"] = result["clock_from"]
-    found["table"] = table_stats(sql, schema)
+    measured = result.as_dict()
+    found = {key: measured.get(key) for key in KEYS}
+    found["clock_from"] = result.clock_from
+    found["table"] = table_stats(sql, schema).as_dict()
     # Rows written by one statement share its transaction's now().
     found["write_statements"] = sql.one(
         f'SELECT count(DISTINCT finished_at) FROM "{schema}".files'

@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mediad.extractor import ExtractOptions, extract
-from mediad.mediainfo import prepare
+from mediad.extract.extractor import extract
+from mediad.extract.mediainfo import prepare
+from mediad.extract.options import ExtractOptions
 from mediad.models import Extracted, Outcome
 
 _OPTIONS: ExtractOptions | None = None

@@ -5,7 +5,7 @@ read in turn by both libraries, best of several passes, in CPU time per file.
     .venv/bin/python -m bench.libcost [--other /usr/lib/x86_64-linux-gnu/libmediainfo.so.0]
 
 It says how much of a gap between mediad and the CLI is the two MediaInfo releases rather
-than mediad (docs/benchmarks.md). Each library is loaded through mediad.mediainfo, which
+than mediad (docs/benchmarks.md). Each library is loaded through mediad.extract.mediainfo, which
 sets the options mediad's workers set.
 """
 
@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 
 from bench import cli_lib
-from bench.run import corpus_originals
-from mediad.mediainfo import Reader, _apply, _load
+from bench.corpus import corpus_originals
+from mediad.extract.mediainfo import Reader, _apply, _load
 
 
 def cpu() -> float:

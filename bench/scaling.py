@@ -29,28 +29,19 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bench.common import CORES, rate, say
+from bench.corpus import build_corpus
+from bench.daemon import DaemonSpec, daemon, log_tail, outcome_counts, remaining
 from bench.db import Sql, bench_database, server
 from bench.procstat import MachineClock, TreeSampler
-from bench.run import (
-    CORES,
-    DaemonSpec,
-    build_corpus,
-    daemon,
-    enqueue_paths,
-    fill_noop_rows,
-    log_tail,
-    outcome_counts,
-    rate,
-    remaining,
-    say,
-)
+from bench.rows import enqueue_paths, fill_noop_rows
 
 # `mediad run` with psycopg's automatic prepared statements turned off, without touching
 # mediad: what a `prepare_threshold = None` setting in mediad would do (see docs/scaling.md).
 NO_PREPARE_SHIM = (
     "-c",
-    "import sys; import mediad.store as s; o = s.Store.connect_kwargs; "
-    "s.Store.connect_kwargs = lambda self: {**o(self), 'prepare_threshold': None}; "
+    "import sys; import mediad.db.connection as c; o = c.Database.connect_kwargs; "
+    "c.Database.connect_kwargs = lambda self: {**o(self), 'prepare_threshold': None}; "
     "from mediad.cli import main; sys.exit(main(['run']))",
 )
 

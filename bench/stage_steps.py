@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 
-from mediad.extractor import ExtractOptions, descriptor_view, open_checked
-from mediad.extractor import extract as mediad_extract
-from mediad.mediainfo import read_json
+from mediad.extract.extractor import extract as mediad_extract
+from mediad.extract.gate import open_checked
+from mediad.extract.mediainfo import read_json
+from mediad.extract.options import ExtractOptions
+from mediad.extract.view import descriptor_view
 from mediad.models import Extracted, Failure, Outcome
 
 OPTIONS = ExtractOptions()

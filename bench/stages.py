@@ -25,7 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import cli_lib, stage_steps
-from bench.run import CORES, build_corpus, compile_bytecode, run_cli
+from bench.cli_baseline import run_cli
+from bench.common import CORES
+from bench.corpus import build_corpus
+from bench.daemon import compile_bytecode
 
 
 def _children_cpu() -> float:
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     run = run_cli(args.mediainfo, paths, args.workers, 1000, env)
                     found.setdefault(name, []).append(
-                        (run["files_per_s"], run["cpu_seconds"] / len(paths) * 1e6)
+                        (run.files_per_s, run.cpu_seconds / len(paths) * 1e6)
                     )
             for name, step in (
                 ("read", stage_steps.read),

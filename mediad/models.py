@@ -58,9 +58,9 @@ METADATA_KEY = ',"metadata":'
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A successful extraction as the write-back reads it (mediad/record.py makes it in
-    the worker): one JSON object, `text`, and what the supervisor needs without parsing
-    it."""
+    """A successful extraction as the write-back reads it (mediad/extract/record.py makes
+    it in the worker): one JSON object, `text`, and what the supervisor needs without
+    parsing it."""
 
     row_id: int
     text: str

@@ -27,6 +27,23 @@ PERMANENT: frozenset[FailureClass] = frozenset(
 
 
 @dataclass(frozen=True)
+class Backoff:
+    """Exponential back-off: `first` after the first failure, doubling with each failure in
+    a row, never more than `most`. One rule for whatever retries (a busy table, a database
+    away, workers dying at boot, a failed file); each caller keeps its own figures."""
+
+    first: float
+    most: float
+
+    def delay(self, failures: int) -> float:
+        """The wait after the `failures`-th failure in a row (1 for the first)."""
+        # Past 2**64 every real step is `most` already, and a larger power of two would
+        # overflow a float after a long outage.
+        exponent = min(max(0, failures - 1), 64)
+        return min(self.most, self.first * 2.0**exponent)
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int
     backoff_base_seconds: float
@@ -44,5 +61,5 @@ class RetryPolicy:
         than half the step.
         """
         rng = rng or random.Random()
-        step = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** max(0, attempts - 1))
+        step = Backoff(self.backoff_base_seconds, self.backoff_max_seconds).delay(attempts)
         return rng.uniform(step / 2, step)

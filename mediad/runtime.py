@@ -1,5 +1,5 @@
 """Putting the pieces together for a command: the database (embedded or configured), the
-password, the store, and the schema check."""
+password, the handle on it, and the schema check."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mediad import embedded, logs
-from mediad.config import Config, database_label
+from mediad import embedded, logs, startup
+from mediad.config import Config
+from mediad.db import migrations
+from mediad.db.connection import Database, Target
 from mediad.errors import ConfigError
-from mediad.store import Store
 
 CREDENTIAL_NAME = "database-password"
-PGPASSWORD_AT_START = os.environ.get("PGPASSWORD")
 
 
 def read_password(config: Config) -> str | None:
@@ -27,7 +27,7 @@ def read_password(config: Config) -> str | None:
         if candidate is None or not candidate.is_file():
             # libpq's own variable, kept working after `run` removes it from the
             # environment its workers inherit.
-            password = PGPASSWORD_AT_START
+            password = startup.variable("PGPASSWORD")
             logs.register_secret(password)
             return password
         path = str(candidate)
@@ -55,51 +55,37 @@ def database(config: Config) -> Iterator[tuple[str, str | None]]:
 
 
 @contextlib.contextmanager
-def open_store(
+def open_database(
     config: Config, *, owner: str = "", migrate: bool | None = None, check: bool = True
-) -> Iterator[Store]:
-    """An open store on a schema of the right version (migrated first where configured)."""
+) -> Iterator[Database]:
+    """An open handle on a schema of the right version (migrated first where configured)."""
     with database(config) as (dsn, password):
-        store = Store(
-            dsn,
-            config.database.schema,
-            password=password,
-            owner=owner,
-            timeout=config.database.connect_timeout_seconds,
-            prepared_statements=config.database.prepared_statements,
-            label=database_label(config),
-        )
-        store.open()
+        db = _opened(Target.of(config, dsn, password, owner), config, migrate, check)
         try:
-            should_migrate = config.database.auto_migrate if migrate is None else migrate
-            if should_migrate:
-                store.migrate()
-            if check:
-                store.check_schema()
-            yield store
+            yield db
         finally:
-            store.close()
+            db.close()
 
 
-def connect(config: Config, owner: str) -> Store:
-    """An open store for a configured DSN (a reload's new database); schema checked."""
+def connect(config: Config, owner: str) -> Database:
+    """An open handle for a configured DSN (a reload's new database); schema checked."""
     if config.embedded:
         raise ConfigError("database.dsn", "cannot switch to the embedded database while running")
-    store = Store(
-        config.database.dsn,
-        config.database.schema,
-        password=read_password(config),
-        owner=owner,
-        timeout=config.database.connect_timeout_seconds,
-        prepared_statements=config.database.prepared_statements,
-        label=database_label(config),
-    )
-    store.open()
+    target = Target.of(config, config.database.dsn, read_password(config), owner)
+    return _opened(target, config, None, True)
+
+
+def _opened(target: Target, config: Config, migrate: bool | None, check: bool) -> Database:
+    """The one place a handle for a command or the daemon is made: opened, migrated where
+    configured (or asked), its schema version checked."""
+    db = Database(target)
+    db.open()
     try:
-        if config.database.auto_migrate:
-            store.migrate()
-        store.check_schema()
-    except Exception:
-        store.close()
+        if config.database.auto_migrate if migrate is None else migrate:
+            migrations.migrate(db)
+        if check:
+            migrations.check_schema(db)
+    except BaseException:
+        db.close()
         raise
-    return store
+    return db

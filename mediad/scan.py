@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,36 @@ class ScanReport:
     bad_names: int = 0  # not valid UTF-8: recorded as failed rows, class bad_path
     # The directory the walk was in when it stopped answering; the scan ended there.
     unreachable: str | None = None
+
+
+# Where the files found go (mediad.db.intake.scan_upsert on a database): a batch and its
+# priority in, (inserted, queued again) out.
+Upsert = Callable[[Sequence[ScanEntry], int], tuple[int, int]]
+
+
+def scan_into(
+    upsert: Upsert, dirs: Sequence[str], priority: int, stall_seconds: float = STALL_SECONDS
+) -> tuple[int, int, ScanReport]:
+    """Walk the trees and queue what is new or changed, batch by batch: (new, changed,
+    report). `mediad scan` and `mediad run --scan` both."""
+    report = ScanReport()
+    inserted = requeued = 0
+    for batch in scan_batches(list(dirs), report, stall_seconds):
+        new, again = upsert(batch, priority)
+        inserted += new
+        requeued += again
+    unchanged = report.seen - report.bad_names - inserted - requeued
+    log.info(
+        "scan finished" if report.unreachable is None else "scan stopped",
+        files=report.seen,
+        new=inserted,
+        changed=requeued,
+        unchanged=unchanged,
+        bad_names=report.bad_names,
+        unreadable_dirs=report.unreadable_dirs,
+        unreachable=None if report.unreachable is None else escaped(report.unreachable),
+    )
+    return inserted, requeued, report
 
 
 class Frames:

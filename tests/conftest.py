@@ -23,7 +23,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from mediad.store import Store
+from mediad.db import migrations
+from mediad.db.connection import Database, Target
+from mediad.db.queue import Queue
 from tests import fusefs
 
 
@@ -106,14 +108,21 @@ def schema(request: pytest.FixtureRequest, test_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def store(test_dsn: str, schema: str) -> Iterator[Store]:
-    s = Store(test_dsn, schema, owner="test-host:1")
-    s.open()
-    s.migrate()
+def db(test_dsn: str, schema: str) -> Iterator[Database]:
+    """An open handle on this test's schema, migrated."""
+    handle = Database(Target(test_dsn, schema, owner="test-host:1"))
+    handle.open()
+    migrations.migrate(handle)
     try:
-        yield s
+        yield handle
     finally:
-        s.close()
+        handle.close()
+
+
+@pytest.fixture
+def queue(db: Database) -> Queue:
+    """The daemon's statements on `db`."""
+    return Queue(db)
 
 
 @pytest.fixture
@@ -156,10 +165,21 @@ def app_schema(schema: str, test_dsn: str) -> Iterator[str]:
 
 # --- running mediad as a user would -----------------------------------------------------
 
+REPOSITORY = Path(__file__).resolve().parent.parent
+TEST_ENGINE = "tests.support.engine:ENGINE"
+
+
+def engine_env() -> dict[str, str]:
+    """The test engine (tests/support/README.md), active only where a test adds
+    MEDIAD_TEST_HOOKS=1; PYTHONPATH lets mediad and its workers import it."""
+    path = os.pathsep.join(p for p in (str(REPOSITORY), os.environ.get("PYTHONPATH")) if p)
+    return {"MEDIAD_TEST_ENGINE": TEST_ENGINE, "PYTHONPATH": path}
+
 
 @pytest.fixture
 def mediad_env(test_dsn: str, schema: str, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
+    env.update(engine_env())
     env.update(
         MEDIAD_DATABASE_DSN=test_dsn,
         MEDIAD_DATABASE_SCHEMA=schema,
@@ -347,7 +367,8 @@ def small_mp4(corpus: tuple[Path, dict[str, Any]]) -> Path:
 
 def link_files(source: Path, directory: Path, count: int, marker: str = "") -> list[Path]:
     """`count` hard links of one file: thousands of files for no disk. A marker in the name
-    triggers a worker test hook (MEDIAD_TEST_HOOKS=1), e.g. __mediad_sleep_20ms__."""
+    triggers a fault of the test engine (MEDIAD_TEST_HOOKS=1, tests/support/engine.py), e.g.
+    __mediad_sleep_20ms__."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{marker}f{i:05d}.mp4" for i in range(count)]
     for path in paths:

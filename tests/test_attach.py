@@ -24,8 +24,10 @@ import pytest
 from mediad import attach
 from mediad.attach import Column
 from mediad.config import load
+from mediad.db import table_sql
+from mediad.db.connection import Database
+from mediad.db.queue import Queue
 from mediad.errors import ConfigError, UsageError
-from mediad.store import Store
 from tests.conftest import Daemon, counts, mediad, wait_until
 from tests.test_store import extracted, records
 
@@ -102,14 +104,14 @@ def test_statements_quote_every_name() -> None:
     odd = attach.Source(
         '"My App".files', "My App", "files", "Id", "bigint", "Pa$mediad$th", "Meta", "jsonb", id=7
     )
-    function = attach.create_function("mediad", odd).as_string(None)
+    function = table_sql.create_function("mediad", odd).as_string(None)
     assert 'NEW."Pa$mediad$th"' in function and "$mediad1$" in function
     assert '"mediad"."source_7_sync"' in function
-    triggers = [s.as_string(None) for s in attach.create_triggers("mediad", odd)]
+    triggers = [s.as_string(None) for s in table_sql.create_triggers("mediad", odd)]
     assert 'ON "My App"."files"' in triggers[0]
     assert 'UPDATE OF "Id", "Pa$mediad$th"' in triggers[1]
-    assert attach.write_back(attach.Source("a.b", "a", "b", "id", "bigint", "p")) is None
-    assert len(attach.trigger_name("s" * 63, odd)) <= 63
+    assert table_sql.write_back(attach.Source("a.b", "a", "b", "id", "bigint", "p")) is None
+    assert len(table_sql.trigger_name("s" * 63, odd)) <= 63
 
 
 def test_attach_config_is_validated_naming_the_key(tmp_path: Path) -> None:
@@ -185,7 +187,7 @@ def files(sql: SQL, schema: str) -> dict[str, tuple[Any, ...]]:
 
 
 def test_attach_queues_follows_inserts_updates_deletes_and_detach_restores(
-    mediad_env: dict[str, str], sql: SQL, schema: str, app_schema: str, store: Store
+    mediad_env: dict[str, str], sql: SQL, schema: str, app_schema: str, queue: Queue
 ) -> None:
     rows: list[tuple[str, str | None]] = [(f"/m/{i}.mp4", None) for i in range(30)]
     rows += [(f"/m/old{i}.mp4", '{"old": true}') for i in range(5)]
@@ -241,11 +243,11 @@ def test_attach_queues_follows_inserts_updates_deletes_and_detach_restores(
     assert files(sql, schema)[str(new_id)][:2] == ("pending", "/m/new.mp4")
     assert len(files(sql, schema)) == 32
 
-    # Complete two rows through the store (fenced write-back), one of them twice-claimed.
-    jobs = {j.path: j for j in store.claim(100, 30)}
+    # Complete two rows through the queue (fenced write-back), one of them twice-claimed.
+    jobs = {j.path: j for j in queue.claim(100, 30)}
     first, second = jobs["/m/1.mp4"], jobs["/m/2.mp4"]
     sql(f'UPDATE "{schema}".files SET lease_token = -1 WHERE id = %s', [second.id])  # fenced
-    result_w = store.complete(
+    result_w = queue.complete(
         records([(first, extracted("/m/1.mp4")), (second, extracted("/m/2.mp4"))])
     )
     assert result_w.written == 1 and result_w.stale == 1
@@ -344,7 +346,7 @@ def database_state(sql: SQL, schema: str, table: str) -> tuple[Any, ...]:
 
 
 def test_attach_dry_run_prints_the_names_the_real_attach_creates_and_changes_nothing(
-    mediad_env: dict[str, str], sql: SQL, schema: str, app_schema: str, store: Store
+    mediad_env: dict[str, str], sql: SQL, schema: str, app_schema: str, db: Database
 ) -> None:
     table = make_table(sql, app_schema, [("/m/a.mp4", None), ("/m/b.mp4", None)])
     # Twice: on a fresh sequence, and once an attach and a detach have used a value.

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mediad.config import mask_dsn
-from mediad.store import Store
+from mediad.db.connection import Database
 from tests.conftest import mediad, mediad_bytes_in
 
 SQL = Callable[..., list[tuple[Any, ...]]]
@@ -166,7 +166,7 @@ def test_show_dash_reads_standard_input(env: dict[str, str], tmp_path: Path) -> 
 )
 def test_dash_comes_alone_and_null_needs_it(
     env: dict[str, str],
-    store: Store,
+    db: Database,
     sql: SQL,
     schema: str,
     args: tuple[str, ...],

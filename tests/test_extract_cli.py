@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from mediad.store import Store
+from mediad.db import tables
+from mediad.db.connection import Database
 from tests.conftest import counts, link_files, mediad, wait_until
 from tests.test_attach import MAPPING, make_table
 
@@ -150,16 +151,16 @@ def test_all_with_limit_caps_the_attached_tables_backfill_too(
 
 
 def test_a_capped_backfill_queues_exactly_that_many_across_batches(
-    mediad_env: dict[str, str], sql: SQL, schema: str, app_schema: str, store: Store
+    mediad_env: dict[str, str], sql: SQL, schema: str, app_schema: str, db: Database
 ) -> None:
     # Rows 1-3 have no metadata (the attach queues them), rows 4-9 have some (skipped).
     rows = [(f"/m/{i}.mp4", json.dumps(OLD) if i > 3 else None) for i in range(1, 10)]
     table = make_table(sql, app_schema, rows)
     assert mediad("attach", table, *MAPPING, env=mediad_env).returncode == 0
-    [source] = store.sources()
+    [source] = tables.sources(db)
 
-    _, queued = store.backfill(
-        source, batch_size=2, skip_existing=False, resume=False, record=False, max_queued=4
+    _, queued = tables.backfill(
+        db, source, batch_size=2, skip_existing=False, resume=False, record=False, max_queued=4
     )
 
     assert queued == 4

@@ -18,12 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mediad import extractor
 from mediad.errors import FailureClass
-from mediad.extractor import ExtractOptions, descriptor_view, extract
+from mediad.extract import gate
+from mediad.extract.extractor import extract
+from mediad.extract.options import ExtractOptions
+from mediad.extract.view import descriptor_view
+from mediad.extract.worker import WorkerSettings
 from mediad.models import Extracted, Failure, Job, Outcome, Record
 from mediad.pool import WorkerPool
-from mediad.worker import WorkerSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -125,12 +127,12 @@ def test_document_is_json_naming_the_original_path(
 def test_the_kept_handle_reads_what_pymediainfo_parse_reads(
     parse_speed: float, corpus: tuple[Path, dict[str, Expected]], tmp_path: Path
 ) -> None:
-    """The worker keeps one libmediainfo handle (mediad.mediainfo) instead of calling
+    """The worker keeps one libmediainfo handle (mediad.extract.mediainfo) instead of calling
     MediaInfo.parse per file: same options, so the same document, file after file, also
     after a file MediaInfo could not open."""
     from pymediainfo import MediaInfo
 
-    from mediad.mediainfo import read_json
+    from mediad.extract.mediainfo import read_json
 
     directory, _ = corpus
     missing = str(tmp_path / "gone.mp4")
@@ -391,7 +393,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 
 def _gate_answer(path: str, options: ExtractOptions) -> tuple[object, ...]:
-    opened = extractor.open_checked(path, options)
+    opened = gate.open_checked(path, options)
     if isinstance(opened, Failure):
         return ("failed", opened.failure_class, opened.message, opened.resolved_path)
     fd, resolved, st = opened
@@ -437,7 +439,7 @@ def test_canonical_paths_skip_resolution_and_the_full_gate_agrees(
         f"{root}/{'x' * 300}.mp3",
         "/dev/null",
     ]
-    if extractor.open_no_symlinks is None:
+    if gate.open_no_symlinks is None:
         pytest.skip("openat2(2) needs Linux 5.6: every path takes the full way")
 
     def unresolvable(path: str) -> str:
@@ -446,12 +448,12 @@ def test_canonical_paths_skip_resolution_and_the_full_gate_agrees(
     with_roots = ExtractOptions(roots=(os.path.realpath(root),))
     for options in (with_roots, OPTIONS):
         with monkeypatch.context() as patch:
-            patch.setattr(extractor, "resolve_strict", unresolvable)
+            patch.setattr(gate, "resolve_strict", unresolvable)
             for path in canonical:  # opened without resolving
                 assert _gate_answer(path, options)[0] == "opened", path
         fast = {path: _gate_answer(path, options) for path in canonical + others}
         with monkeypatch.context() as patch:
-            patch.setattr(extractor, "open_no_symlinks", None)
+            patch.setattr(gate, "open_no_symlinks", None)
             full = {path: _gate_answer(path, options) for path in canonical + others}
         assert fast == full
     assert fast[f"{root}/sub/f.mp3"][:2] == ("opened", f"{root}/sub/f.mp3")
@@ -470,7 +472,7 @@ def test_a_file_swapped_between_the_check_and_the_open_is_refused(
         fresh.write_bytes(b"swapped in")
         os.replace(fresh, path)
 
-    real_open, real_no_symlinks = os.open, extractor.open_no_symlinks
+    real_open, real_no_symlinks = os.open, gate.open_no_symlinks
 
     def swapping_open(name: Any, flags: int, *args: Any, **kwargs: Any) -> int:
         if name == str(path):
@@ -485,8 +487,8 @@ def test_a_file_swapped_between_the_check_and_the_open_is_refused(
     with monkeypatch.context() as patch:
         patch.setattr(os, "open", swapping_open)
         if real_no_symlinks is not None:
-            patch.setattr(extractor, "open_no_symlinks", swapping_no_symlinks)
-        outcome = extractor.open_checked(str(path), OPTIONS)
+            patch.setattr(gate, "open_no_symlinks", swapping_no_symlinks)
+        outcome = gate.open_checked(str(path), OPTIONS)
     failure = _failed(outcome, FailureClass.NOT_REGULAR)
     assert "swapped" in failure.message
 
@@ -512,9 +514,9 @@ def test_a_folder_swapped_for_a_link_out_of_the_roots_before_the_open_is_refused
         return real_open(name, flags, *args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(extractor, "open_no_symlinks", None)  # the full way
+        patch.setattr(gate, "open_no_symlinks", None)  # the full way
         patch.setattr(os, "open", swapping_open)
-        outcome = extractor.open_checked(f"{root}/sub/f.mp3", ExtractOptions(roots=(str(root),)))
+        outcome = gate.open_checked(f"{root}/sub/f.mp3", ExtractOptions(roots=(str(root),)))
     failure = _failed(outcome, FailureClass.NOT_REGULAR)
     assert "swapped" in failure.message
 

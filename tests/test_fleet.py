@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from mediad import metrics
+from mediad.db import reads
+from mediad.db.queue import Queue
 from mediad.models import DaemonReport, MountReport
-from mediad.store import Store
 from tests.conftest import Daemon, free_port, mediad, wait_until
 from tests.test_observability import scrape
 
@@ -97,10 +98,10 @@ def test_a_running_daemon_publishes_its_row_without_listen_and_deletes_it_at_exi
 
 
 def test_status_shows_mounts_and_stuck_workers_of_live_daemons_only(
-    store: Store, mediad_env: dict[str, str], sql: SQL, schema: str
+    queue: Queue, mediad_env: dict[str, str], sql: SQL, schema: str
 ) -> None:
-    env = mediad_env  # the same schema as the store
-    store.heartbeat(stuck_daemon())
+    env = mediad_env  # the same schema as the queue
+    queue.heartbeat(stuck_daemon())
     report = status(env)
     assert report["mounts"] == [
         {
@@ -127,15 +128,15 @@ def test_status_shows_mounts_and_stuck_workers_of_live_daemons_only(
 
 
 def test_a_killed_daemon_stops_being_live_and_a_daemon_prunes_day_old_rows(
-    store: Store,
+    queue: Queue,
     mediad_env: dict[str, str],
     daemons: Callable[..., Daemon],
     sql: SQL,
     schema: str,
 ) -> None:
     env = {**mediad_env, "MEDIAD_DAEMON_HEARTBEAT_SECONDS": "0.5"}
-    store.heartbeat(stuck_daemon("old-host:1"))
-    store.heartbeat(stuck_daemon("recent-host:2"))
+    queue.heartbeat(stuck_daemon("old-host:1"))
+    queue.heartbeat(stuck_daemon("recent-host:2"))
     sql(
         f"UPDATE \"{schema}\".daemons SET heartbeat_at = now() - interval '25 hours' "
         "WHERE owner = 'old-host:1'"
@@ -151,11 +152,11 @@ def test_a_killed_daemon_stops_being_live_and_a_daemon_prunes_day_old_rows(
     wait_until(lambda: "old-host:1" not in rows(sql, schema), 30, "the day-old row to go")
     assert set(rows(sql, schema)) == {"recent-host:2", owner}
 
-    live = {d.report.owner for d in store.live_daemons()}
+    live = {d.report.owner for d in reads.live_daemons(queue.db)}
     assert live == {owner}
     killed.signal(signal.SIGKILL)
     killed.process.wait(timeout=30)
-    wait_until(lambda: not store.live_daemons(), 10, "the killed daemon to stop being live")
+    wait_until(lambda: not reads.live_daemons(queue.db), 10, "the killed daemon to stop being live")
     assert owner in rows(sql, schema)  # its row stays until pruned a day later
 
 

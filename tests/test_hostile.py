@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from mediad.extractor import ExtractOptions, extract
+from mediad.extract.extractor import extract
+from mediad.extract.options import ExtractOptions
 from tests.conftest import Daemon, counts, mediad, wait_until
 from tests.media import make_corpus
 

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
-from mediad import worker
 from mediad.errors import FailureClass
-from mediad.extractor import ExtractOptions
+from mediad.extract import wire
+from mediad.extract.options import ExtractOptions
+from mediad.extract.worker import WorkerSettings
 from mediad.models import Completion, Failure, Job, Record
 from mediad.pool import WorkerPool
-from mediad.worker import WorkerSettings
 from tests import fusefs
+from tests.conftest import TEST_ENGINE
 from tests.fusefs import FuseMount
 
 
@@ -55,7 +56,9 @@ def _run(pool: WorkerPool, jobs: list[Job], until: int) -> tuple[list[Completion
 
 @pytest.fixture()
 def hooks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MEDIAD_TEST_HOOKS", "1")  # read by the spawned worker
+    # Read by the spawned workers, which inherit this process's sys.path.
+    monkeypatch.setenv("MEDIAD_TEST_HOOKS", "1")
+    monkeypatch.setenv("MEDIAD_TEST_ENGINE", TEST_ENGINE)
 
 
 @pytest.mark.parametrize("marker", ["__mediad_crash__", "__mediad_hang__"])
@@ -436,8 +439,8 @@ def test_an_answer_too_large_to_send_fails_its_own_file_and_the_worker_goes_on()
     the huge answer would be read, and kill a worker, forever: it fails alone instead."""
     ours, theirs = multiprocessing.Pipe()
     fine = Failure(FailureClass.CORRUPT, "a small answer")
-    worker.answer(theirs, [(1, fine), (2, _TooLargeToSend()), (3, fine)])
-    answers = [item for _ in range(3) for item in worker.receive(ours)[1]]
+    wire.answer(theirs, [(1, fine), (2, _TooLargeToSend()), (3, fine)])
+    answers = [item for _ in range(3) for item in wire.receive(ours)[1]]
     assert [job_id for job_id, _ in answers] == [1, 2, 3]
     assert answers[0][1] == fine and answers[2][1] == fine
     failure = answers[1][1]

@@ -1,14 +1,14 @@
-"""mediad.record: the JSON object a worker makes for the write-back. Pure: no database."""
+"""mediad.extract.record: the JSON object a worker makes for the write-back. Pure: no database."""
 
 from __future__ import annotations
 
 import json
 import re
 
+from mediad.extract.record import RECORD_KEYS, batch_text, record_of
+from mediad.extract.summary import COLUMNS
 from mediad.models import Extracted, Fingerprint, Job
 from mediad.queries import named_queries
-from mediad.record import RECORD_KEYS, batch_text, record_of
-from mediad.summary import COLUMNS
 
 DOCUMENT = '{\n"media":{"@ref":"/m/a.mkv","track":[{"@type":"General","Format":"Matroska"}]}\n}\n'
 SUMMARY = {key: None for key in COLUMNS} | {

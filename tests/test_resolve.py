@@ -1,4 +1,4 @@
-"""The gate's path resolution (mediad/resolve.py): the C library's realpath(3) must give
+"""The gate's path resolution (mediad/extract/resolve.py): the C library's realpath(3) must give
 the answers os.path.realpath gives, and fail with the same errno, on the paths a media
 library holds, symbolic links of every kind included."""
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mediad import resolve
-from mediad.resolve import resolve_strict
+from mediad.extract import resolve
+from mediad.extract.resolve import resolve_strict
 
 
 @pytest.fixture

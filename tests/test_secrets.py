@@ -3,6 +3,7 @@ and worker processes never receive it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from mediad import runtime, startup
+from mediad.commands.daemon import scrub_secret_environment
+from mediad.config import load
 from tests.conftest import Daemon, counts, mediad, wait_until
 
 pytestmark = pytest.mark.slow
@@ -91,3 +95,17 @@ def test_password_file_and_connection_errors(tmp_path: Path, mediad_env: dict[st
     unreadable = mediad("status", env={**env, "MEDIAD_DATABASE_PASSWORD_FILE": "/nonexistent"})
     assert unreadable.returncode == 2
     assert "database.password_file" in unreadable.stderr
+
+
+def test_pgpassword_still_reaches_the_database_once_run_has_hidden_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`run` takes PGPASSWORD out of the environment its workers inherit; the database,
+    reached afterwards, must still be given it."""
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    monkeypatch.setenv("MEDIAD_DATABASE_DSN", "postgresql://mediad@db.invalid/media")
+    monkeypatch.setattr(startup, "_kept", None)
+    environ = scrub_secret_environment()
+    assert "PGPASSWORD" not in os.environ and "MEDIAD_DATABASE_DSN" not in os.environ
+    config = load(None, environ=environ)
+    assert runtime.read_password(config) == PASSWORD

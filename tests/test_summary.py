@@ -1,4 +1,4 @@
-"""mediad.summary on hand-written MediaInfo-like documents: no files, no MediaInfo."""
+"""mediad.extract.summary on hand-written MediaInfo-like documents: no files, no MediaInfo."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mediad.summary import (
+from mediad.extract.summary import (
     COLUMNS,
     INT4_MAX,
     INT8_MAX,

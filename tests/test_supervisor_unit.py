@@ -17,11 +17,11 @@ from mediad.daemon.ledger import Where
 from mediad.daemon.loop import Supervisor
 from mediad.daemon.requests import Measure, QueueMeasure
 from mediad.daemon.storage import Storage, StorageSettings
+from mediad.db.queue import FailureWrite, Queue, WriteResult
 from mediad.errors import DatabaseUnavailable, FailureClass
+from mediad.extract.record import record_of
 from mediad.models import Completion, Extracted, Failure, Fingerprint, Job, Record
 from mediad.mounts import Mount, MountTable
-from mediad.record import record_of
-from mediad.store import FailureWrite, Store, WriteResult
 
 
 class FakeStore:
@@ -47,7 +47,7 @@ def answered(supervisor: Supervisor) -> None:
 
 def test_results_committed_before_a_failed_failure_write_are_not_written_again() -> None:
     store = FakeStore()
-    supervisor = Supervisor(Config(), cast(Store, store))
+    supervisor = Supervisor(Config(), cast(Queue, store))
     supervisor.db.start()
     try:
         done_job, failed_job = Job(1, "/m/a.mp4", 1, 10), Job(2, "/m/b.mp4", 1, 10)
@@ -88,7 +88,7 @@ class Measured:
 
 
 def measure(error: Exception) -> Supervisor:
-    supervisor = Supervisor(Config(), cast(Store, Measured(error)))
+    supervisor = Supervisor(Config(), cast(Queue, Measured(error)))
     supervisor.db.start()
     seen: list[QueueMeasure] = []
     supervisor.db.submit(Measure(), seen.append)
@@ -122,7 +122,7 @@ def test_a_bug_is_raised_not_retried_as_if_the_database_were_away() -> None:
 
 
 def test_a_reload_changes_how_many_files_a_worker_may_hold() -> None:
-    supervisor = Supervisor(Config(), cast(Store, object()))
+    supervisor = Supervisor(Config(), cast(Queue, object()))
     try:
         for _ in range(20):
             supervisor.pool.pace.observe(0.001)  # small files: the most a worker may hold
@@ -135,7 +135,7 @@ def test_a_reload_changes_how_many_files_a_worker_may_hold() -> None:
 
 
 def test_a_stalled_mount_shows_in_the_status_line_and_the_daemons_report() -> None:
-    supervisor = Supervisor(Config(), cast(Store, SimpleNamespace(owner="host:1")))
+    supervisor = Supervisor(Config(), cast(Queue, SimpleNamespace(owner="host:1")))
     nas = Mount("/mnt/nas", "nfs4", "nas:/media", os.makedev(0, 40))
     table = MountTable([Mount("/", "ext4", "/dev/sda1", os.makedev(8, 1)), nas])
     supervisor.storage = Storage(StorageSettings(2, 60.0, 5.0), read_table=lambda: table)
@@ -166,7 +166,7 @@ def test_a_stalled_mount_shows_in_the_status_line_and_the_daemons_report() -> No
 
 
 def test_stuck_probes_count_toward_the_limit_on_forking_workers() -> None:
-    supervisor = Supervisor(Config(), cast(Store, object()))
+    supervisor = Supervisor(Config(), cast(Queue, object()))
     pool = supervisor.pool
     try:
         pool.target_size = 2

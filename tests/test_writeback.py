@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from mediad.daemon.writeback import WriteBack
+from mediad.db.queue import FailureWrite
 from mediad.errors import FailureClass
+from mediad.extract.record import record_of
 from mediad.models import Completion, Extracted, Failure, Fingerprint, Job
-from mediad.record import record_of
-from mediad.store import FailureWrite
 
 
 def done(n: int) -> Completion:

@@ -2,8 +2,8 @@
 answer comes back through `handle`, where errors, back-off and latency are dealt with
 once for all requests.
 
-The back-off: after a failure no request is submitted before `retry_at` (0.5, 1, 2, 4,
-8 s, then 10 s between tries); any request that succeeds ends it.
+The back-off: after a failure no request is submitted before `retry_at`; any request
+that succeeds ends it.
 """
 
 from __future__ import annotations
@@ -17,17 +17,19 @@ import structlog
 from mediad import metrics
 from mediad.daemon.dbthread import Answer, DatabaseThreads
 from mediad.daemon.requests import Request
+from mediad.db.queue import Queue
 from mediad.errors import DatabaseUnavailable
-from mediad.store import Store
+from mediad.retry import Backoff
 
 log = structlog.get_logger("mediad")
 
 T = TypeVar("T")
-DB_BACKOFF_MAX = 10.0
+# docs/operations.md: 0.5, 1, 2, 4, 8 s, then 10 s between tries.
+DB_BACKOFF = Backoff(first=0.5, most=10.0)
 
 
 class Database:
-    def __init__(self, store: Store, wake: Callable[[], None]) -> None:
+    def __init__(self, store: Queue, wake: Callable[[], None]) -> None:
         self.store = store  # replaced when a reload switches databases
         self._threads = DatabaseThreads(wake)
         self._failures = 0
@@ -89,7 +91,7 @@ class Database:
     def _back_off(self, operation: str, exc: DatabaseUnavailable) -> None:
         metrics.DB_ERRORS.labels(operation).inc()
         self._failures += 1
-        delay = min(DB_BACKOFF_MAX, 0.25 * 2 ** min(self._failures, 8))
+        delay = DB_BACKOFF.delay(self._failures)
         self.retry_at = time.monotonic() + delay
         log.warning(
             "database unavailable: will retry",

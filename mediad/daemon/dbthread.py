@@ -30,7 +30,7 @@ from mediad.logs import mask_text
 
 if TYPE_CHECKING:
     from mediad.daemon.requests import Request
-    from mediad.store import Store
+    from mediad.db.queue import Queue
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ class Answer:
 @dataclass(frozen=True)
 class _Job:
     request: Request[Any]
-    store: Store
+    store: Queue
     done: Callable[[Any], None]
     failed: Callable[[DatabaseUnavailable], None] | None
 
@@ -92,7 +92,7 @@ class DatabaseThreads:
     def submit(
         self,
         request: Request[T],
-        store: Store,
+        store: Queue,
         done: Callable[[T], None],
         failed: Callable[[DatabaseUnavailable], None] | None = None,
     ) -> None:

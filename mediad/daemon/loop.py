@@ -32,10 +32,11 @@ from mediad.daemon.requests import Claim, GiveBack, Release
 from mediad.daemon.results import Results
 from mediad.daemon.signals import SignalInbox
 from mediad.daemon.storage import Storage, StorageSettings
+from mediad.db.listener import Listener
+from mediad.db.queue import Queue
 from mediad.models import DaemonReport
 from mediad.notify import Notifier
 from mediad.pool import WorkerPool, make_pool
-from mediad.store import Listener, Store
 
 log = structlog.get_logger("mediad")
 
@@ -44,13 +45,13 @@ class Supervisor:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: Queue,
         mode: RunMode | None = None,
         *,
         reload_config: Callable[[], Config] | None = None,
         on_progress: Callable[[Tally], None] | None = None,
         notifier: Notifier | None = None,
-        store_factory: Callable[[Config], Store] | None = None,
+        store_factory: Callable[[Config], Queue] | None = None,
         pool: WorkerPool | None = None,
     ) -> None:
         self.config = config
@@ -65,7 +66,6 @@ class Supervisor:
         # The SIGTERM or SIGINT that started the drain: `extract` exits 128 + it.
         self.stopped_by: signal.Signals | None = None
         self._drain_deadline = 0.0
-        self._wedge_for_tests = False
         self.listener: Listener | None = None
         self.metrics_server: Any = None
         self.inbox = SignalInbox()
@@ -88,7 +88,7 @@ class Supervisor:
         self.pool.stuck_elsewhere = lambda: self.storage.probes_killed()
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Queue:
         return self.db.store
 
     def apply_config(self, new: Config) -> None:
@@ -113,7 +113,7 @@ class Supervisor:
             workers=self.pool.target_size,
             batch_size=self.config.daemon.batch_size,
             owner=self.store.owner,
-            database=self.store.label,
+            database=self.store.db.label,
             listen=self.config.database.listen,
             metrics=self.config.metrics.listen or None,
         )
@@ -151,8 +151,6 @@ class Supervisor:
 
     def _step(self) -> None:
         self._handle_signals()
-        if self._wedge_for_tests:
-            self._wedge()
         now = time.monotonic()
         # Only a loop that comes round pings the watchdog: a wedged one gets restarted.
         self.notifier.watchdog()
@@ -227,24 +225,17 @@ class Supervisor:
                 self.resize(self.pool.target_size + 1)
             elif signum == signal.SIGTTOU and self.phase is Phase.RUNNING:
                 self.resize(max(1, self.pool.target_size - 1))
-            elif signum == signal.SIGUSR2:
-                self._wedge_for_tests = True
 
     def resize(self, size: int) -> None:
         log.info("workers resized", workers=size, was=self.pool.target_size)
         self.pool.resize(size)
         self.pool.maintain()
 
-    def _wedge(self) -> None:
-        log.warning("test hook: wedging the main loop")
-        while True:
-            time.sleep(3600)
-
     # --- the database's notifications and the metrics endpoint ----------------------------
 
     def listen(self) -> None:
         if not self.mode.one_shot:
-            self.listener = self.store.listener(self.inbox.wake)
+            self.listener = self.store.db.listener(self.inbox.wake)
             self.listener.start()
 
     def stop_listening(self) -> None:

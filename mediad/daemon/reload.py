@@ -87,7 +87,7 @@ class Reloader:
         sup.stop_listening()
         if new.database.listen:
             sup.listen()
-        old_store.close()
+        old_store.db.close()
         log.info("database switched", dsn=mask_dsn(new.database.dsn) or "embedded")
 
     def _rebind_metrics(self, address: str) -> None:

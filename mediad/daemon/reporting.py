@@ -135,7 +135,7 @@ class Reporter:
     def _count_connections(self) -> None:
         sup = self.sup
         listener = sup.listener
-        opened = sup.store.connections_opened() + (
+        opened = sup.store.db.connections_opened() + (
             listener.connections_opened if listener is not None else 0
         )
         if opened > self._connections_counted:

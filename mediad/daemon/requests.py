@@ -16,7 +16,7 @@ from mediad.errors import DatabaseUnavailable
 from mediad.models import DaemonReport, Job, Record
 
 if TYPE_CHECKING:
-    from mediad.store import FailureWrite, Store, WriteResult
+    from mediad.db.queue import FailureWrite, Queue, WriteResult
 
 T = TypeVar("T")
 
@@ -33,7 +33,7 @@ class Request(Generic[T]):
     def label(self) -> str:
         return self.metric or self.kind
 
-    def run(self, store: Store) -> T:
+    def run(self, store: Queue) -> T:
         raise NotImplementedError
 
     def trouble(self, value: T) -> DatabaseUnavailable | None:
@@ -49,7 +49,7 @@ class Claim(Request[list[Job]]):
     skip_existing: bool
     skip_prefixes: Sequence[str]
 
-    def run(self, store: Store) -> list[Job]:
+    def run(self, store: Queue) -> list[Job]:
         return store.claim(self.want, self.lease_seconds, self.skip_existing, self.skip_prefixes)
 
 
@@ -70,7 +70,7 @@ class Write(Request[Written]):
     done: Sequence[tuple[Job, Record]]
     failures: Sequence[FailureWrite]
 
-    def run(self, store: Store) -> Written:
+    def run(self, store: Queue) -> Written:
         written_done = store.complete(self.done)
         try:
             return Written(written_done, store.fail(self.failures))
@@ -92,7 +92,7 @@ class Renew(Request[set[int]]):
     held: Sequence[Job]
     lease_seconds: float
 
-    def run(self, store: Store) -> set[int]:
+    def run(self, store: Queue) -> set[int]:
         return store.renew(self.held, self.lease_seconds)
 
 
@@ -109,7 +109,7 @@ class Rescue(Request[Rescued]):
     kind: ClassVar[str] = "rescue"
     max_attempts: int
 
-    def run(self, store: Store) -> Rescued:
+    def run(self, store: Queue) -> Rescued:
         return Rescued(*store.rescue_expired(self.max_attempts))
 
 
@@ -120,7 +120,7 @@ class Release(Request[int]):
     kind: ClassVar[str] = "release"
     jobs: Sequence[Job]
 
-    def run(self, store: Store) -> int:
+    def run(self, store: Queue) -> int:
         return store.release(self.jobs)
 
 
@@ -132,7 +132,7 @@ class GiveBack(Request[int]):
     jobs: Sequence[Job]
     delay_seconds: float
 
-    def run(self, store: Store) -> int:
+    def run(self, store: Queue) -> int:
         return store.give_back(self.jobs, self.delay_seconds)
 
 
@@ -146,7 +146,7 @@ class QueueMeasure:
 class Measure(Request[QueueMeasure]):
     kind: ClassVar[str] = "measure"
 
-    def run(self, store: Store) -> QueueMeasure:
+    def run(self, store: Queue) -> QueueMeasure:
         return QueueMeasure(store.counts(), store.oldest_pending_seconds())
 
 
@@ -159,7 +159,7 @@ class Heartbeat(Request[int]):
     report: DaemonReport
     prune: bool
 
-    def run(self, store: Store) -> int:
+    def run(self, store: Queue) -> int:
         store.heartbeat(self.report)
         return store.prune_daemons() if self.prune else 0
 
@@ -172,5 +172,5 @@ class Forget(Request[None]):
     metric: ClassVar[str] = "heartbeat"  # docs/operations.md: heartbeat includes it
     owner: str
 
-    def run(self, store: Store) -> None:
+    def run(self, store: Queue) -> None:
         store.forget_daemon(self.owner)

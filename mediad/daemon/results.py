@@ -14,8 +14,8 @@ from mediad import metrics
 from mediad.daemon.mode import Phase
 from mediad.daemon.requests import Write, Written
 from mediad.daemon.writeback import WriteBack
+from mediad.db.queue import FailureWrite, WriteResult
 from mediad.models import Completion, Failure, Job
-from mediad.store import FailureWrite, WriteResult
 
 if TYPE_CHECKING:
     from mediad.daemon.loop import Supervisor

@@ -12,6 +12,8 @@ import os
 import signal
 from queue import Empty, SimpleQueue
 
+from mediad.extract import engine
+
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
 
 
@@ -23,9 +25,7 @@ class SignalInbox:
     def install(self) -> None:
         for signum in HANDLED_SIGNALS:
             signal.signal(signum, self._on_signal)
-        if os.environ.get("MEDIAD_TEST_HOOKS") == "1":
-            # Fault injection: SIGUSR2 wedges the main loop, as a deadlock would.
-            signal.signal(signal.SIGUSR2, self._on_signal)
+        engine.install_daemon_hooks()  # the tests' faults (MEDIAD_TEST_HOOKS=1), else none
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self._signals.put(signum)

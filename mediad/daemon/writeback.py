@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mediad.db.queue import FailureWrite
 from mediad.models import Completion, Failure, Job, Record
-from mediad.store import FailureWrite
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ SET state = 'done',
     truncated = r.truncated,
     summary = r.summary,
     metadata = r.metadata
--- One JSON array for the whole batch (mediad/record.py makes its objects, in the worker):
+-- One JSON array for the whole batch (mediad/extract/record.py makes its objects, in the worker):
 -- one parameter instead of one array per column, and each document parsed once.
 FROM jsonb_to_recordset(%(records)s::jsonb) AS r(
     id bigint, token bigint, resolved_path text, size_bytes bigint, mtime_us bigint,
@@ -162,13 +162,14 @@ WHERE f.id = expired.id
 RETURNING f.id, f.state;
 
 -- name: enqueue
--- New paths are inserted; done or failed ones are queued again; pending or running ones
--- are left as they are.
+-- New paths are inserted; done or failed ones are queued again (migration 0007); pending
+-- or running ones are left as they are.
 INSERT INTO {schema}.files AS f (path, priority)
 SELECT * FROM unnest(%(paths)b::text[], %(priorities)b::int[])
 ON CONFLICT (path) DO UPDATE
-SET state = 'pending', priority = EXCLUDED.priority, attempts = 0, run_after = now(),
-    enqueued_at = now(), error_class = NULL, error = NULL
+SET priority = EXCLUDED.priority,
+    (state, attempts, run_after, enqueued_at, error_class, error,
+     lease_token, lease_owner, lease_expires_at) = (SELECT * FROM {schema}.queued_again())
 WHERE f.state IN ('done', 'failed')
 RETURNING (xmax = 0) AS inserted;
 
@@ -179,8 +180,9 @@ SELECT p, pr, s, 'epoch'::timestamptz + m * interval '1 microsecond'
 FROM unnest(%(paths)b::text[], %(priorities)b::int[], %(sizes)b::bigint[],
             %(mtimes_us)b::bigint[]) AS r(p, pr, s, m)
 ON CONFLICT (path) DO UPDATE
-SET state = 'pending', priority = EXCLUDED.priority, attempts = 0, run_after = now(),
-    enqueued_at = now(), error_class = NULL, error = NULL,
+SET priority = EXCLUDED.priority,
+    (state, attempts, run_after, enqueued_at, error_class, error,
+     lease_token, lease_owner, lease_expires_at) = (SELECT * FROM {schema}.queued_again()),
     -- What the scan saw: if the next attempt crashes without looking at the file, the
     -- next scan must not find the same change again and reset the attempts.
     size_bytes = EXCLUDED.size_bytes, mtime = EXCLUDED.mtime
@@ -226,8 +228,8 @@ ORDER BY coalesce(path, source_path), source_id IS NOT NULL, id;
 
 -- name: retry_failed
 UPDATE {schema}.files
-SET state = 'pending', attempts = 0, run_after = now(), enqueued_at = now(),
-    error_class = NULL, error = NULL
+SET (state, attempts, run_after, enqueued_at, error_class, error,
+    lease_token, lease_owner, lease_expires_at) = (SELECT * FROM {schema}.queued_again())
 WHERE state = 'failed' AND (%(error_class)s::text IS NULL OR error_class = %(error_class)s::text)
 RETURNING id;
 
@@ -245,8 +247,8 @@ WITH picked AS (
     FOR UPDATE SKIP LOCKED
 ), requeued AS (
     UPDATE {schema}.files AS f
-    SET state = 'pending', attempts = 0, run_after = now(), enqueued_at = now(),
-        error_class = NULL, error = NULL
+    SET (state, attempts, run_after, enqueued_at, error_class, error,
+         lease_token, lease_owner, lease_expires_at) = (SELECT * FROM {schema}.queued_again())
     FROM picked
     WHERE f.id = picked.id
     RETURNING 1

@@ -12,9 +12,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from mediad.extract.summary import COLUMNS
 from mediad.models import METADATA_KEY, SUMMARY_KEY, Extracted, Job, Record
 from mediad.paths import escaped, is_storable
-from mediad.summary import COLUMNS
 
 # The keys before the summary columns, in the order of the statement's column list.
 HEAD_KEYS = ("id", "token", "resolved_path", "size_bytes", "mtime_us", "inode")

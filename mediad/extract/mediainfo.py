@@ -60,7 +60,7 @@ def _apply(reader: Reader, parse_speed: float, full: bool) -> None:
         ("ParseSpeed", str(parse_speed)),
         ("LegacyStreamDisplay", ""),
         # Not set by `parse`. MediaInfo reads through a view named fd<N>.<ext> (see
-        # extractor.descriptor_view); looking for the next name of an image sequence
+        # mediad/extract/view.py); looking for the next name of an image sequence
         # there finds the views of other descriptors of this process, not the file's
         # neighbours. One row is one file: no sequence detection.
         ("File_TestContinuousFileNames", "0"),

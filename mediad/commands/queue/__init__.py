@@ -1,0 +1,62 @@
+"""The commands that fill the queue: `scan` walks trees, `enqueue` names paths, `retry`
+queues failed rows again. Flags here; the handlers (handlers.py) are imported only when
+one of these commands runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from mediad.commands.base import Command, handled_by
+from mediad.commands.options import STDIN_HELP, path_options, utf8
+from mediad.errors import FailureClass
+from mediad.walker import MIN_STALL_SECONDS, STALL_SECONDS
+
+# The classes a failed row can carry: any other `retry --class` would match no row.
+FAILURE_CLASSES = tuple(str(c) for c in FailureClass)
+
+SCAN_HELP = (
+    "Walk trees and enqueue new files and files whose size or mtime "
+    "changed; unchanged files are skipped."
+)
+ENQUEUE_HELP = "Queue paths for extraction (again, if already finished). " + STDIN_HELP
+RETRY_HELP = "Queue failed rows again, all or of one failure class."
+
+
+def _scan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dirs", nargs="+", metavar="DIR")
+    parser.add_argument("--priority", type=int, default=0, help="higher is claimed first")
+    parser.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=STALL_SECONDS,
+        metavar="N",
+        help="a directory that gives no answer for N seconds (a dead network or FUSE "
+        "mount) is reported unreachable: the scan stops there, keeps what it found and "
+        f"exits 1 (default {STALL_SECONDS:g}, at least {MIN_STALL_SECONDS:g})",
+    )
+
+
+def _enqueue_options(parser: argparse.ArgumentParser) -> None:
+    path_options(parser)
+    parser.add_argument("--priority", type=int, default=0, help="higher is claimed first")
+
+
+def _retry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--class",
+        dest="error_class",
+        type=utf8,
+        metavar="CLASS",
+        choices=FAILURE_CLASSES,
+        help="only rows that failed with this class, one of: " + ", ".join(FAILURE_CLASSES),
+    )
+
+
+# Imported only when one of these commands runs.
+HANDLERS = f"{__name__}.handlers"
+
+COMMANDS = (
+    Command("scan", SCAN_HELP, _scan_options, handled_by(HANDLERS, "scan")),
+    Command("enqueue", ENQUEUE_HELP, _enqueue_options, handled_by(HANDLERS, "enqueue")),
+    Command("retry", RETRY_HELP, _retry_options, handled_by(HANDLERS, "retry")),
+)

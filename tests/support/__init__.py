@@ -1,0 +1,1 @@
+"""Code the tests put into mediad's processes; see README.md here."""
