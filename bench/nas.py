@@ -9,7 +9,7 @@ With --dead-mount, local files alone against local files beside a mount whose ev
 blocks: bench/dead_mount.py says how. Without it:
 
 The corpus (bench.run's, hard-linked to --files paths) is read through a FUSE mount of
-the test suite's harness (tests/fusefs.py: a pass-through whose kernel caches nothing,
+the test suite's harness (tests/support/fusefs.py: a pass-through whose kernel caches nothing,
 so every lookup, stat and read reaches its server), which answers every read --lag-ms
 late, as a NAS does. For each worker count W, in alternating order, each round runs:
 
