@@ -8,10 +8,10 @@ from pathlib import Path
 
 
 def corpus_originals(directory: Path, source: Path | None) -> list[Path]:
-    """The distinct files of a corpus: tests/media.py's, made in `directory`, or every
+    """The distinct files of a corpus: tests/support/media.py's, made in `directory`, or every
     regular file under `source` (--source)."""
     if source is None:
-        from tests.media import make_corpus  # PyAV: only needed here
+        from tests.support.media import make_corpus  # PyAV: only needed here
 
         make_corpus(directory)
         files = sorted(directory.iterdir())
@@ -23,7 +23,7 @@ def corpus_originals(directory: Path, source: Path | None) -> list[Path]:
 
 
 def build_corpus(root: Path, count: int, source: Path | None) -> tuple[list[str], list[str]]:
-    """Real media files (tests/media.py, or --source), hard-linked to `count` paths."""
+    """Real media files (tests/support/media.py, or --source), hard-linked to `count` paths."""
     files = corpus_originals(root / "originals", source)
     linked = root / "files"
     paths: list[str] = []

@@ -3,7 +3,7 @@
 
 Rounds alternate between two daemons, both started with the user's settings (the
 defaults, `workers` = cores or `--workers`, `extract.timeout_seconds` = `--timeout`, any
-`--set`), `extract.roots` = the local corpus and a FUSE mount of tests/fusefs.py:
+`--set`), `extract.roots` = the local corpus and a FUSE mount of tests/support/fusefs.py:
 
 - *alone*: --files local files (hard links of bench.run's corpus) queued into the ready
   daemon; the FUSE mount is there, idle;

@@ -42,7 +42,9 @@ def cost(reader: Reader, path: str, passes: int, reads: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.libcost", description=__doc__)
     parser.add_argument("--other", help="the other libmediainfo (default: the CLI's)")
-    parser.add_argument("--source", type=Path, help="files to read (default: tests/media.py)")
+    parser.add_argument(
+        "--source", type=Path, help="files to read (default: tests/support/media.py)"
+    )
     parser.add_argument("--reads", type=int, default=100)
     parser.add_argument("--passes", type=int, default=3)
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ With --dead-mount, local files alone against local files beside a mount whose ev
 blocks: bench/dead_mount.py says how. Without it:
 
 The corpus (bench.run's, hard-linked to --files paths) is read through a FUSE mount of
-the test suite's harness (tests/fusefs.py: a pass-through whose kernel caches nothing,
+the test suite's harness (tests/support/fusefs.py: a pass-through whose kernel caches nothing,
 so every lookup, stat and read reaches its server), which answers every read --lag-ms
 late, as a NAS does. For each worker count W, in alternating order, each round runs:
 
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import pytest  # the harness says with pytest.skip that mounting is refused here
 
-    from tests import fusefs  # the harness: the mount and its counters
+    from tests.support import fusefs  # the harness: the mount and its counters
 
     why = fusefs.unavailable()
     if why is not None:
@@ -214,7 +214,7 @@ def dead_mount_main(args: argparse.Namespace) -> int:
     import pytest
 
     from bench import dead_mount
-    from tests import fusefs
+    from tests.support import fusefs
 
     # Stopped by a signal, it still releases the mount, stops its daemon and drops its
     # database on the way out: a mount left blocked would hold that daemon's workers.

@@ -160,7 +160,7 @@ def measure(bench: Bench, paths: list[str]) -> dict[str, Any]:
 
 
 def on_the_mount(args: argparse.Namespace, work: Path, local: list[str]) -> dict[str, Any]:
-    from tests import fusefs
+    from tests.support import fusefs
 
     with fusefs.mounted(work / "source") as fs:
         fs.lag(args.lag_ms)

@@ -1,5 +1,6 @@
 """Shared fixtures: a real PostgreSQL (MEDIAD_TEST_DSN or a throwaway server), one database
-per run (dropped at the end), one schema per test, and helpers to run `mediad` for real."""
+per run (dropped at the end), one schema per test, daemons, FUSE mounts and media made by
+the tests. The helpers they use live in tests/support/."""
 
 from __future__ import annotations
 
@@ -7,15 +8,11 @@ import contextlib
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,37 +23,9 @@ from psycopg.conninfo import make_conninfo
 from mediad.db import migrations
 from mediad.db.connection import Database, Target
 from mediad.db.queue import Queue
-from tests import fusefs
-
-
-@dataclass(frozen=True)
-class Server:
-    """A PostgreSQL server the tests may use; `owned` when the tests started it."""
-
-    admin_dsn: str
-    pgdata: Path | None = None
-    owned: bool = False
-
-    def restart(self) -> None:
-        """Restart the server the tests own (fast mode: connections are cut)."""
-        self._pg_ctl("-l", str(self._owned_pgdata() / "log"), "restart")
-
-    def stop(self) -> None:
-        """Stop the server the tests own, whichever postmaster runs it now. pgserver's
-        own cleanup only stops the postmaster it started: after a restart it would
-        delete the data directory under a server still running."""
-        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
-            self._pg_ctl("stop")
-
-    def _owned_pgdata(self) -> Path:
-        assert self.owned and self.pgdata is not None
-        return self.pgdata
-
-    def _pg_ctl(self, *args: str) -> None:
-        from pgserver._commands import pg_ctl
-
-        user = "pgserver" if os.geteuid() == 0 else None
-        pg_ctl(["-w", "-m", "fast", *args], pgdata=self._owned_pgdata(), user=user, timeout=60)
+from tests.support import fusefs
+from tests.support.postgres import Server
+from tests.support.processes import Daemon, engine_env
 
 
 @pytest.fixture(scope="session")
@@ -163,19 +132,6 @@ def app_schema(schema: str, test_dsn: str) -> Iterator[str]:
         conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
-# --- running mediad as a user would -----------------------------------------------------
-
-REPOSITORY = Path(__file__).resolve().parent.parent
-TEST_ENGINE = "tests.support.engine:ENGINE"
-
-
-def engine_env() -> dict[str, str]:
-    """The test engine (tests/support/README.md), active only where a test adds
-    MEDIAD_TEST_HOOKS=1; PYTHONPATH lets mediad and its workers import it."""
-    path = os.pathsep.join(p for p in (str(REPOSITORY), os.environ.get("PYTHONPATH")) if p)
-    return {"MEDIAD_TEST_ENGINE": TEST_ENGINE, "PYTHONPATH": path}
-
-
 @pytest.fixture
 def mediad_env(test_dsn: str, schema: str, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
@@ -191,108 +147,6 @@ def mediad_env(test_dsn: str, schema: str, tmp_path: Path) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
-
-
-def mediad(
-    *args: str, env: dict[str, str], timeout: float = 120, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mediad", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=stdin,
-    )
-
-
-def mediad_bytes_in(
-    *args: str, env: dict[str, str], stdin: bytes, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """`mediad` fed raw bytes, e.g. names that are not UTF-8; its output must be UTF-8."""
-    done = subprocess.run(
-        [sys.executable, "-m", "mediad", *args],
-        env=env,
-        capture_output=True,
-        timeout=timeout,
-        input=stdin,
-    )
-    return subprocess.CompletedProcess(
-        done.args, done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
-    )
-
-
-class Daemon:
-    """A `mediad run` subprocess with its log in a file."""
-
-    def __init__(
-        self, env: dict[str, str], log_path: Path, *args: str, command: list[str] | None = None
-    ) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [*(command or [sys.executable, "-m", "mediad"]), "run", *args],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_started(self, timeout: float = 60) -> None:
-        wait_until(
-            lambda: '"started"' in self.log() or self.process.poll() is not None,
-            timeout,
-            "the daemon to start",
-        )
-        assert self.process.poll() is None, f"mediad run exited early:\n{self.log()}"
-
-    def ready_worker_pids(self, timeout: float = 60) -> list[int]:
-        """The workers, once the daemon logged that every one reported ready."""
-        wait_until(lambda: '"ready"' in self.log(), timeout, "the workers to be ready")
-        return self.worker_pids()
-
-    def worker_pids(self) -> list[int]:
-        return children_of(self.pid, "spawn_main")
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def stop(self, timeout: float = 60) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=timeout)
-        finally:
-            if self.process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-            self._log.close()
-        return code
-
-
-def children_of(pid: int, marker: str = "") -> list[int]:
-    """Child pids of `pid` whose command line contains `marker`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and marker in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture
@@ -313,24 +167,10 @@ def daemons(mediad_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[...
         daemon.stop(timeout=30)
 
 
-def wait_until(
-    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
-) -> Any:
-    """Poll a condition a user would check, up to a bound; fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 @pytest.fixture
 def fuse_mount() -> Iterator[Callable[[Path], fusefs.FuseMount]]:
     """Mount a directory through a FUSE filesystem that stalls or lags on command
-    (tests/fusefs.py): `fs = fuse_mount(source)`, then `fs.block(...)`, `fs.lag(ms)`,
+    (tests/support/fusefs.py): `fs = fuse_mount(source)`, then `fs.block(...)`, `fs.lag(ms)`,
     `fs.release()`. Every mount is released, unmounted and its server stopped afterwards.
     Skips where FUSE cannot be used."""
     reason = fusefs.unavailable()
@@ -340,20 +180,10 @@ def fuse_mount() -> Iterator[Callable[[Path], fusefs.FuseMount]]:
         yield lambda source: mounts.enter_context(fusefs.mounted(source))
 
 
-def counts(sql: Callable[..., list[tuple[Any, ...]]], schema: str) -> dict[str, int]:
-    rows = sql(f'SELECT state, count(*) FROM "{schema}".files GROUP BY state')
-    result = {"pending": 0, "running": 0, "done": 0, "failed": 0}
-    result.update({state: n for state, n in rows})
-    return result
-
-
-# --- media made by the tests -----------------------------------------------------------
-
-
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    """Real files in real formats (tests/media.py), made once per run."""
-    from tests.media import make_corpus
+    """Real files in real formats (tests/support/media.py), made once per run."""
+    from tests.support.media import make_corpus
 
     directory = tmp_path_factory.mktemp("corpus")
     return directory, make_corpus(directory)
@@ -365,21 +195,24 @@ def small_mp4(corpus: tuple[Path, dict[str, Any]]) -> Path:
     return directory / next(name for name in expected if name.endswith(".mp4"))
 
 
-def link_files(source: Path, directory: Path, count: int, marker: str = "") -> list[Path]:
-    """`count` hard links of one file: thousands of files for no disk. A marker in the name
-    triggers a fault of the test engine (MEDIAD_TEST_HOOKS=1, tests/support/engine.py), e.g.
-    __mediad_sleep_20ms__."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = [directory / f"{marker}f{i:05d}.mp4" for i in range(count)]
-    for path in paths:
-        os.link(source, path)
-    return paths
+# --- the three kinds of test -------------------------------------------------------------
+
+# What a kind of test may not ask for: unit tests run without PostgreSQL or a daemon, and
+# integration tests reach PostgreSQL without starting mediad's processes (tests/README.md).
+DATABASE_FIXTURES = {"pg_server", "test_dsn", "schema", "db", "queue", "sql", "app_schema"}
+PROCESS_FIXTURES = {"mediad_env", "daemons", "fuse_mount"}
+NOT_ALLOWED = {
+    "unit": DATABASE_FIXTURES | PROCESS_FIXTURES,
+    "integration": PROCESS_FIXTURES,
+}
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on now (for metrics endpoints and servers)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    misplaced = []
+    for item in items:
+        kind = Path(str(item.path)).parent.name
+        wrong = NOT_ALLOWED.get(kind, set()) & set(getattr(item, "fixturenames", ()))
+        if wrong:
+            misplaced.append(f"{item.nodeid} uses {', '.join(sorted(wrong))}")
+    if misplaced:
+        raise pytest.UsageError("tests in the wrong folder:\n" + "\n".join(misplaced))

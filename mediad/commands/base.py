@@ -45,7 +45,7 @@ class Launch(abc.ABC):
 
 class Handled(Launch):
     """A command that only reads its config, then runs its handler: `name` in `module`,
-    imported only then (tests/test_commands.py checks that each one is there)."""
+    imported only then (tests/unit/test_commands.py checks that each one is there)."""
 
     def __init__(self, args: argparse.Namespace, module: str, name: str) -> None:
         super().__init__(args)

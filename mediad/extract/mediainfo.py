@@ -5,7 +5,7 @@ creates a handle, asks its version and sets six options on every call: parse tak
 as long as this module on the benchmark corpus (docs/benchmarks.md). A worker reads
 thousands of files with the same options, so it keeps one handle and only opens, informs
 and closes per file. The options are exactly those `parse` sets, so the document is byte
-for byte the same (tests/test_extractor.py checks it).
+for byte the same (tests/unit/test_extractor.py checks it).
 
 Not thread-safe, and meant to be the only user of libmediainfo in its process (a worker):
 some options are global to the library, so a `parse` call elsewhere could change them.

@@ -3,7 +3,7 @@
 Made in the worker, so the supervisor neither unpickles the summary nor builds a
 parameter per column: it joins the records of a batch into one JSON array, and the
 `complete` statement (sql/queries.sql) reads it with jsonb_to_recordset. The keys here
-are that statement's column list; tests/test_queries.py checks that they match. Pure.
+are that statement's column list; tests/integration/test_queries.py checks that they match. Pure.
 """
 
 from __future__ import annotations

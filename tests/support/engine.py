@@ -20,7 +20,7 @@ Markers (in the file's name, e.g. `__mediad_sleep_20ms__f00001.mp4`):
 - `__mediad_crash_after__`: the worker dies once the file is read, before answering.
 
 In the daemon, `install_daemon_hooks` makes SIGUSR2 wedge the main loop, as a deadlock
-would (tests/test_systemd.py: the watchdog must then stop).
+would (tests/e2e/test_systemd.py: the watchdog must then stop).
 """
 
 from __future__ import annotations

@@ -1,0 +1,214 @@
+"""The daemons table: every real daemon publishes a heartbeat row, `status` reads the live
+ones, a clean exit deletes the row and rows gone for a day are pruned."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from mediad import metrics
+from mediad.db import reads
+from mediad.db.queue import Queue
+from mediad.models import DaemonReport, MountReport
+from tests.e2e.test_observability import scrape
+from tests.support.processes import Daemon, free_port, mediad, wait_until
+
+SQL = Callable[..., list[tuple[Any, ...]]]
+
+
+def rows(sql: SQL, schema: str) -> dict[str, tuple[Any, ...]]:
+    found = sql(
+        f"SELECT owner, host, pid, state, workers_target, workers_alive, workers_stuck, "
+        f'mounts, heartbeat_at FROM "{schema}".daemons'
+    )
+    return {row[0]: row for row in found}
+
+
+def status(env: dict[str, str]) -> dict[str, Any]:
+    result = mediad("status", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def stuck_daemon(owner: str = "nas-host:4242") -> DaemonReport:
+    """Another daemon's report: a mount stalled and a worker process stuck on it."""
+    return DaemonReport(
+        owner=owner,
+        host="nas-host",
+        pid=4242,
+        instance="",
+        mediad_version="0.1.0",
+        uptime_seconds=300.0,
+        heartbeat_seconds=5.0,
+        workers_target=2,
+        workers_alive=1,
+        workers_stuck=1,
+        workers_stuck_limit=2,
+        mounts=(MountReport("/mnt/nas", "nfs4", "stalled", 1, 1, 3),),
+    )
+
+
+def test_a_running_daemon_publishes_its_row_without_listen_and_deletes_it_at_exit(
+    mediad_env: dict[str, str], daemons: Callable[..., Daemon], sql: SQL, schema: str
+) -> None:
+    # As behind PgBouncer in transaction mode: no LISTEN, no prepared statements.
+    env = {
+        **mediad_env,
+        "MEDIAD_DATABASE_LISTEN": "false",
+        "MEDIAD_DATABASE_PREPARED_STATEMENTS": "false",
+        "MEDIAD_DAEMON_HEARTBEAT_SECONDS": "0.5",
+    }
+    daemon = daemons(env=env)
+    daemon.wait_started()
+    owner = f"{socket.gethostname()}:{daemon.pid}"
+    row = wait_until(lambda: rows(sql, schema).get(owner), 30, "the daemon's row")
+    host, pid, state, target, _alive, stuck, mounts = row[1:8]
+    assert (host, pid, state, target, stuck, mounts) == (
+        socket.gethostname(),
+        daemon.pid,
+        "running",
+        2,
+        0,
+        [],
+    )
+    wait_until(
+        lambda: rows(sql, schema)[owner][5] == 2, 30, "both workers to show alive in the row"
+    )
+
+    # Its heartbeat moves on, by the database's clock.
+    first: datetime = row[8]
+    wait_until(lambda: rows(sql, schema)[owner][8] > first, 10, "the heartbeat to advance")
+
+    report = status(env)
+    assert report["mounts"] == [] and report["stuck_workers"] == 0
+    text = mediad("status", env=env)
+    assert "live daemons: 1, stuck worker processes: 0" in text.stdout
+
+    daemon.signal(signal.SIGTERM)
+    assert daemon.process.wait(timeout=30) == 0
+    assert rows(sql, schema) == {}  # a clean exit: not gone, stopped
+
+
+def test_status_shows_mounts_and_stuck_workers_of_live_daemons_only(
+    queue: Queue, mediad_env: dict[str, str], sql: SQL, schema: str
+) -> None:
+    env = mediad_env  # the same schema as the queue
+    queue.heartbeat(stuck_daemon())
+    report = status(env)
+    assert report["mounts"] == [
+        {
+            "owner": "nas-host:4242",
+            "mount": "/mnt/nas",
+            "fstype": "nfs4",
+            "state": "stalled",
+            "in_flight": 1,
+            "stuck": 1,
+            "timeouts_recent": 3,
+        }
+    ]
+    assert report["stuck_workers"] == 1
+    text = mediad("status", env=env).stdout
+    assert "live daemons: 1, stuck worker processes: 1" in text
+    assert "/mnt/nas (nfs4) stalled on nas-host:4242: 1 in flight, 1 stuck" in text
+
+    # Its heartbeat is older than 3 of its intervals: the daemon is gone, and what it
+    # last said is no longer shown.
+    sql(f"UPDATE \"{schema}\".daemons SET heartbeat_at = now() - interval '16 seconds'")
+    report = status(env)
+    assert report["mounts"] == [] and report["stuck_workers"] == 0
+    assert "live daemons: 0, stuck worker processes: 0" in mediad("status", env=env).stdout
+
+
+def test_a_killed_daemon_stops_being_live_and_a_daemon_prunes_day_old_rows(
+    queue: Queue,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
+) -> None:
+    env = {**mediad_env, "MEDIAD_DAEMON_HEARTBEAT_SECONDS": "0.5"}
+    queue.heartbeat(stuck_daemon("old-host:1"))
+    queue.heartbeat(stuck_daemon("recent-host:2"))
+    sql(
+        f"UPDATE \"{schema}\".daemons SET heartbeat_at = now() - interval '25 hours' "
+        "WHERE owner = 'old-host:1'"
+    )
+    sql(
+        f"UPDATE \"{schema}\".daemons SET heartbeat_at = now() - interval '2 hours' "
+        "WHERE owner = 'recent-host:2'"
+    )
+    killed = daemons(env=env)
+    killed.wait_started()
+    owner = f"{socket.gethostname()}:{killed.pid}"
+    # Rows gone for a day go at the daemon's first heartbeat; one gone for hours stays.
+    wait_until(lambda: "old-host:1" not in rows(sql, schema), 30, "the day-old row to go")
+    assert set(rows(sql, schema)) == {"recent-host:2", owner}
+
+    live = {d.report.owner for d in reads.live_daemons(queue.db)}
+    assert live == {owner}
+    killed.signal(signal.SIGKILL)
+    killed.process.wait(timeout=30)
+    wait_until(lambda: not reads.live_daemons(queue.db), 10, "the killed daemon to stop being live")
+    assert owner in rows(sql, schema)  # its row stays until pruned a day later
+
+
+def test_extract_deletes_its_row_when_it_finishes(
+    mediad_env: dict[str, str], sql: SQL, schema: str
+) -> None:
+    result = mediad("extract", env=mediad_env)
+    assert result.returncode == 0, result.stderr
+    assert sql(f'SELECT count(*) FROM "{schema}".daemons') == [(0,)]
+
+
+@pytest.mark.parametrize(("max_stuck", "limit"), [("0", "2.0"), ("1", "1.0")])
+def test_a_daemon_exports_its_stuck_workers_and_limit(
+    mediad_env: dict[str, str], daemons: Callable[..., Daemon], max_stuck: str, limit: str
+) -> None:
+    port = free_port()
+    env = {
+        **mediad_env,
+        "MEDIAD_METRICS_LISTEN": f"127.0.0.1:{port}",
+        "MEDIAD_DAEMON_HEARTBEAT_SECONDS": "0.5",
+        "MEDIAD_DAEMON_MAX_STUCK_WORKERS": max_stuck,  # 0: the worker count (2)
+    }
+    daemon = daemons(env=env)
+    daemon.wait_started()
+
+    def exported() -> bool:
+        text = scrape(port)
+        return "mediad_workers_stuck 0.0" in text and f"mediad_workers_stuck_limit {limit}" in text
+
+    wait_until(exported, 30, "the stuck gauges")
+    assert daemon.stop() == 0
+
+
+def test_mount_gauges_follow_the_report_and_drop_mounts_no_longer_reported() -> None:
+    nas = MountReport("/mnt/nas", "nfs4", "stalled", in_flight=2)
+    usb = MountReport("/media/usb", "ext4", "ok", in_flight=5)
+    report = stuck_daemon()
+    metrics.show_daemon(replace(report, mounts=(nas, usb)))
+    value = metrics.REGISTRY.get_sample_value
+    assert value("mediad_mount_stalled", {"mount": "/mnt/nas"}) == 1
+    assert value("mediad_mount_in_flight", {"mount": "/media/usb"}) == 5
+    assert value("mediad_workers_stuck") == 1 and value("mediad_workers_stuck_limit") == 2
+    metrics.show_daemon(replace(report, mounts=(usb,)))
+    assert value("mediad_mount_stalled", {"mount": "/mnt/nas"}) is None
+    assert value("mediad_mount_stalled", {"mount": "/media/usb"}) == 0
+    metrics.show_daemon(replace(report, mounts=()))
+    assert value("mediad_mount_in_flight", {"mount": "/media/usb"}) is None
+
+
+def test_a_daemon_is_degraded_while_stuck_at_its_limit_or_a_mount_is_stalled() -> None:
+    healthy = replace(stuck_daemon(), workers_stuck=1, mounts=())
+    assert healthy.state == "running"
+    assert replace(healthy, workers_stuck=2).state == "degraded"
+    assert stuck_daemon().state == "degraded"  # its mount is stalled
+    assert replace(stuck_daemon(), draining=True).state == "draining"
