@@ -62,6 +62,16 @@ WORKERS = Gauge("mediad_workers", "Worker processes by activity.", ["activity"],
 WORKER_RESTARTS = Counter(
     "mediad_worker_restarts", "Workers replaced, by reason.", ["reason"], registry=REGISTRY
 )
+PAUSED = Gauge(
+    "mediad_paused",
+    "Pauses in force (mediad pause), as this daemon last read them: 0 when none.",
+    registry=REGISTRY,
+)
+PAUSED_SECONDS = Gauge(
+    "mediad_paused_seconds",
+    "How long the oldest pause in force has lasted (the database's clock): 0 when none.",
+    registry=REGISTRY,
+)
 BUFFERED = Gauge("mediad_buffered_rows", "Claimed rows waiting for a worker.", registry=REGISTRY)
 LEASES_RENEWED = Counter("mediad_leases_renewed", "Leases renewed.", registry=REGISTRY)
 LEASES_LOST = Counter(

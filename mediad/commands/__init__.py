@@ -1,7 +1,7 @@
 """The commands of `mediad`, one package per family:
 
 - daemon: `run`, and `extract`, its one-shot form;
-- queue: `scan`, `enqueue`, `retry`;
+- queue: `scan`, `enqueue`, `retry`, `pause`, `resume`;
 - report: `status`, `show`;
 - tables: `attach`, `detach`;
 - admin: `migrate`, `check-config`.
@@ -28,6 +28,8 @@ ORDER = (
     "status",
     "show",
     "retry",
+    "pause",
+    "resume",
     "attach",
     "detach",
     "migrate",

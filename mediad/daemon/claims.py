@@ -116,6 +116,9 @@ class Claims:
         if sup.phase is not Phase.RUNNING:
             # Claimed just before the drain began: give them back.
             sup.leases.release(sup.ledger.leaving(jobs))
+        else:
+            # Claimed just before a pause this daemon has since heard of.
+            sup.pausing.hold_back(jobs)
 
     # --- dispatch ------------------------------------------------------------------------
 

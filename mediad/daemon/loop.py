@@ -25,6 +25,7 @@ from mediad.daemon.leases import Leases
 from mediad.daemon.ledger import Ledger, Where
 from mediad.daemon.mode import Phase, RunMode, Tally, retry_policy
 from mediad.daemon.mountwatch import MountWatch
+from mediad.daemon.pauses import Pausing
 from mediad.daemon.presence import Presence
 from mediad.daemon.reload import Reloader
 from mediad.daemon.reporting import Reporter
@@ -79,6 +80,7 @@ class Supervisor:
         self.results = Results(self)
         self.leases = Leases(self)
         self.mounts = MountWatch(self)
+        self.pausing = Pausing(self)
         self.reporter = Reporter(self)
         self.presence = Presence(self)
         self.reloader = Reloader(self)
@@ -160,6 +162,7 @@ class Supervisor:
         # may belong to another daemon by now, and must not be read again for nothing.
         self.leases.maybe_renew(now)
         if self.phase is Phase.RUNNING:
+            self.pausing.maybe_read(now)
             self.claims.maybe_claim(now, self.results.received)
         self.claims.dispatch()
         ready, woken = self.pool.wait(self._wait_timeout(now))
@@ -188,6 +191,7 @@ class Supervisor:
             self.config.daemon.poll_seconds if running else 0.5,
             max(0.0, self.leases.next_renew - now),
             max(0.0, self.presence.next_heartbeat - now),
+            max(0.0, self.pausing.next_read - now),
             1.0,  # rescue, summaries and signals are checked at least once a second
         ]
         if self.notifier.watchdog_interval:
@@ -235,7 +239,7 @@ class Supervisor:
 
     def listen(self) -> None:
         if not self.mode.one_shot:
-            self.listener = self.store.db.listener(self.inbox.wake)
+            self.listener = self.store.db.listener(self.inbox.wake, self.pausing.changed)
             self.listener.start()
 
     def stop_listening(self) -> None:

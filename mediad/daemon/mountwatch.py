@@ -1,6 +1,7 @@
 """The daemon's side of mounts (mediad/daemon/storage.py): devices read by workers
 correct the mounts guessed by path, stuck processes stall their mounts, rows of stalled
-mounts are given back uncharged, and the stuck limit is said once per episode."""
+mounts (and paused rows, mediad/daemon/pauses.py) are given back uncharged, and the stuck
+limit is said once per episode."""
 
 from __future__ import annotations
 
@@ -30,12 +31,14 @@ class MountWatch:
         self._stuck_limit_said = False
 
     def take_returned(self) -> None:
-        """Files queued at a worker that died were never started: they go out again
-        first (or back to the database, uncharged, if their mount has stopped answering)."""
+        """Files queued at a worker that died, or withdrawn from one, were never started:
+        they go out again first (or back to the database, uncharged, if they are paused
+        or their mount has stopped answering)."""
         sup = self.sup
         returned = sup.pool.take_returned()
         if not returned:
             return
+        returned = sup.pausing.hold_back(returned)
         stalled = [j for j in returned if sup.storage.is_stalled(j)]
         sup.storage.give_back(stalled)
         sup.ledger.park(stalled)
@@ -72,7 +75,7 @@ class MountWatch:
         if result.resumed:
             sup.claims.more_work = True
         if result.give_back:
-            self._give_back(result.give_back, sup.storage.give_back_delay(now))
+            self.give_back(result.give_back, sup.storage.give_back_delay(now))
 
     def _correct_mounts(self, now: float) -> None:
         """Workers name the device of the file they read: a symlink into another mount,
@@ -83,7 +86,9 @@ class MountWatch:
             if device is not None and reading is not None:
                 self.sup.storage.correct(slot.queue[reading[0]], device, now)
 
-    def _give_back(self, jobs: list[Job], delay: float) -> None:
+    def give_back(self, jobs: list[Job], delay: float, why: str = "stalled") -> None:
+        """Held rows back to pending, uncharged, due `delay` seconds from now; `why`:
+        "stalled" (their mount is not answering) or "paused"."""
         sup = self.sup
         jobs = sup.ledger.leaving(jobs)
         if not jobs:
@@ -98,13 +103,16 @@ class MountWatch:
             sup.ledger.park(jobs)
 
         sup.db.submit(
-            GiveBack(jobs, delay), lambda count: self._given_back(jobs, delay, count), failed
+            GiveBack(jobs, delay), lambda count: self._given_back(jobs, delay, count, why), failed
         )
 
-    def _given_back(self, jobs: list[Job], delay: float, count: int) -> None:
+    def _given_back(self, jobs: list[Job], delay: float, count: int, why: str) -> None:
         self.sup.ledger.settle(jobs)
         self.sup.storage.forget(jobs)
         metrics.RELEASED.inc(count)
+        if why == "paused":
+            log.info("rows given back: paused", rows=count)
+            return
         log.info(
             "rows given back: their mount is not answering", rows=count, due_in_s=round(delay, 1)
         )

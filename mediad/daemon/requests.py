@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 from mediad.daemon.dbthread import unavailable
 from mediad.errors import DatabaseUnavailable
 from mediad.models import DaemonReport, Job, Record
+from mediad.pauses import Pause
 
 if TYPE_CHECKING:
     from mediad.db.queue import FailureWrite, Queue, WriteResult
@@ -134,6 +135,19 @@ class GiveBack(Request[int]):
 
     def run(self, store: Queue) -> int:
         return store.give_back(self.jobs, self.delay_seconds)
+
+
+@dataclass(frozen=True)
+class ReadPauses(Request[list[Pause]]):
+    """The pauses (docs/operations.md); `expire`: first lift those whose time is up."""
+
+    kind: ClassVar[str] = "pauses"
+    expire: bool = False
+
+    def run(self, store: Queue) -> list[Pause]:
+        if self.expire:
+            store.expire_pauses()
+        return store.pauses()
 
 
 @dataclass(frozen=True)

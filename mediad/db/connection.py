@@ -31,7 +31,10 @@ CONNECT_BACKOFF = Backoff(0.1, 1.0)
 
 def compose(text: str, schema: str) -> sql.Composed:
     return sql.SQL(cast(LiteralString, text)).format(  # type: ignore[redundant-cast]
-        schema=sql.Identifier(schema), channel=sql.Identifier(notify_channel(schema))
+        schema=sql.Identifier(schema),
+        channel=sql.Identifier(notify_channel(schema)),
+        # The channel as a value, for pg_notify() in a statement of its own.
+        channel_name=sql.Literal(notify_channel(schema)),
     )
 
 
@@ -183,8 +186,12 @@ class Database:
             cur.execute(self._queries[name], params)
             return cur.fetchall() if cur.description else []
 
-    def listener(self, on_notify: Callable[[], None]) -> Listener:
-        return Listener(self.target.dsn, self.connect_kwargs(), self.query("listen"), on_notify)
+    def listener(
+        self, on_notify: Callable[[], None], on_pause: Callable[[], None] | None = None
+    ) -> Listener:
+        return Listener(
+            self.target.dsn, self.connect_kwargs(), self.query("listen"), on_notify, on_pause
+        )
 
     def connections_opened(self) -> int:
         """Connections this handle's pool has opened so far: beyond the first, reconnects."""

@@ -9,9 +9,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+# The payload of a notification that says the pauses changed (mediad/db/pauses.py).
+PAUSE_PAYLOAD = "pause"
+
 
 class Listener:
-    """A dedicated connection that LISTENs for new work and calls `on_notify`.
+    """A dedicated connection that LISTENs for new work and calls `on_notify`; a
+    notification that the pauses changed calls `on_pause` first.
 
     Runs in its own thread, reconnecting after errors; the supervisor's loop only sees a
     wake-up, so losing notifications costs latency (polling still runs), never rows.
@@ -23,11 +27,13 @@ class Listener:
         kwargs: dict[str, Any],
         listen_statement: sql.Composed,
         on_notify: Callable[[], None],
+        on_pause: Callable[[], None] | None = None,
     ) -> None:
         self._dsn = dsn
         self._kwargs = kwargs
         self._listen = listen_statement
         self._on_notify = on_notify
+        self._on_pause = on_pause or (lambda: None)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mediad-listen", daemon=True)
         self.connected = threading.Event()
@@ -48,9 +54,12 @@ class Listener:
                     conn.execute(self._listen)
                     self.connected.set()
                     # A notification may have been missed while (re)connecting.
+                    self._on_pause()
                     self._on_notify()
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0):
+                        for notification in conn.notifies(timeout=1.0):
+                            if notification.payload == PAUSE_PAYLOAD:
+                                self._on_pause()
                             self._on_notify()
             except psycopg.Error:
                 self.connected.clear()

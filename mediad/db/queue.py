@@ -16,11 +16,12 @@ import psycopg
 from psycopg.rows import dict_row
 
 from mediad.attach import Source
-from mediad.db import reads, table_sql
+from mediad.db import pauses, reads, table_sql
 from mediad.db.connection import Database, first_line
 from mediad.errors import FailureClass
 from mediad.extract.record import batch_text, storable_text
 from mediad.models import DaemonReport, Failure, Job, Record
+from mediad.pauses import Pause
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,14 @@ class Queue:
 
     def oldest_pending_seconds(self) -> float | None:
         return reads.oldest_pending_seconds(self.db)
+
+    # --- pauses (mediad/db/pauses.py) ----------------------------------------------------
+
+    def pauses(self) -> list[Pause]:
+        return pauses.pauses(self.db)
+
+    def expire_pauses(self) -> int:
+        return pauses.expire(self.db)
 
     # --- the daemon's own row (the fleet) ---------------------------------------------
 

@@ -1,9 +1,11 @@
 """What crosses a worker's pipe and its shared memory, for both ends: the supervisor's
 pool (mediad/pool/) and the worker (mediad/extract/worker.py).
 
-Supervisor to worker: files to read (`Files`), or None to retire. Worker to supervisor:
-READY once it can read, RESULT with outcomes in the order sent, BOOT_ERROR when it cannot
-start at all. Beside the pipe, a small shared array names the file being read.
+Supervisor to worker: files to read (`Files`), files sent but not started to hand back
+(`Withdraw`: a pause), or None to retire. Worker to supervisor: READY once it can read,
+RESULT with outcomes in the order sent, WITHDRAWN with the files it handed back unread,
+BOOT_ERROR when it cannot start at all. Beside the pipe, a small shared array names the
+file being read.
 """
 
 from __future__ import annotations
@@ -24,11 +26,18 @@ BOOT_ERROR_EXIT = 3
 READY = "ready"
 RESULT = "result"  # (RESULT, [(job id, outcome), ...]): one or more, in the order sent
 BOOT_ERROR = "boot_error"
+WITHDRAWN = "withdrawn"  # (WITHDRAWN, [job id, ...]): sent, never started, handed back
 
 # Supervisor to worker: (answer_every, [(job id, path, attempts, lease token), ...]).
 # The results of fast files go back together, up to answer_every per message: one wake-up
 # of the supervisor for several files (the pool sets it from the pace, mediad/pace.py).
 Files = tuple[int, list[tuple[int, str, int, int]]]
+
+# Supervisor to worker: (WITHDRAW, [job id, ...]): of these, the files not started yet
+# come back in a WITHDRAWN message; the others are read and answered as ever (the worker
+# alone knows which it has started, so no file is both read and handed back).
+WITHDRAW = "withdraw"
+Withdraw = tuple[str, list[int]]
 
 
 def send(conn: Connection, message: object) -> None:

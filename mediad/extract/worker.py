@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 from mediad.errors import FailureClass
 from mediad.extract import engine
@@ -35,8 +35,12 @@ from mediad.extract.wire import (
     READING_ID,
     READING_SINCE,
     READY,
+    WITHDRAW,
+    WITHDRAWN,
     Files,
+    Withdraw,
     answer,
+    readable,
     receive,
     send,
 )
@@ -103,6 +107,16 @@ def _boot(conn: Connection, options: ExtractOptions) -> Engine:
         sys.exit(BOOT_ERROR_EXIT)
 
 
+def _withdraw(conn: Connection, waiting: deque[Job], ids: set[int]) -> None:
+    """Hand back the withdrawn files not started yet; the others are read as sent."""
+    handed = [job.id for job in waiting if job.id in ids]
+    if handed:
+        kept = [job for job in waiting if job.id not in ids]
+        waiting.clear()
+        waiting.extend(kept)
+        send(conn, (WITHDRAWN, handed))
+
+
 def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
     """`reading`: shared memory naming the file being read (READING_ID and the rest)."""
     die_with_parent(settings.supervisor_pid)
@@ -121,16 +135,24 @@ def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
         if buffered and (len(buffered) >= answer_every or not waiting):
             answer(conn, buffered)
             buffered = []
-        if not waiting:
+        # Between files, a message already there is read first: it may withdraw files
+        # this worker holds but has not started (a pause).
+        while not waiting or readable(conn):
+            if buffered and not waiting:  # a withdrawal may have taken the rest
+                answer(conn, buffered)
+                buffered = []
             try:
-                message: Files | None = receive(conn)
+                message: Files | Withdraw | None = receive(conn)
             except (EOFError, OSError):
                 return  # the supervisor is gone
             if message is None:
                 if buffered:  # cannot happen (told only once all is answered), never lose one
                     answer(conn, buffered)
                 return  # asked to retire
-            answer_every, files = message
+            if message[0] == WITHDRAW:
+                _withdraw(conn, waiting, set(message[1]))
+                continue
+            answer_every, files = cast(Files, message)
             waiting.extend(Job(*fields) for fields in files)
         job = waiting.popleft()
         result, seconds = _read(job, settings, reading, reader)

@@ -194,7 +194,22 @@ class WorkerPool:
             slot.told_to_leave = True
             self._send(slot, None)
 
-    def _send(self, slot: Slot, message: wire.Files | None) -> bool:
+    def withdraw(self, covered: Callable[[Job], bool]) -> int:
+        """Ask the workers for the files they hold, not started yet, that `covered` names
+        (a pause): they come back through `take_returned`, uncharged. Files being read
+        finish. Returns how many were asked for."""
+        asked = 0
+        for slot in self._processes.slots():
+            ids = [job.id for job in slot.queue if covered(job)]
+            if ids and self._send(slot, (wire.WITHDRAW, ids)):
+                asked += len(ids)
+        return asked
+
+    def _withdrawn(self, slot: Slot, ids: set[int]) -> None:
+        self._returned.extend(slot.hand_back(ids, self._clock()))
+        self._maybe_dismiss(slot)
+
+    def _send(self, slot: Slot, message: wire.Files | wire.Withdraw | None) -> bool:
         try:
             wire.send(slot.conn, message)
         except OSError:
@@ -262,6 +277,9 @@ class WorkerPool:
             return []
         if tag == wire.BOOT_ERROR:
             raise WorkerBootError(str(message[1]))
+        if tag == wire.WITHDRAWN:
+            self._withdrawn(slot, set(message[1]))
+            return []
         if tag != wire.RESULT:
             return []
         completions: list[Completion] = []

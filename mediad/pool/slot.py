@@ -52,6 +52,15 @@ class Slot:
         position, started = now_reading
         return held[position], started, held[:position] + held[position + 1 :]
 
+    def hand_back(self, ids: set[int], now: float) -> list[Job]:
+        """The files the worker handed back unread (a withdrawal), out of its queue."""
+        head = self.queue[0] if self.queue else None
+        handed = [job for job in self.queue if job.id in ids]
+        self.queue = deque(job for job in self.queue if job.id not in ids)
+        if self.queue and self.queue[0] is not head:
+            self.head_started_at = now  # the worker goes on to it now
+        return handed
+
     def reading_device(self) -> int | None:
         """The device (st_dev) of the file being read, once the worker has opened it: the
         filesystem it is really on, whatever its path suggests."""

@@ -1,5 +1,6 @@
-"""The commands that fill the queue: `scan` walks trees, `enqueue` names paths, `retry`
-queues failed rows again. Flags here; the handlers (handlers.py) are imported only when
+"""The commands that fill and steer the queue: `scan` walks trees, `enqueue` names paths,
+`retry` queues failed rows again, `pause` and `resume` hold rows back from every daemon
+and let them go again. Flags here; the handlers (handlers.py) are imported only when
 one of these commands runs."""
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ SCAN_HELP = (
 )
 ENQUEUE_HELP = "Queue paths for extraction (again, if already finished). " + STDIN_HELP
 RETRY_HELP = "Queue failed rows again, all or of one failure class."
+PAUSE_HELP = (
+    "Pause extraction on every daemon, of every row or of the paths under a directory: "
+    "paused rows stay pending, uncharged; files being read finish."
+)
+RESUME_HELP = "Lift the pause of a directory, or every pause."
 
 
 def _scan_options(parser: argparse.ArgumentParser) -> None:
@@ -52,11 +58,39 @@ def _retry_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _pause_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prefix",
+        type=utf8,
+        metavar="DIR",
+        help="only the paths under DIR (as mediad reads them: attached rows included)",
+    )
+    parser.add_argument(
+        "--until",
+        type=utf8,
+        metavar="TIME",
+        help="lift the pause by itself at TIME, ISO 8601 (e.g. 2026-12-03T18:00+01:00; "
+        "the local time zone without an offset)",
+    )
+
+
+def _resume_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prefix",
+        type=utf8,
+        metavar="DIR",
+        help="lift the pause of DIR only (default: lift every pause)",
+    )
+
+
 # Imported only when one of these commands runs.
 HANDLERS = f"{__name__}.handlers"
+PAUSING = f"{__name__}.pausing"
 
 COMMANDS = (
     Command("scan", SCAN_HELP, _scan_options, handled_by(HANDLERS, "scan")),
     Command("enqueue", ENQUEUE_HELP, _enqueue_options, handled_by(HANDLERS, "enqueue")),
     Command("retry", RETRY_HELP, _retry_options, handled_by(HANDLERS, "retry")),
+    Command("pause", PAUSE_HELP, _pause_options, handled_by(PAUSING, "pause")),
+    Command("resume", RESUME_HELP, _resume_options, handled_by(PAUSING, "resume")),
 )

@@ -10,12 +10,13 @@ from mediad.commands.options import path_arguments
 from mediad.commands.output import database_json
 from mediad.commands.report.output import (
     fleet_json,
+    print_pauses,
     print_show,
     print_status,
     show_record,
 )
 from mediad.config import Config, database_label
-from mediad.db import migrations, reads
+from mediad.db import migrations, pauses, reads
 from mediad.paths import escaped
 from mediad.runtime import open_database
 
@@ -31,6 +32,7 @@ def status(args: argparse.Namespace, config: Config) -> int:
         oldest = reads.oldest_pending_seconds(store)
         version = migrations.check_schema(store)
         live = reads.live_daemons(store)  # after the check: an older schema has no such table
+        paused = pauses.active(store)
     report: dict[str, Any] = {
         "counts": counts,
         "total": sum(counts.values()),
@@ -44,11 +46,13 @@ def status(args: argparse.Namespace, config: Config) -> int:
         "schema_version": version,
         **database_json(config),
         **fleet_json(live),
+        "pauses": [p.as_json() for p in paused],
     }
     if args.json:
         print(json.dumps(report))
     else:
         print_status(report, len(live))
+        print_pauses(paused)
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from mediad.extract.summary import COLUMNS
 from mediad.models import DaemonSeen
+from mediad.pauses import Pause
 
 SHOW_SUMMARY_KEYS = (*COLUMNS, "image_tracks", "hdr_format", "languages", "streams")
 SHOW_FIELDS = (
@@ -72,6 +73,13 @@ def _print_fleet(live_daemons: int, report: dict[str, Any]) -> None:
             f"{mount['in_flight']} in flight, {mount['stuck']} stuck, "
             f"{mount['timeouts_recent']} recent timeouts"
         )
+
+
+def print_pauses(pauses: Sequence[Pause]) -> None:
+    if pauses:
+        print("paused (mediad resume lifts):")
+    for pause in pauses:
+        print(f"  {pause.describe()}")
 
 
 def show_record(path: str, row: dict[str, Any] | None) -> dict[str, Any]:
