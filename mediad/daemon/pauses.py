@@ -67,11 +67,16 @@ class Pausing:
             return
         lifted = bool(_keys(self.active) - _keys(active))
         self.active = active
-        log.info("pauses changed", paused=[p.prefix or "everything" for p in active])
         if lifted:
             self.sup.claims.more_work = True
-        self.hold_back(list(self.sup.ledger.buffer))
-        self.sup.pool.withdraw(self.covers)
+        buffered = list(self.sup.ledger.buffer)
+        kept = self.hold_back(buffered)
+        log.info(
+            "pauses changed",
+            paused=[p.prefix or "everything" for p in active],
+            given_back=len(buffered) - len(kept),
+            withdrawing=self.sup.pool.withdraw(self.covers) if active else 0,
+        )
 
     def hold_back(self, jobs: list[Job]) -> list[Job]:
         """Of `jobs` (held, not at a worker), the paused ones go back to the database,

@@ -200,7 +200,9 @@ class WorkerPool:
         finish. Returns how many were asked for."""
         asked = 0
         for slot in self._processes.slots():
-            ids = [job.id for job in slot.queue if covered(job)]
+            reading = slot.reading_now()
+            queued = list(slot.queue)[reading[0] + 1 :] if reading else slot.queue
+            ids = [job.id for job in queued if covered(job)]
             if ids and self._send(slot, (wire.WITHDRAW, ids)):
                 asked += len(ids)
         return asked
