@@ -31,10 +31,7 @@ CONNECT_BACKOFF = Backoff(0.1, 1.0)
 
 def compose(text: str, schema: str) -> sql.Composed:
     return sql.SQL(cast(LiteralString, text)).format(  # type: ignore[redundant-cast]
-        schema=sql.Identifier(schema),
-        channel=sql.Identifier(notify_channel(schema)),
-        # The channel as a value, for pg_notify() in a statement of its own.
-        channel_name=sql.Literal(notify_channel(schema)),
+        schema=sql.Identifier(schema), channel=sql.Identifier(notify_channel(schema))
     )
 
 

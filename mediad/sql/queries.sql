@@ -275,18 +275,14 @@ SELECT count(*) AS n FROM settled;
 LISTEN {channel};
 
 -- name: pause_set
--- A pause (migration 0008), committed at once and announced on the daemons' channel:
--- every daemon listening re-reads the pauses within a second. Pausing a prefix again
--- changes its end and who set it, never since when it has lasted.
-WITH paused AS (
-    INSERT INTO {schema}.pauses AS p (prefix, until, set_by)
-    VALUES (%(prefix)s::text, %(until)s::timestamptz, %(set_by)s::text)
-    ON CONFLICT ((coalesce(prefix, ''))) DO UPDATE
-    SET until = EXCLUDED.until, set_by = EXCLUDED.set_by
-    RETURNING p.prefix, p.since, p.until
-)
-SELECT prefix, since, until, pg_notify({channel_name}, 'pause') IS NULL AS announced
-FROM paused;
+-- A pause (migration 0008), committed at once; its trigger announces it on the daemons'
+-- channel, so every daemon listening reads the pauses again within a second. Pausing a
+-- prefix again changes its end and who set it, never since when it has lasted.
+INSERT INTO {schema}.pauses AS p (prefix, until, set_by)
+VALUES (%(prefix)s::text, %(until)s::timestamptz, %(set_by)s::text)
+ON CONFLICT ((coalesce(prefix, ''))) DO UPDATE
+SET until = EXCLUDED.until, set_by = EXCLUDED.set_by
+RETURNING p.prefix, p.since, p.until;
 
 -- name: pause_mark
 -- The pending rows under a paused prefix leave the claim's index (run after pause_set).
@@ -294,14 +290,11 @@ SELECT {schema}.pause_mark(%(prefix)s::text) AS marked;
 
 -- name: pause_lift
 -- resume: one prefix's pause (or every pause), and the marks no remaining pause covers.
-SELECT lifted, pg_notify({channel_name}, 'pause') IS NULL AS announced
-FROM {schema}.pause_lift(%(prefix)s::text, %(all)s::boolean) AS lifted;
+SELECT {schema}.pause_lift(%(prefix)s::text, %(all)s::boolean) AS lifted;
 
 -- name: pause_expire
 -- Pauses whose time is up, lifted by the first daemon that sees them.
-SELECT expired, CASE WHEN expired > 0 THEN pg_notify({channel_name}, 'pause') END IS NULL
-       AS announced
-FROM {schema}.pause_expire() AS expired;
+SELECT {schema}.pause_expire() AS expired;
 
 -- name: pauses_list
 -- Every pause, in force or expired but not lifted yet; times from the database's clock.

@@ -7,7 +7,7 @@
 -- Paused rows stay pending and are never charged: the claim leaves them alone.
 --
 -- The claim stays cheap however many rows are paused: a prefix pause marks the pending
--- rows under it (files.paused), and files_claim_idx holds unmarked pending rows only, so
+-- rows under it (files.paused), and the index the claim walks holds unmarked rows only, so
 -- the claim's ordered walk never meets them. Rows that become pending under a paused
 -- prefix later (a release, a give-back, an enqueue) are not marked; the claim's filter on
 -- the active prefixes leaves them alone too, as it does the rows of stalled mounts
@@ -24,12 +24,25 @@ CREATE TABLE {schema}.pauses (
 -- One pause per prefix (NULL included: NULLS NOT DISTINCT is PostgreSQL 15 only).
 CREATE UNIQUE INDEX pauses_prefix_key ON {schema}.pauses ((coalesce(prefix, '')));
 
+-- Any change to the pauses wakes every daemon that LISTENs, with a payload of its own:
+-- they read the pauses again (mediad/db/listener.py), within a second of the commit.
+CREATE FUNCTION {schema}.notify_pauses() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify(TG_TABLE_SCHEMA || '.work', 'pause');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER pauses_notify AFTER INSERT OR UPDATE OR DELETE ON {schema}.pauses
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.notify_pauses();
+
 ALTER TABLE {schema}.files ADD COLUMN paused boolean NOT NULL DEFAULT false;
 
--- Rebuilt without the marked rows; the marked ones are found through their own index,
--- which holds nothing while nothing is paused (so it costs the hot path nothing).
-DROP INDEX {schema}.files_claim_idx;
-CREATE INDEX files_claim_idx ON {schema}.files (priority DESC, run_after, id)
+-- The claim's walk, without the marked rows. files_claim_idx stays as it was, for
+-- readers of pending rows; the claim walks this one alone: it is ordered by -priority (the
+-- same order as priority DESC), an order files_claim_idx cannot give, so the plan cannot
+-- fall back to walking the marked rows, whatever a cached generic plan was made with.
+-- The marked rows are found through an index of their own, empty while nothing is paused.
+CREATE INDEX files_claim_ready_idx ON {schema}.files ((-priority::bigint), run_after, id)
     WHERE state = 'pending' AND NOT paused;
 CREATE INDEX files_paused_idx ON {schema}.files (id) WHERE paused;
 
@@ -144,7 +157,7 @@ BEGIN
           AND (NOT p_skip_existing OR f0.metadata IS NULL)
           AND (cardinality(skip) = 0
                OR NOT coalesce(coalesce(f0.path, f0.source_path) ^@ ANY (skip), false))
-        ORDER BY f0.priority DESC, f0.run_after, f0.id
+        ORDER BY (-f0.priority::bigint), f0.run_after, f0.id
         LIMIT p_limit
         FOR UPDATE SKIP LOCKED
     ), token AS (

@@ -1,0 +1,121 @@
+"""Pauses in the database (migration 0008): the claim leaves paused rows alone, charges
+nothing, walks none of the marked rows; lifting and expiring clear the marks no other
+pause covers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from mediad.db import intake, pauses
+from mediad.db.connection import Database
+from mediad.db.queue import Queue
+
+SQL = Callable[..., list[tuple[Any, ...]]]
+
+
+def fill(db: Database) -> None:
+    intake.enqueue(db, [f"/nas/a/{i}.mkv" for i in range(5)])
+    intake.enqueue(db, [f"/nas/b/{i}.mkv" for i in range(5)])
+    intake.enqueue(db, [f"/nasty/{i}.mkv" for i in range(5)])  # not under /nas
+
+
+def claimed_under(queue: Queue, prefix: str) -> int:
+    return sum(1 for job in queue.claim(100, 30) if job.path.startswith(prefix))
+
+
+def marked(sql: SQL, schema: str) -> set[str]:
+    return {r[0] for r in sql(f'SELECT path FROM "{schema}".files WHERE paused')}
+
+
+def test_the_claim_leaves_a_paused_prefix_alone_marked_or_not(
+    db: Database, queue: Queue, sql: SQL, schema: str
+) -> None:
+    fill(db)
+    pauses.pause(db, "/nas", None, "test")
+    # Not marked yet (as between the pause and its marking): the claim's filter holds.
+    assert claimed_under(queue, "/nas/") == 0
+    sql(f"UPDATE \"{schema}\".files SET state = 'pending', attempts = 0 WHERE path ^@ '/nasty'")
+    assert pauses.mark(db, "/nas") == 10
+    assert marked(sql, schema) == {f"/nas/{d}/{i}.mkv" for d in "ab" for i in range(5)}
+    jobs = queue.claim(100, 30)
+    assert sorted(j.path for j in jobs) == sorted(f"/nasty/{i}.mkv" for i in range(5))
+    attempts = sql(f"SELECT DISTINCT attempts FROM \"{schema}\".files WHERE path ^@ '/nas/'")
+    assert attempts == [(0,)]
+
+
+def test_a_pause_of_everything_claims_nothing_and_resume_claims_again(
+    db: Database, queue: Queue
+) -> None:
+    fill(db)
+    pauses.pause(db, None, None, "test")
+    assert queue.claim(100, 30) == []
+    assert pauses.lift(db, None, every=True) == 1
+    assert len(queue.claim(100, 30)) == 15
+
+
+def test_lifting_one_pause_keeps_the_marks_another_covers(
+    db: Database, queue: Queue, sql: SQL, schema: str
+) -> None:
+    fill(db)
+    pauses.pause(db, "/nas", None, "test")
+    pauses.pause(db, "/nas/b", None, "test")
+    pauses.mark(db, "/nas")
+    assert pauses.lift(db, "/nas", every=False) == 1
+    assert marked(sql, schema) == {f"/nas/b/{i}.mkv" for i in range(5)}
+    assert sorted({j.path.rsplit("/", 1)[0] for j in queue.claim(100, 30)}) == [
+        "/nas/a",
+        "/nasty",
+    ]
+    assert pauses.lift(db, "/nas", every=False) == 0
+
+
+def test_a_pause_ends_at_its_time_and_expiring_clears_its_marks(
+    db: Database, queue: Queue, sql: SQL, schema: str
+) -> None:
+    fill(db)
+    now = sql("SELECT now()")[0][0]
+    pauses.pause(db, "/nas", now + timedelta(hours=1), "test")
+    pauses.mark(db, "/nas")
+    sql(f"UPDATE \"{schema}\".pauses SET until = now() - interval '1 second'")
+    [seen] = pauses.pauses(db)
+    assert seen.expired and pauses.active(db) == []
+    # Over by the database's clock; its marked rows wait for expire(), which any daemon
+    # runs when it sees a pause over.
+    assert claimed_under(queue, "/nas/") == 0
+    sql(f"UPDATE \"{schema}\".files SET state = 'pending', attempts = 0")
+    assert pauses.expire(db) == 1
+    assert marked(sql, schema) == set()
+    assert len(queue.claim(100, 30)) == 15
+
+
+def test_pausing_a_prefix_again_keeps_since_and_changes_until(db: Database, sql: SQL) -> None:
+    first = pauses.pause(db, "/nas", None, "one")
+    now = sql("SELECT now()")[0][0]
+    again = pauses.pause(db, "/nas", now + timedelta(hours=2), "two")
+    assert again.since == first.since and again.until == now + timedelta(hours=2)
+    [seen] = pauses.active(db)
+    assert seen.set_by == "two" and seen.ends_in_s is not None and seen.ends_in_s > 7000
+
+
+def test_the_claim_walks_the_index_of_unmarked_rows(sql: SQL, schema: str, db: Database) -> None:
+    sql(f'ANALYZE "{schema}".files')
+    [(config,)] = sql(
+        "SELECT proconfig FROM pg_proc WHERE proname = 'claim' AND pronamespace = %s::regnamespace",
+        [schema],
+    )
+    sql("BEGIN")
+    for setting in config:
+        name, value = setting.split("=")
+        sql(f"SET LOCAL {name} = {value}")
+    plan = "\n".join(
+        r[0]
+        for r in sql(
+            f"EXPLAIN SELECT id FROM \"{schema}\".files WHERE state = 'pending' "
+            "AND NOT paused AND run_after <= now() "
+            "ORDER BY (-priority::bigint), run_after, id LIMIT 50 FOR UPDATE SKIP LOCKED"
+        )
+    )
+    sql("ROLLBACK")
+    assert "Index Scan using files_claim_ready_idx" in plan and "Sort" not in plan, plan
