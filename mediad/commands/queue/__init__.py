@@ -58,12 +58,13 @@ def _retry_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _prefix_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--prefix", type=utf8, metavar="DIR", help=help_text)
+
+
 def _pause_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--prefix",
-        type=utf8,
-        metavar="DIR",
-        help="only the paths under DIR (as mediad reads them: attached rows included)",
+    _prefix_option(
+        parser, "only the paths under DIR (as mediad reads them: attached rows included)"
     )
     parser.add_argument(
         "--until",
@@ -75,12 +76,7 @@ def _pause_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _resume_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--prefix",
-        type=utf8,
-        metavar="DIR",
-        help="lift the pause of DIR only (default: lift every pause)",
-    )
+    _prefix_option(parser, "lift the pause of DIR only (default: lift every pause)")
 
 
 # Imported only when one of these commands runs.

@@ -131,7 +131,7 @@ $$;
 -- The claim of version 6, obeying pauses: a pause of everything claims nothing (no walk
 -- at all), a prefix pause joins the stalled mounts' prefixes, and marked rows are not in
 -- the index it walks. The pauses table holds a handful of rows: reading it costs the
--- claim a few microseconds.
+-- claim a few microseconds (measured: docs/benchmarks.md).
 CREATE OR REPLACE FUNCTION {schema}.claim(
     p_limit integer, p_owner text, p_lease_seconds double precision,
     p_skip_existing boolean, p_skip_prefixes text[] DEFAULT ARRAY[]::text[]
@@ -141,6 +141,9 @@ LANGUAGE plpgsql
 SET enable_sort = off
 SET enable_bitmapscan = off
 SET enable_seqscan = off
+-- The pauses table has no index its reads could use: with seqscan off, their plans carry
+-- the disabling cost, which passes jit_above_cost, and compiling them took 60 ms a claim.
+SET jit = off
 AS $$
 DECLARE
     skip text[] := p_skip_prefixes;
