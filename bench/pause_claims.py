@@ -9,6 +9,9 @@ A third table, *paused-unmarked*, holds the paused rows as a pause leaves rows t
 pending under it later (no mark): only the claim's filter keeps them out, so its walk
 meets every one; it shows what the mark buys, in fewer claims.
 
+A fourth table, *before*, is the unpaused one at schema version 7: the claim before
+pauses existed, so the cost pauses add to every claim shows in the same run.
+
 Each claim is mediad's claim statement as the daemon runs it (ClaimCase, bench/claims.py),
 in alternated rounds, so a burst of other load on the host hits every table alike.
 
@@ -24,26 +27,39 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from bench.claims import CLAIM_PENDING, ClaimCase, checkpoint, explain_claim
 from bench.common import say
 from bench.db import Sql, bench_database, server
 from bench.results import Latency
 from bench.rows import drop_schema, migrate
 from mediad.db.connection import compose
-from mediad.queries import named_queries
+from mediad.queries import migrations, named_queries
 
 PAUSED_ROWS = 1_000_000
 PER_ROUND = 30
+BEFORE_PAUSES = 7  # the schema version whose claim knew no pauses
+
+
+def migrate_to(dsn: str, schema: str, version: int) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for migration in migrations():
+            if migration.version <= version:
+                conn.execute(compose(migration.text, schema))
 
 
 def fill(dsn: str, sql: Sql, schema: str, paused: int, kind: str) -> float:
     """`paused` rows first in claim order (done for *unpaused*, pending under /nas/
     otherwise), then CLAIM_PENDING pending rows under /library/."""
-    migrate(dsn, schema)
+    if kind == "before":
+        migrate_to(dsn, schema, BEFORE_PAUSES)
+    else:
+        migrate(dsn, schema)
     table = f'"{schema}".files'
     started = time.perf_counter()
     sql.rows(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-    first_state = "done" if kind == "unpaused" else "pending"
+    first_state = "done" if kind in ("unpaused", "before") else "pending"
     sql.rows(
         f"INSERT INTO {table} (path, state, finished_at, enqueued_at, run_after) "
         "SELECT CASE WHEN g <= %(paused)s THEN '/nas/' ELSE '/library/' END "
@@ -56,7 +72,7 @@ def fill(dsn: str, sql: Sql, schema: str, paused: int, kind: str) -> float:
         {"paused": paused, "first": first_state, "total": paused + CLAIM_PENDING},
     )
     sql.rows(f"ALTER TABLE {table} ENABLE TRIGGER USER")
-    if kind != "unpaused":
+    if kind.startswith("paused"):
         queries = named_queries()
         params = {"prefix": "/nas", "until": None, "set_by": "bench"}
         sql.rows(compose(queries["pause_set"], schema), params)
@@ -68,7 +84,7 @@ def fill(dsn: str, sql: Sql, schema: str, paused: int, kind: str) -> float:
 
 def measure(dsn: str, rounds: int, unmarked: bool) -> dict[str, Any]:
     sql = Sql(dsn)
-    kinds = ["unpaused", "paused"] + (["paused-unmarked"] if unmarked else [])
+    kinds = ["unpaused", "paused", "before"] + (["paused-unmarked"] if unmarked else [])
     cases: dict[str, ClaimCase] = {}
     try:
         for kind in kinds:
@@ -118,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         out = measure(dsn, args.rounds, not args.no_unmarked)
     if args.out:
         args.out.write_text(json.dumps(out, indent=2, default=str) + "\n")
-    for kind in ("unpaused", "paused", "paused-unmarked"):
+    for kind in ("unpaused", "paused", "before", "paused-unmarked"):
         if kind not in out:
             continue
         lat, found = out[kind]["latency"], out[kind]
