@@ -146,13 +146,19 @@ SET enable_seqscan = off
 SET jit = off
 AS $$
 DECLARE
-    skip text[] := p_skip_prefixes;
+    everything boolean;
+    paused text[];
+    skip text[];
 BEGIN
-    IF EXISTS (SELECT 1 FROM {schema}.pauses_active() AS a WHERE a.prefix IS NULL) THEN
+    -- One read of the pauses (each statement here costs the claim about 50 us).
+    SELECT coalesce(bool_or(a.prefix IS NULL), false),
+           coalesce(array_agg({schema}.pause_match(a.prefix)), ARRAY[]::text[])
+    INTO everything, paused
+    FROM {schema}.pauses_active() AS a;
+    IF everything THEN
         RETURN;
     END IF;
-    skip := skip || ARRAY(SELECT {schema}.pause_match(a.prefix)
-                          FROM {schema}.pauses_active() AS a);
+    skip := p_skip_prefixes || paused;
     RETURN QUERY
     WITH picked AS (
         SELECT f0.id FROM {schema}.files AS f0
