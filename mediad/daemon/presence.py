@@ -14,7 +14,7 @@ import structlog
 from mediad import __version__, metrics
 from mediad.daemon.mode import Phase
 from mediad.daemon.requests import Forget, Heartbeat
-from mediad.models import DaemonReport
+from mediad.models import DaemonReport, InFlight
 
 if TYPE_CHECKING:
     from mediad.daemon.loop import Supervisor
@@ -57,7 +57,19 @@ class Presence:
                 time.monotonic(),
             ),
             draining=sup.phase is not Phase.RUNNING,
+            mediainfo_version=sup.pool.library_version,
+            files_finished=sup.tally.finished,
+            in_flight=self._in_flight(time.monotonic()),
         )
+
+    def _in_flight(self, now: float) -> tuple[InFlight, ...]:
+        """What each worker reads now, slowest first: a few objects, one per worker."""
+        sup = self.sup
+        found = [
+            InFlight(job.path, pid, sup.storage.mount_of(job).point, max(0.0, now - since))
+            for pid, job, since in sup.pool.reading()
+        ]
+        return tuple(sorted(found, key=lambda f: -f.seconds))
 
     def maybe_heartbeat(self, now: float) -> None:
         """One statement per interval, through the database thread; a beat the database

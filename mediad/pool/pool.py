@@ -16,7 +16,7 @@ from mediad.pace import FilePace, answer_every
 from mediad.pool.deaths import death_failure, describe_exit, timeout_failure
 from mediad.pool.killed import EventSink, StuckProcess, await_exits
 from mediad.pool.processes import MountOf, Processes
-from mediad.pool.slot import Slot, reading_since
+from mediad.pool.slot import Slot, reading_file, reading_since
 from mediad.retry import Backoff
 
 # A worker that dies this soon after starting counts as failing to boot: back off.
@@ -66,6 +66,7 @@ class WorkerPool:
         self._next_start_at = 0.0
         self._returned: list[Job] = []
         self._closed = False
+        self.library_version = ""  # libmediainfo's, as the first worker to start says
 
     # --- shape ------------------------------------------------------------------------
 
@@ -99,6 +100,11 @@ class WorkerPool:
     def in_flight(self) -> list[Job]:
         """Every file sent to a worker and not answered yet (read now, or queued)."""
         return [job for s in self._processes.slots() for job in s.queue]
+
+    def reading(self) -> list[tuple[int, Job, float]]:
+        """(worker pid, file, since when) for each worker on a file now."""
+        on_files = ((s.pid, reading_file(s)) for s in self._processes.slots())
+        return [(pid, on[0], on[1]) for pid, on in on_files if on is not None]
 
     def take_returned(self) -> list[Job]:
         """Files that were queued at a worker that died: never started, still ours."""
@@ -258,6 +264,7 @@ class WorkerPool:
         tag = message[0]
         if tag == wire.READY:
             slot.ready = True
+            self.library_version = str(message[2]) if len(message) > 2 else ""
             self._maybe_dismiss(slot)
             return []
         if tag == wire.BOOT_ERROR:

@@ -1,4 +1,5 @@
-"""The daemons table: every real daemon publishes a heartbeat row, `status` reads the live
+"""The daemons table: every real daemon publishes a heartbeat row (what its workers read
+included), `status` and `top` read it, the live
 ones, a clean exit deletes the row and rows gone for a day are pruned."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from mediad.db import reads
 from mediad.db.queue import Queue
 from mediad.models import DaemonReport, MountReport
 from tests.e2e.test_observability import scrape
-from tests.support.processes import Daemon, free_port, mediad, wait_until
+from tests.support.processes import Daemon, free_port, link_files, mediad, wait_until
 
 SQL = Callable[..., list[tuple[Any, ...]]]
 
@@ -212,3 +214,105 @@ def test_a_daemon_is_degraded_while_stuck_at_its_limit_or_a_mount_is_stalled() -
     assert replace(healthy, workers_stuck=2).state == "degraded"
     assert stuck_daemon().state == "degraded"  # its mount is stalled
     assert replace(stuck_daemon(), draining=True).state == "draining"
+
+
+# --- the fleet view: status --json's "daemons" and `mediad top` ----------------------------
+
+
+def held_env(env: dict[str, str], instance: str) -> dict[str, str]:
+    """A daemon of one worker that holds one file beyond the one it reads (a claim of
+    one row at a time): two of them share the queue's rows between them."""
+    return {
+        **env,
+        "MEDIAD_TEST_HOOKS": "1",
+        "MEDIAD_DAEMON_INSTANCE": instance,
+        "MEDIAD_DAEMON_WORKERS": "1",
+        "MEDIAD_DAEMON_BATCH_SIZE": "1",
+        "MEDIAD_DAEMON_PREFETCH": "1",
+        "MEDIAD_DAEMON_HEARTBEAT_SECONDS": "0.5",
+    }
+
+
+def fleet(env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {d["instance"]: d for d in status(env)["daemons"]}
+
+
+@pytest.mark.slow
+def test_two_daemons_show_what_they_read_and_a_killed_one_turns_gone(
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+) -> None:
+    # Four files, each held 20 s by the test engine: each daemon reads one, holds one.
+    held = link_files(small_mp4, tmp_path / "lib", 4, marker="__mediad_sleep_20000ms__")
+    assert mediad("enqueue", *map(str, held), env=mediad_env).returncode == 0
+    first = daemons(env=held_env(mediad_env, "first"))
+    first.wait_started()
+    wait_until(lambda: fleet(mediad_env).get("first", {}).get("in_flight"), 30, "the first's file")
+    second = daemons(env=held_env(mediad_env, "second"))
+    second.wait_started()
+    wait_until(
+        lambda: len(fleet(mediad_env).get("second", {}).get("in_flight", [])) == 1,
+        30,
+        "the second daemon's file",
+    )
+
+    seen = fleet(mediad_env)
+    assert set(seen) == {"first", "second"}
+    host = socket.gethostname()
+    for instance, daemon in ((first, seen["first"]), (second, seen["second"])):
+        assert daemon.keys() == {
+            "owner", "host", "pid", "instance", "state", "workers", "heartbeat_age_s",
+            "mounts", "in_flight",
+        }  # fmt: skip
+        assert daemon["owner"] == f"{host}:{instance.pid}:{daemon['instance']}"
+        assert (daemon["host"], daemon["pid"], daemon["state"]) == (host, instance.pid, "running")
+        assert daemon["workers"] == {"target": 1, "alive": 1, "stuck": 0}
+        assert 0 <= daemon["heartbeat_age_s"] < 1.5
+        [reading] = daemon["in_flight"]
+        assert reading.keys() == {"path", "worker_pid", "mount", "seconds"}
+        assert reading["path"] in {str(p) for p in held}
+        assert reading["worker_pid"] in instance.worker_pids()
+        assert reading["mount"] and str(held[0]).startswith(reading["mount"])
+        assert 0 <= reading["seconds"] < 20
+    # Two different files: a row is read by one daemon at a time.
+    assert seen["first"]["in_flight"][0]["path"] != seen["second"]["in_flight"][0]["path"]
+    text = mediad("status", env=mediad_env).stdout
+    assert f"{host}:{first.pid}:first running: 1/1 workers, 0 stuck, 1 in flight" in text
+
+    # The second is killed: nothing deletes its row, and within a few of its intervals
+    # (3 of 0.5 s, by the database's clock) readers call it gone.
+    second.signal(signal.SIGKILL)
+    second.process.wait(timeout=30)
+    wait_until(lambda: fleet(mediad_env)["second"]["state"] == "gone", 10, "the killed daemon gone")
+    after = fleet(mediad_env)
+    assert after["second"]["heartbeat_age_s"] >= 1.5
+    assert after["first"]["state"] == "running"
+    first.signal(signal.SIGKILL)  # its file is held for seconds more: no drain to wait for
+
+
+@pytest.mark.slow
+def test_top_once_shows_a_held_file_in_plain_80_column_text(
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+) -> None:
+    held = link_files(small_mp4, tmp_path / "lib", 1, marker="__mediad_sleep_8000ms__")
+    assert mediad("enqueue", *map(str, held), env=mediad_env).returncode == 0
+    daemon = daemons(env=held_env(mediad_env, "top"))
+    daemon.wait_started()
+    wait_until(lambda: fleet(mediad_env).get("top", {}).get("in_flight"), 30, "the held file")
+
+    result = mediad("top", "--once", env={**mediad_env, "COLUMNS": "80"})
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "\x1b" not in result.stdout
+    assert max(map(len, lines)) <= 80, [line for line in lines if len(line) > 80]
+    worker = next(line for line in lines if held[0].name in line)
+    assert f"{daemon.worker_pids()[0]}" in worker and f"{socket.gethostname()}:top" in worker
+    assert any(f"{daemon.pid}" in line and "running" in line for line in lines)
+    assert lines[1].startswith("queue: pending 0  running 1")
+    assert daemon.stop() == 0
