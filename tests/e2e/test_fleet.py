@@ -1,6 +1,6 @@
 """The daemons table: every real daemon publishes a heartbeat row (what its workers read
-included), `status` and `top` read it, the live
-ones, a clean exit deletes the row and rows gone for a day are pruned."""
+included), `status` and `top` read it (a killed daemon shows as gone), a clean exit
+deletes the row and rows gone for a day are pruned."""
 
 from __future__ import annotations
 
