@@ -18,7 +18,7 @@ import pytest
 from mediad import metrics
 from mediad.db import reads
 from mediad.db.queue import Queue
-from mediad.models import DaemonReport, MountReport
+from mediad.models import DaemonReport, DaemonSeen, MountReport
 from tests.e2e.test_observability import scrape
 from tests.support.processes import Daemon, free_port, link_files, mediad, wait_until
 
@@ -316,3 +316,21 @@ def test_top_once_shows_a_held_file_in_plain_80_column_text(
     assert any(f"{daemon.pid}" in line and "running" in line for line in lines)
     assert lines[1].startswith("queue: pending 0  running 1")
     assert daemon.stop() == 0
+
+
+def test_fleet_gauges_follow_the_table_and_drop_daemons_no_longer_in_it() -> None:
+    live = DaemonSeen(replace(stuck_daemon("nas-host:1"), files_finished=9), "degraded", 1.0, True)
+    killed = DaemonSeen(replace(stuck_daemon("usb-host:2"), host="usb-host"), "running", 60, False)
+    metrics.show_fleet([live, killed])
+    value = metrics.REGISTRY.get_sample_value
+    assert value("mediad_fleet_daemons", {"state": "degraded"}) == 1
+    assert value("mediad_fleet_daemons", {"state": "gone"}) == 1
+    assert value("mediad_fleet_daemons", {"state": "running"}) == 0
+    assert value("mediad_fleet_daemon_up", {"daemon": "nas-host"}) == 1
+    assert value("mediad_fleet_daemon_up", {"daemon": "usb-host"}) == 0
+    assert value("mediad_fleet_daemon_files_finished", {"daemon": "nas-host"}) == 9
+    assert value("mediad_fleet_daemon_workers_stuck", {"daemon": "nas-host"}) == 1
+    assert value("mediad_fleet_daemon_heartbeat_age_seconds", {"daemon": "usb-host"}) == 60
+    metrics.show_fleet([live])  # the killed one's row pruned
+    assert value("mediad_fleet_daemon_up", {"daemon": "usb-host"}) is None
+    assert value("mediad_fleet_daemons", {"state": "gone"}) == 0
