@@ -5,8 +5,14 @@ deletes the row and rows gone for a day are pruned."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -237,6 +243,14 @@ def fleet(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     return {d["instance"]: d for d in status(env)["daemons"]}
 
 
+def started_reading(daemons: Callable[..., Daemon], env: dict[str, str], instance: str) -> Daemon:
+    """A daemon of `held_env`, once its row shows the file its worker reads."""
+    daemon = daemons(env=held_env(env, instance))
+    daemon.wait_started()
+    wait_until(lambda: fleet(env).get(instance, {}).get("in_flight"), 30, f"{instance}'s file")
+    return daemon
+
+
 @pytest.mark.slow
 def test_two_daemons_show_what_they_read_and_a_killed_one_turns_gone(
     small_mp4: Path,
@@ -247,16 +261,8 @@ def test_two_daemons_show_what_they_read_and_a_killed_one_turns_gone(
     # Four files, each held 20 s by the test engine: each daemon reads one, holds one.
     held = link_files(small_mp4, tmp_path / "lib", 4, marker="__mediad_sleep_20000ms__")
     assert mediad("enqueue", *map(str, held), env=mediad_env).returncode == 0
-    first = daemons(env=held_env(mediad_env, "first"))
-    first.wait_started()
-    wait_until(lambda: fleet(mediad_env).get("first", {}).get("in_flight"), 30, "the first's file")
-    second = daemons(env=held_env(mediad_env, "second"))
-    second.wait_started()
-    wait_until(
-        lambda: len(fleet(mediad_env).get("second", {}).get("in_flight", [])) == 1,
-        30,
-        "the second daemon's file",
-    )
+    first = started_reading(daemons, mediad_env, "first")
+    second = started_reading(daemons, mediad_env, "second")
 
     seen = fleet(mediad_env)
     assert set(seen) == {"first", "second"}
@@ -301,9 +307,7 @@ def test_top_once_shows_a_held_file_in_plain_80_column_text(
 ) -> None:
     held = link_files(small_mp4, tmp_path / "lib", 1, marker="__mediad_sleep_8000ms__")
     assert mediad("enqueue", *map(str, held), env=mediad_env).returncode == 0
-    daemon = daemons(env=held_env(mediad_env, "top"))
-    daemon.wait_started()
-    wait_until(lambda: fleet(mediad_env).get("top", {}).get("in_flight"), 30, "the held file")
+    daemon = started_reading(daemons, mediad_env, "top")
 
     result = mediad("top", "--once", env={**mediad_env, "COLUMNS": "80"})
 
@@ -334,3 +338,54 @@ def test_fleet_gauges_follow_the_table_and_drop_daemons_no_longer_in_it() -> Non
     metrics.show_fleet([live])  # the killed one's row pruned
     assert value("mediad_fleet_daemon_up", {"daemon": "usb-host"}) is None
     assert value("mediad_fleet_daemons", {"state": "gone"}) == 0
+
+
+def pty_output(fd: int, until: Callable[[bytes], bool], seconds: float) -> bytes:
+    """What a pseudo-terminal shows, read until `until` holds or it closes."""
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while not until(seen) and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+@pytest.mark.parametrize("quit_with", ["q", "ctrl-c"])
+def test_top_redraws_on_a_terminal_and_quits_cleanly_with_q_or_ctrl_c(
+    mediad_env: dict[str, str], quit_with: str
+) -> None:
+    assert mediad("migrate", env=mediad_env).returncode == 0
+    env = {**mediad_env, "COLUMNS": "80", "LINES": "24", "TERM": "xterm"}
+    fd, terminal = pty.openpty()
+    top = subprocess.Popen(
+        [sys.executable, "-m", "mediad", "top", "--interval", "0.2"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    try:
+        shown = pty_output(fd, lambda out: out.count(b"mediad top (q quits)") >= 2, 60)
+        assert shown.count(b"mediad top (q quits)") >= 2, shown  # drawn, then redrawn
+        if quit_with == "q":
+            os.write(fd, b"q")
+        else:
+            top.send_signal(signal.SIGINT)
+        assert top.wait(timeout=30) == 0
+        rest = pty_output(fd, lambda out: False, 5)
+    finally:
+        if top.poll() is None:
+            top.kill()
+            top.wait()
+        os.close(fd)
+    assert b"Traceback" not in shown + rest
+    assert rest.endswith(b"\x1b[?1049l")  # the terminal's own screen given back
