@@ -130,6 +130,11 @@ MOUNT_IN_FLIGHT = Gauge(
     ["mount"],
     registry=REGISTRY,
 )
+WORKERS_SPARE = Gauge(
+    "mediad_workers_spare",
+    "Workers run beyond daemon.workers, in place of ones waiting on a network mount's read.",
+    registry=REGISTRY,
+)
 WORKERS_STUCK = Gauge(
     "mediad_workers_stuck",
     "Killed worker processes that have not exited (blocked in the kernel on a mount).",

@@ -15,6 +15,7 @@ from mediad import __version__, metrics
 from mediad.daemon.mode import Phase
 from mediad.daemon.requests import Forget, Heartbeat
 from mediad.models import DaemonReport, InFlight
+from mediad.pool.slot import reading_file
 
 if TYPE_CHECKING:
     from mediad.daemon.loop import Supervisor
@@ -65,10 +66,13 @@ class Presence:
     def _in_flight(self, now: float) -> tuple[InFlight, ...]:
         """What each worker reads now, slowest first: a few objects, one per worker."""
         sup = self.sup
-        found = [
-            InFlight(job.path, pid, sup.storage.mount_of(job).point, max(0.0, now - since))
-            for pid, job, since in sup.pool.reading()
-        ]
+        found = []
+        for slot in sup.pool.slots:
+            on = reading_file(slot)
+            if on is not None:
+                job, since = on
+                mount = sup.storage.mount_of(job).point
+                found.append(InFlight(job.path, slot.pid, mount, max(0.0, now - since)))
         return tuple(sorted(found, key=lambda f: -f.seconds))
 
     def maybe_heartbeat(self, now: float) -> None:

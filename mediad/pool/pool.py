@@ -16,7 +16,7 @@ from mediad.pace import FilePace, answer_every
 from mediad.pool.deaths import death_failure, describe_exit, timeout_failure
 from mediad.pool.killed import EventSink, StuckProcess, await_exits
 from mediad.pool.processes import MountOf, Processes
-from mediad.pool.slot import Slot, reading_file, reading_since
+from mediad.pool.slot import Slot, reading_since
 from mediad.retry import Backoff
 
 # A worker that dies this soon after starting counts as failing to boot: back off.
@@ -66,6 +66,9 @@ class WorkerPool:
         self._next_start_at = 0.0
         self._returned: list[Job] = []
         self._closed = False
+        # Workers beyond `target_size`, one for each worker waiting on a network mount's
+        # read while files elsewhere wait (set by the daemon: mediad/daemon/spares.py).
+        self.spares = 0
         self.library_version = ""  # libmediainfo's, as the first worker to start says
 
     # --- shape ------------------------------------------------------------------------
@@ -101,11 +104,6 @@ class WorkerPool:
         """Every file sent to a worker and not answered yet (read now, or queued)."""
         return [job for s in self._processes.slots() for job in s.queue]
 
-    def reading(self) -> list[tuple[int, Job, float]]:
-        """(worker pid, file, since when) for each worker on a file now."""
-        on_files = ((s.pid, reading_file(s)) for s in self._processes.slots())
-        return [(pid, on[0], on[1]) for pid, on in on_files if on is not None]
-
     def take_returned(self) -> list[Job]:
         """Files that were queued at a worker that died: never started, still ours."""
         returned, self._returned = self._returned, []
@@ -114,7 +112,7 @@ class WorkerPool:
     def resize(self, size: int) -> None:
         """Grow at once; shrink by retiring idle workers first, busy ones after their files."""
         self.target_size = max(0, size)
-        surplus = self.live_count() - self.target_size
+        surplus = self.live_count() - self._wanted()
         if surplus <= 0:
             return
         candidates = sorted(self._processes.slots(), key=lambda s: (len(s.queue), -s.started_at))
@@ -134,17 +132,32 @@ class WorkerPool:
         self.maintain()
 
     def maintain(self) -> None:
-        """Start workers up to the target size, respecting the restart back-off and the
-        limit on stuck processes."""
+        """Start workers up to the target size (and the spares), respecting the restart
+        back-off and the limit on stuck processes; idle workers beyond them leave."""
         self.check_killed()
+        self._retire_surplus()
         now = self._clock()
-        while self.live_count() < self.target_size and now >= self._next_start_at:
+        while self.live_count() < self._wanted() and now >= self._next_start_at:
             if self._forking_held_back():
                 return
             self._spawn()
 
+    def _wanted(self) -> int:
+        return self.target_size + self.spares if self.target_size else 0
+
+    def _retire_surplus(self) -> None:
+        """Spares no longer needed (the read they stood in for came back): the idle
+        workers beyond the count leave; busy ones are never cut short."""
+        surplus = self.live_count() - self._wanted()
+        for slot in list(self._processes.slots()):
+            if surplus <= 0:
+                return
+            if not slot.retiring and not slot.queue and slot.ready:
+                self._retire(slot)
+                surplus -= 1
+
     def next_start_in(self) -> float | None:
-        if self.live_count() >= self.target_size or self._forking_held_back():
+        if self.live_count() >= self._wanted() or self._forking_held_back():
             return None  # a killed worker that exits wakes the loop through its sentinel
         return max(0.0, self._next_start_at - self._clock())
 
