@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import signal
 import socket
@@ -257,6 +258,8 @@ def test_two_daemons_show_what_they_read_and_a_killed_one_turns_gone(
     tmp_path: Path,
     mediad_env: dict[str, str],
     daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
 ) -> None:
     # Four files, each held 20 s by the test engine: each daemon reads one, holds one.
     held = link_files(small_mp4, tmp_path / "lib", 4, marker="__mediad_sleep_20000ms__")
@@ -282,6 +285,11 @@ def test_two_daemons_show_what_they_read_and_a_killed_one_turns_gone(
         assert reading["worker_pid"] in instance.worker_pids()
         assert reading["mount"] and str(held[0]).startswith(reading["mount"])
         assert 0 <= reading["seconds"] < 20
+    # The rest of each row: the libmediainfo its workers loaded, no file finished yet.
+    for version, finished in sql(
+        f'SELECT mediainfo_version, files_finished FROM "{schema}".daemons'
+    ):
+        assert re.fullmatch(r"\d+(\.\d+)+", version) and finished == 0, (version, finished)
     # Two different files: a row is read by one daemon at a time.
     assert seen["first"]["in_flight"][0]["path"] != seen["second"]["in_flight"][0]["path"]
     text = mediad("status", env=mediad_env).stdout
