@@ -32,6 +32,7 @@ from mediad.daemon.reporting import Reporter
 from mediad.daemon.requests import Claim, GiveBack, Release
 from mediad.daemon.results import Results
 from mediad.daemon.signals import SignalInbox
+from mediad.daemon.spares import Spares
 from mediad.daemon.storage import Storage, StorageSettings
 from mediad.db.listener import Listener
 from mediad.db.queue import Queue
@@ -80,6 +81,7 @@ class Supervisor:
         self.results = Results(self)
         self.leases = Leases(self)
         self.mounts = MountWatch(self)
+        self.spares = Spares(self)
         self.pausing = Pausing(self)
         self.reporter = Reporter(self)
         self.presence = Presence(self)
@@ -175,6 +177,7 @@ class Supervisor:
         self.mounts.take_returned()
         self.mounts.tick(time.monotonic())
         if self.phase is Phase.RUNNING:
+            self.spares.update(time.monotonic())
             self.pool.maintain()
         now = time.monotonic()
         self.results.maybe_flush(now)
@@ -205,7 +208,13 @@ class Supervisor:
         if running and not self.claims.more_work:
             candidates.append(max(0.0, self.claims.next_poll - now))
         next_storage = self.storage.next_due_in(now)
-        for value in (self.pool.next_deadline_in(), self.pool.next_start_in(), next_storage):
+        next_spare = self.spares.next_due_in(now) if running else None
+        for value in (
+            self.pool.next_deadline_in(),
+            self.pool.next_start_in(),
+            next_storage,
+            next_spare,
+        ):
             if value is not None:
                 candidates.append(value)
         if self.phase is Phase.DRAINING:

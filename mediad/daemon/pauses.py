@@ -1,6 +1,6 @@
 """The daemon obeying pauses (`mediad pause`, docs/operations.md).
 
-The claim itself leaves paused rows alone (migration 0008), so what is left to this
+The claim itself leaves paused rows alone (migration 0009), so what is left to this
 daemon is the rows it already holds: buffered ones go back to the database uncharged,
 files sent ahead to a worker but not started are withdrawn and go back the same way,
 files being read finish. Leases are renewed and a drain runs as ever.

@@ -1,4 +1,4 @@
-"""Pauses in the database (migration 0008): set, mark, lift, expire, list.
+"""Pauses in the database (migration 0009): set, mark, lift, expire, list.
 
 Setting or lifting a pause is announced on the daemons' channel (payload "pause"), so
 every daemon that LISTENs (mediad/db/listener.py) reads the pauses again at once; the others within

@@ -6,7 +6,7 @@ worker reads its files through its `extract`, and the daemon calls its
 `install_daemon_hooks` once, beside its own signal handlers. The tests use it to inject
 faults (tests/support/engine.py: files that hang, crash or spin, a loop that wedges)
 without production code knowing any of them. Without MEDIAD_TEST_HOOKS=1 the variable is
-ignored; neither is a setting (mediad/config.py skips every MEDIAD_TEST_* variable).
+ignored; neither is a setting (mediad/config/environment.py skips every MEDIAD_TEST_* variable).
 """
 
 from __future__ import annotations

@@ -66,6 +66,10 @@ class WorkerPool:
         self._next_start_at = 0.0
         self._returned: list[Job] = []
         self._closed = False
+        # Workers beyond `target_size`, one for each worker waiting on a network mount's
+        # read while files elsewhere wait (set by the daemon: mediad/daemon/spares.py).
+        self.spares = 0
+        self.library_version = ""  # libmediainfo's, as the first worker to start says
 
     # --- shape ------------------------------------------------------------------------
 
@@ -108,7 +112,7 @@ class WorkerPool:
     def resize(self, size: int) -> None:
         """Grow at once; shrink by retiring idle workers first, busy ones after their files."""
         self.target_size = max(0, size)
-        surplus = self.live_count() - self.target_size
+        surplus = self.live_count() - self._wanted()
         if surplus <= 0:
             return
         candidates = sorted(self._processes.slots(), key=lambda s: (len(s.queue), -s.started_at))
@@ -128,17 +132,32 @@ class WorkerPool:
         self.maintain()
 
     def maintain(self) -> None:
-        """Start workers up to the target size, respecting the restart back-off and the
-        limit on stuck processes."""
+        """Start workers up to the target size (and the spares), respecting the restart
+        back-off and the limit on stuck processes; idle workers beyond them leave."""
         self.check_killed()
+        self._retire_surplus()
         now = self._clock()
-        while self.live_count() < self.target_size and now >= self._next_start_at:
+        while self.live_count() < self._wanted() and now >= self._next_start_at:
             if self._forking_held_back():
                 return
             self._spawn()
 
+    def _wanted(self) -> int:
+        return self.target_size + self.spares if self.target_size else 0
+
+    def _retire_surplus(self) -> None:
+        """Spares no longer needed (the read they stood in for came back): the idle
+        workers beyond the count leave; busy ones are never cut short."""
+        surplus = self.live_count() - self._wanted()
+        for slot in list(self._processes.slots()):
+            if surplus <= 0:
+                return
+            if not slot.retiring and not slot.queue and slot.ready:
+                self._retire(slot)
+                surplus -= 1
+
     def next_start_in(self) -> float | None:
-        if self.live_count() >= self.target_size or self._forking_held_back():
+        if self.live_count() >= self._wanted() or self._forking_held_back():
             return None  # a killed worker that exits wakes the loop through its sentinel
         return max(0.0, self._next_start_at - self._clock())
 
@@ -275,6 +294,7 @@ class WorkerPool:
         tag = message[0]
         if tag == wire.READY:
             slot.ready = True
+            self.library_version = str(message[2]) if len(message) > 2 else ""
             self._maybe_dismiss(slot)
             return []
         if tag == wire.BOOT_ERROR:

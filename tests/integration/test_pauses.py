@@ -1,4 +1,4 @@
-"""Pauses in the database (migration 0008): the claim leaves paused rows alone, charges
+"""Pauses in the database (migration 0009): the claim leaves paused rows alone, charges
 nothing, walks none of the marked rows; lifting and expiring clear the marks no other
 pause covers."""
 

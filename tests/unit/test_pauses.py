@@ -62,3 +62,19 @@ def test_until_refuses_a_time_past() -> None:
         parse_until((NOW - timedelta(seconds=1)).isoformat(), NOW)
     with pytest.raises(ValueError, match="not in the future"):
         parse_until(NOW.isoformat(), NOW)
+
+
+def test_top_shows_each_pause_within_its_width() -> None:
+    from mediad.commands.report.topview import Snapshot, layout
+    from mediad.pauses import Pause
+
+    pauses = [
+        Pause(None, NOW, None, "ops@host"),
+        Pause("/mnt/" + "n" * 100, NOW, NOW + timedelta(hours=1), "ops@host"),
+    ]
+    counts = {"pending": 5, "running": 0, "done": 0, "failed": 0}
+    view = layout(Snapshot("db", counts, 0.0, 0.0, None, {}, [], pauses), 80)
+    paused = [line for line in view if line.text.startswith("paused ")]
+    assert [line.kind for line in paused] == ["warning", "warning"]
+    assert paused[0].text == "paused everything: since 2026-12-03T12:00:00+00:00 by ops@host"
+    assert all(len(line.text) <= 80 for line in view)

@@ -1,4 +1,4 @@
--- mediad schema, version 8: pauses, kept in the database so that every daemon on every
+-- mediad schema, version 9: pauses, kept in the database so that every daemon on every
 -- host obeys them.
 --
 -- A pause covers every row (prefix NULL) or the rows whose path, as mediad reads it
