@@ -22,6 +22,7 @@ INSERT INTO {schema}.schema_version (version) VALUES (%(version)s);
 -- walk of files_claim_idx whatever the statistics say. The attempt is charged here, so
 -- a file that kills its daemon still runs out of attempts. skip_prefixes (migration
 -- 0006): mount points, each ending in "/", whose rows are left alone (stalled mounts).
+-- Pauses (migration 0009) the function reads itself: no daemon passes them.
 SELECT id, path, attempts, lease_token, priority
 FROM {schema}.claim(
     %(limit)s, %(owner)s, %(lease_seconds)s, %(skip_existing)s, %(skip_prefixes)s::text[]
