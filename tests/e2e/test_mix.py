@@ -100,9 +100,9 @@ def test_the_reader_comparison_runs_on_a_part_of_the_mix(mix: Path, tmp_path: Pa
         pytest.skip(f"{why}: it is the oracle of bench.readers")
     part = [mix / n for n in ("orientation_6.jpg", "exif.heic", "animated.gif", "tone.flac")]
     out = tmp_path / "readers.txt"
+    command = [sys.executable, "-m", "bench.readers", "--passes", "1", "--reads", "1"]
     result = subprocess.run(
-        [sys.executable, "-m", "bench.readers", "--passes", "1", "--reads", "1"]
-        + ["--out", str(out), "--also", *map(str, part)],
+        [*command, "--out", str(out), "--also", *map(str, part)],
         cwd=ROOT,
         capture_output=True,
         text=True,
