@@ -85,6 +85,9 @@ def fields_of(tags: dict[str, Any], image: bool) -> Fields:
         value = _first(tags, *keys)
         if value is not None:
             fields[field] = value
+    rotation = tags.get("Composite:Rotation")
+    if not image and rotation:  # a video's display matrix (0 is also "none")
+        fields["rotation_deg"] = int(rotation)
     if image:
         size = str(tags.get("Composite:ImageSize") or "").replace("x", " ").split()
         if len(size) == 2:

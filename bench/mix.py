@@ -48,6 +48,12 @@ SYDNEY = Gps(-33.856784, 151.215297, 4.0)
 DEAD_SEA = Gps(31.559000, 35.473200, -430.5)
 QUITO = Gps(-0.180653, -78.467834, 2850.0)
 REYKJAVIK = Gps(64.146582, -21.942635)
+KATHMANDU = Gps(27.717245, 85.323960, 1400.0)
+NIKON: Camera = {
+    "make": "NIKON CORPORATION",
+    "model": "NIKON Z 6",
+    "lens": "NIKKOR Z 24-70mm f/4 S",
+}
 
 
 def _orientations() -> list[ImageSpec]:
@@ -118,6 +124,18 @@ def _exif_images() -> list[ImageSpec]:
             (256, 192),
             ExifSpec(None, **APPLE, taken="2023:04:04 04:04:04", offset="-07:00", gps=QUITO),
             options=(("quality", 50), ("speed", 10)),
+        ),
+        ImageSpec(
+            "nepal.jpg",
+            (360, 240),
+            ExifSpec(1, **NIKON, taken="2019:11:11 11:11:11", offset="+05:45", gps=KATHMANDU),
+        ),
+        ImageSpec(
+            "exif_animated.webp",
+            (96, 64),
+            ExifSpec(1, **APPLE, taken="2024:02:29 09:30:00", offset="+01:00"),
+            frames=4,
+            frame_ms=120,
         ),
         ImageSpec("sidecar.jpg", (240, 180), ExifSpec(1, **CANON, taken="2019:07:04 12:00:00")),
     ]
@@ -190,6 +208,8 @@ def _av_fields(spec: AvSpec) -> dict[str, Any]:
     fields: dict[str, Any] = {"duration_s": spec.seconds}
     if spec.video is not None:
         fields["width"], fields["height"] = spec.size
+        if spec.rotation_deg:
+            fields["rotation_deg"] = spec.rotation_deg
     created = spec.metadata.get("creation_time")
     if created is not None:  # QuickTime dates are UTC
         fields.update(

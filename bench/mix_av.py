@@ -34,6 +34,7 @@ class AvSpec:
     metadata: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     codec_options: dict[str, str] = field(default_factory=dict)
+    rotation_deg: int = 0  # clockwise, to display upright (a display matrix)
 
 
 def _stereo(codec: str, rate: int = 48000) -> tuple[tuple[str, int, str], ...]:
@@ -75,6 +76,15 @@ VIDEOS: tuple[AvSpec, ...] = (
         },
         options=MDTA,
     ),
+    AvSpec(
+        "phone_portrait.mov",
+        "libx264",
+        _stereo("aac"),
+        (320, 180),
+        metadata={"creation_time": "2023-08-09T10:11:12.000000Z"},
+        rotation_deg=90,
+    ),
+    AvSpec("upside_down.mp4", "libx264", _stereo("aac"), (160, 90), rotation_deg=180),
     AvSpec(
         "hevc_aac.mp4",
         "libx265",
@@ -133,6 +143,8 @@ def _add_video(container: Any, spec: AvSpec) -> Any:
         options.update(deadline="realtime", crf="50", b="0", threads="1")
         options["cpu-used"] = "8"
     stream.options = options
+    if spec.rotation_deg:
+        stream.set_display_rotation(-spec.rotation_deg)  # ffmpeg's angle: counterclockwise
     return stream
 
 

@@ -3,6 +3,7 @@ descriptor that is already open, as a worker must (it never reopens by path: the
 checked that descriptor, mediad/extract/gate.py):
 
 - `exiv2` (python-exiv2, libexiv2 0.28): from a read-only mmap of the descriptor, no copy;
+  `exiv2-fd`: the same library through the descriptor's /proc name;
 - `pyexiv2`: from the file's bytes (its `ImageData` takes bytes only: a whole-file copy);
 - `pillow` (+ pillow-heif for HEIC): from a file object over the descriptor, reading only
   what it needs.
@@ -123,7 +124,21 @@ def _exiv2_read(fd: int, size: int) -> Fields:
 
     # Not closed here: exiv2's image (and, after a failure, the traceback holding it) still
     # points into the map; it is unmapped when the last of them goes.
-    image = exiv2.ImageFactory.open(mmap.mmap(fd, size, access=mmap.ACCESS_READ))
+    return _exiv2_fields(exiv2.ImageFactory.open(mmap.mmap(fd, size, access=mmap.ACCESS_READ)))
+
+
+def _exiv2_fd_path_read(fd: int, size: int) -> Fields:
+    """Through the descriptor's /proc name, as MediaInfo reads (mediad/extract/view.py):
+    the same open file, nothing mapped, so a worker's address-space limit is not spent on
+    a large video."""
+    import exiv2
+
+    return _exiv2_fields(exiv2.ImageFactory.open(f"/proc/self/fd/{fd}"))
+
+
+def _exiv2_fields(image: Any) -> Fields:
+    import exiv2
+
     image.readMetadata()
     exif, xmp = image.exifData(), image.xmpData()
 
@@ -199,6 +214,9 @@ def _pillow_version() -> str:
 
 CANDIDATES = (
     Candidate("exiv2", ("exiv2",), "mmap of the descriptor", _exiv2_version, _exiv2_read),
+    Candidate(
+        "exiv2-fd", ("exiv2",), "/proc/self/fd/N, no map", _exiv2_version, _exiv2_fd_path_read
+    ),
     Candidate("pyexiv2", ("pyexiv2",), "bytes (whole file)", _pyexiv2_version, _pyexiv2_read),
     Candidate(
         "pillow",

@@ -87,6 +87,9 @@ def test_exiftool_reads_back_what_the_manifest_says_was_written(mix: Path) -> No
     assert (sidecar["taken_at"], sidecar["taken_at_offset_min"]) == ("2019-07-04T18:30:00", -240)
     for name, lat in (("phone_location.mov", -33.8568), ("phone_iso6709.mp4", 48.8584)):
         assert exiftool.fields_of(tags[mix / name], False)["gps_lat"] == pytest.approx(lat)
+    for name, degrees in (("phone_portrait.mov", 90), ("upside_down.mp4", 180)):
+        assert exiftool.fields_of(tags[mix / name], False)["rotation_deg"] == degrees
+        assert files[name]["fields"]["rotation_deg"] == degrees
     no_zone = exiftool.fields_of(tags[mix / "date_no_zone.jpg"], True)
     assert no_zone["taken_at"] == "2017-05-06T07:08:09"
     assert "taken_at_offset_min" not in no_zone
