@@ -25,6 +25,8 @@ COMPARED = (
     "duration_s",
     "frame_count",
 )
+# Size, duration and frames are the second reader's only for images: MediaInfo's otherwise.
+IMAGE_ONLY = ("width", "height", "duration_s", "frame_count")
 # How close two floats must be: about 1 cm of latitude; a centimetre; a millisecond.
 TOLERANCE = {"gps_lat": 1e-6, "gps_lon": 1e-6, "gps_alt_m": 0.01, "duration_s": 0.0015}
 

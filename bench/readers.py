@@ -31,16 +31,12 @@ from typing import Any
 from bench import exiftool
 from bench.mix import MANIFEST, SIDECAR_SUFFIX
 from bench.reader_candidates import CANDIDATES, Candidate
-from bench.reader_fields import COMPARED, Fields, agree
+from bench.reader_fields import COMPARED, IMAGE_ONLY, Fields, agree
 
 IMAGE_SUFFIXES = {
     ".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".avif", ".heic",
     ".heif", ".jxl", ".jp2", ".dng",
 }  # fmt: skip
-
-
-# Size, duration and frames are the second reader's only for images: MediaInfo's otherwise.
-IMAGE_ONLY = ("width", "height", "duration_s", "frame_count")
 
 
 def cpu() -> float:
