@@ -7,6 +7,7 @@ bounded sets (outcome, failure class, reason): never a path or a row id.
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -21,7 +22,8 @@ from prometheus_client import (
 
 from mediad import __version__
 from mediad.errors import FailureClass, MediadError
-from mediad.models import DaemonReport
+from mediad.fleet import STATES, count_by_state, per_daemon
+from mediad.models import DaemonReport, DaemonSeen
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -128,6 +130,11 @@ MOUNT_IN_FLIGHT = Gauge(
     ["mount"],
     registry=REGISTRY,
 )
+WORKERS_SPARE = Gauge(
+    "mediad_workers_spare",
+    "Workers run beyond daemon.workers, in place of ones waiting on a network mount's read.",
+    registry=REGISTRY,
+)
 WORKERS_STUCK = Gauge(
     "mediad_workers_stuck",
     "Killed worker processes that have not exited (blocked in the kernel on a mount).",
@@ -138,6 +145,46 @@ WORKERS_STUCK_LIMIT = Gauge(
     "Stuck processes at which no network-mount file is dispatched and no worker forked.",
     registry=REGISTRY,
 )
+# The fleet, as this daemon last read the daemons table (with the queue's gauges): a
+# daemon that is gone exports nothing itself, so every live daemon exports the others.
+# `daemon` is host[:instance] (mediad/fleet.py), a set as small as the fleet.
+FLEET_DAEMONS = Gauge(
+    "mediad_fleet_daemons",
+    "Daemons in the daemons table by state (running, draining, degraded, gone).",
+    ["state"],
+    registry=REGISTRY,
+)
+FLEET_UP = Gauge(
+    "mediad_fleet_daemon_up",
+    "1 while the daemon's heartbeat is at most 3 of its intervals old; 0 once it is gone.",
+    ["daemon"],
+    registry=REGISTRY,
+)
+FLEET_IN_FLIGHT = Gauge(
+    "mediad_fleet_daemon_in_flight",
+    "Files the daemon's workers were reading at its last heartbeat.",
+    ["daemon"],
+    registry=REGISTRY,
+)
+FLEET_STUCK = Gauge(
+    "mediad_fleet_daemon_workers_stuck",
+    "The daemon's killed worker processes that have not exited, at its last heartbeat.",
+    ["daemon"],
+    registry=REGISTRY,
+)
+FLEET_HEARTBEAT_AGE = Gauge(
+    "mediad_fleet_daemon_heartbeat_age_seconds",
+    "Age of the daemon's last heartbeat, by the database's clock, when last read.",
+    ["daemon"],
+    registry=REGISTRY,
+)
+FLEET_FILES = Gauge(
+    "mediad_fleet_daemon_files_finished",
+    "Files the daemon finished (done or failed) since it started; rate() is its files/s.",
+    ["daemon"],
+    registry=REGISTRY,
+)
+_FLEET_BY_DAEMON = (FLEET_UP, FLEET_IN_FLIGHT, FLEET_STUCK, FLEET_HEARTBEAT_AGE, FLEET_FILES)
 BUILD = Info("mediad_build", "mediad version.", registry=REGISTRY)
 BUILD.info({"version": __version__})
 ProcessCollector(registry=REGISTRY)
@@ -161,6 +208,8 @@ for _state in ("pending", "running", "done", "failed"):
     QUEUE_ROWS.labels(_state)
 for _activity in ("busy", "idle"):
     WORKERS.labels(_activity)
+for _state in STATES:
+    FLEET_DAEMONS.labels(_state)
 RELOAD_OK.set(1)
 
 
@@ -181,6 +230,28 @@ def show_daemon(report: DaemonReport) -> None:
         MOUNT_IN_FLIGHT.labels(point).set(mount.in_flight)
     _mounts_shown.clear()
     _mounts_shown.update(mounts)
+
+
+_daemons_shown: set[str] = set()
+
+
+def show_fleet(seen: Sequence[DaemonSeen]) -> None:
+    """Set the fleet's gauges from the daemons table. A daemon whose row is gone from
+    the table (stopped cleanly, or pruned a day after it died) loses its series."""
+    for state, count in count_by_state(seen).items():
+        FLEET_DAEMONS.labels(state).set(count)
+    figures = per_daemon(seen)
+    for gone in _daemons_shown - figures.keys():
+        for gauge in _FLEET_BY_DAEMON:
+            gauge.remove(gone)
+    for name, daemon in figures.items():
+        FLEET_UP.labels(name).set(1 if daemon.up else 0)
+        FLEET_IN_FLIGHT.labels(name).set(daemon.in_flight)
+        FLEET_STUCK.labels(name).set(daemon.workers_stuck)
+        FLEET_HEARTBEAT_AGE.labels(name).set(daemon.heartbeat_age_seconds)
+        FLEET_FILES.labels(name).set(daemon.files_finished)
+    _daemons_shown.clear()
+    _daemons_shown.update(figures)
 
 
 def serve(address: str) -> object | None:

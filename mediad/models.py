@@ -159,6 +159,34 @@ class MountReport:
 
 
 @dataclass(frozen=True)
+class InFlight:
+    """A file a worker of a daemon reads now: the `in_flight` of its row."""
+
+    path: str
+    worker_pid: int
+    mount: str  # the mount point the daemon assigned it, "" if it knows none
+    seconds: float  # on this file so far
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "worker_pid": self.worker_pid,
+            "mount": self.mount,
+            "seconds": round(self.seconds, 1),
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> InFlight:
+        """Tolerant of keys a newer mediad may add to the row."""
+        return cls(
+            path=str(value["path"]),
+            worker_pid=int(value.get("worker_pid", 0)),
+            mount=str(value.get("mount", "")),
+            seconds=float(value.get("seconds", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
 class DaemonReport:
     """What a daemon publishes at each heartbeat (its row of the `daemons` table)."""
 
@@ -175,6 +203,9 @@ class DaemonReport:
     workers_stuck_limit: int
     mounts: tuple[MountReport, ...] = ()
     draining: bool = False
+    mediainfo_version: str = ""  # libmediainfo's, as the workers loaded it ("" before)
+    files_finished: int = 0  # done or failed since the daemon started
+    in_flight: tuple[InFlight, ...] = ()  # slowest first
 
     @property
     def state(self) -> str:
@@ -198,3 +229,9 @@ class DaemonSeen:
     state: str  # as the daemon wrote it
     heartbeat_age_seconds: float
     live: bool  # heartbeat within 3 of the daemon's intervals; else the daemon is gone
+
+    @property
+    def state_now(self) -> str:
+        """What readers show: the state the daemon wrote while it is live, else `gone`
+        (killed, or its host lost, without deleting its row)."""
+        return self.state if self.live else "gone"

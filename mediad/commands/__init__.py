@@ -26,6 +26,7 @@ ORDER = (
     "scan",
     "enqueue",
     "status",
+    "top",
     "show",
     "retry",
     "attach",

@@ -14,7 +14,8 @@ import structlog
 from mediad import __version__, metrics
 from mediad.daemon.mode import Phase
 from mediad.daemon.requests import Forget, Heartbeat
-from mediad.models import DaemonReport
+from mediad.models import DaemonReport, InFlight
+from mediad.pool.slot import reading_file
 
 if TYPE_CHECKING:
     from mediad.daemon.loop import Supervisor
@@ -57,7 +58,22 @@ class Presence:
                 time.monotonic(),
             ),
             draining=sup.phase is not Phase.RUNNING,
+            mediainfo_version=sup.pool.library_version,
+            files_finished=sup.tally.finished,
+            in_flight=self._in_flight(time.monotonic()),
         )
+
+    def _in_flight(self, now: float) -> tuple[InFlight, ...]:
+        """What each worker reads now, slowest first: a few objects, one per worker."""
+        sup = self.sup
+        found = []
+        for slot in sup.pool.slots:
+            on = reading_file(slot)
+            if on is not None:
+                job, since = on
+                mount = sup.storage.mount_of(job).point
+                found.append(InFlight(job.path, slot.pid, mount, max(0.0, now - since)))
+        return tuple(sorted(found, key=lambda f: -f.seconds))
 
     def maybe_heartbeat(self, now: float) -> None:
         """One statement per interval, through the database thread; a beat the database

@@ -131,6 +131,7 @@ class Reporter:
             metrics.QUEUE_ROWS.labels(state).set(value)
         self._backlog = measure.counts["pending"]
         metrics.OLDEST_PENDING.set(measure.oldest_pending_seconds or 0.0)
+        metrics.show_fleet(measure.daemons)
 
     def _count_connections(self) -> None:
         sup = self.sup

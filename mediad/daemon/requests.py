@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from mediad.daemon.dbthread import unavailable
 from mediad.errors import DatabaseUnavailable
-from mediad.models import DaemonReport, Job, Record
+from mediad.models import DaemonReport, DaemonSeen, Job, Record
 
 if TYPE_CHECKING:
     from mediad.db.queue import FailureWrite, Queue, WriteResult
@@ -140,6 +140,8 @@ class GiveBack(Request[int]):
 class QueueMeasure:
     counts: dict[str, int]
     oldest_pending_seconds: float | None
+    # Every daemon's row: exported by each live daemon, since a gone one exports nothing.
+    daemons: tuple[DaemonSeen, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ class Measure(Request[QueueMeasure]):
     kind: ClassVar[str] = "measure"
 
     def run(self, store: Queue) -> QueueMeasure:
-        return QueueMeasure(store.counts(), store.oldest_pending_seconds())
+        return QueueMeasure(store.counts(), store.oldest_pending_seconds(), tuple(store.daemons()))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from mediad import metrics
 from mediad.models import Job
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Spares:
             len(waiting), self._others_waiting(sup.ledger.buffer, mounts), self._budget()
         )
         sup.pool.spares = spares
+        metrics.WORKERS_SPARE.set(spares)
         if spares != self._said:
             log.info(
                 "spare workers while reads of network mounts wait",

@@ -20,7 +20,7 @@ from mediad.db import reads, table_sql
 from mediad.db.connection import Database, first_line
 from mediad.errors import FailureClass
 from mediad.extract.record import batch_text, storable_text
-from mediad.models import DaemonReport, Failure, Job, Record
+from mediad.models import DaemonReport, DaemonSeen, Failure, Job, Record
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,10 @@ class Queue:
     def oldest_pending_seconds(self) -> float | None:
         return reads.oldest_pending_seconds(self.db)
 
+    def daemons(self) -> list[DaemonSeen]:
+        """Every daemon's row, live or gone: the fleet's view each daemon exports."""
+        return reads.daemons(self.db)
+
     # --- the daemon's own row (the fleet) ---------------------------------------------
 
     def heartbeat(self, report: DaemonReport) -> None:
@@ -269,6 +273,9 @@ class Queue:
                 "workers_stuck": report.workers_stuck,
                 "workers_stuck_limit": report.workers_stuck_limit,
                 "mounts": json.dumps([m.as_json() for m in report.mounts]),
+                "in_flight": json.dumps([f.as_json() for f in report.in_flight]),
+                "mediainfo_version": report.mediainfo_version,
+                "files_finished": report.files_finished,
             },
         )
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from mediad.db.connection import Database
-from mediad.models import DaemonReport, DaemonSeen, MountReport
+from mediad.models import DaemonReport, DaemonSeen, InFlight, MountReport
 
 
 def counts(db: Database) -> dict[str, int]:
@@ -19,6 +19,12 @@ def counts(db: Database) -> dict[str, int]:
 
 def failures_by_class(db: Database) -> dict[str, int]:
     return {str(r["error_class"]): int(r["n"]) for r in db.run("failures_by_class")}
+
+
+def failures_since(db: Database, seconds: float) -> dict[str, int]:
+    """Failed attempts by class in the last `seconds` (retried ones included)."""
+    rows = db.run("failures_since", {"seconds": seconds})
+    return {str(r["error_class"]): int(r["n"]) for r in rows}
 
 
 def oldest_pending_seconds(db: Database) -> float | None:
@@ -61,6 +67,9 @@ def _daemon_seen(row: dict[str, Any]) -> DaemonSeen:
         workers_stuck_limit=int(row["workers_stuck_limit"]),
         mounts=tuple(MountReport.from_json(m) for m in row["mounts"] or []),
         draining=row["state"] == "draining",
+        mediainfo_version=row["mediainfo_version"],
+        files_finished=int(row["files_finished"]),
+        in_flight=tuple(InFlight.from_json(f) for f in row["in_flight"] or []),
     )
     return DaemonSeen(report, row["state"], float(row["heartbeat_age_s"]), bool(row["live"]))
 

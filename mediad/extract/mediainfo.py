@@ -96,3 +96,9 @@ def read_json(source: str, *, library_file: str | None, parse_speed: float, full
     when libmediainfo cannot open it (as `pymediainfo.MediaInfo.parse` does).
     """
     return _reader(library_file, parse_speed, full).read(source)
+
+
+def library_version() -> str:
+    """The version of the libmediainfo this process loaded ("" before `prepare`): told
+    to the supervisor once, at a worker's start, for the daemons table."""
+    return ".".join(map(str, _current[0][0].version)) if _current else ""

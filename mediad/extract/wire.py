@@ -21,7 +21,7 @@ from mediad.models import Failure
 BOOT_ERROR_EXIT = 3
 
 # Message tags on the pipe, worker to supervisor.
-READY = "ready"
+READY = "ready"  # (READY, pid, libmediainfo version)
 RESULT = "result"  # (RESULT, [(job id, outcome), ...]): one or more, in the order sent
 BOOT_ERROR = "boot_error"
 

@@ -24,7 +24,7 @@ from mediad.extract.limits import (
     limit_cpu_for_next_file,
     limit_memory,
 )
-from mediad.extract.mediainfo import prepare
+from mediad.extract.mediainfo import library_version, prepare
 from mediad.extract.options import ExtractOptions
 from mediad.extract.record import record_of
 from mediad.extract.wire import (
@@ -110,7 +110,7 @@ def main(conn: Connection, settings: WorkerSettings, reading: Any) -> None:
     reader = _boot(conn, settings.options)
     # After loading the library: the limit is for files, not for the import.
     limit_memory(settings.memory_limit_mb)
-    send(conn, (READY, os.getpid()))
+    send(conn, (READY, os.getpid(), library_version()))
     waiting: deque[Job] = deque()  # sent to this worker, not read yet, in order
     buffered: list[tuple[int, Any]] = []
     answer_every = 1

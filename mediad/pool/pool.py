@@ -69,6 +69,7 @@ class WorkerPool:
         # Workers beyond `target_size`, one for each worker waiting on a network mount's
         # read while files elsewhere wait (set by the daemon: mediad/daemon/spares.py).
         self.spares = 0
+        self.library_version = ""  # libmediainfo's, as the first worker to start says
 
     # --- shape ------------------------------------------------------------------------
 
@@ -276,6 +277,7 @@ class WorkerPool:
         tag = message[0]
         if tag == wire.READY:
             slot.ready = True
+            self.library_version = str(message[2]) if len(message) > 2 else ""
             self._maybe_dismiss(slot)
             return []
         if tag == wire.BOOT_ERROR:

@@ -65,3 +65,13 @@ def reading_since(slot: Slot) -> float:
     """When the file a worker holds started: the one it says it reads, else the oldest."""
     now_reading = slot.reading_now()
     return now_reading[1] if now_reading is not None else slot.head_started_at
+
+
+def reading_file(slot: Slot) -> tuple[Job, float] | None:
+    """The file a worker is on and since when: the one it says it reads, else the
+    oldest it holds (sent, about to start); None when it holds none."""
+    now_reading = slot.reading_now()
+    if now_reading is not None:
+        position, started = now_reading
+        return slot.queue[position], started
+    return (slot.queue[0], slot.head_started_at) if slot.queue else None

@@ -214,6 +214,13 @@ SELECT count(*) FILTER (WHERE state = 'done') AS done,
        count(*) FILTER (WHERE state <> 'done') AS failed
 FROM {schema}.files WHERE finished_at > now() - make_interval(secs => %(seconds)s);
 
+-- name: failures_since
+-- Failed attempts by class lately (`mediad top`): rows failed for good, and rows gone
+-- back to pending for a retry, both stamped finished_at (files_finished_at_idx).
+SELECT error_class, count(*) AS n FROM {schema}.files
+WHERE finished_at > now() - make_interval(secs => %(seconds)s) AND error_class IS NOT NULL
+GROUP BY error_class ORDER BY n DESC, error_class;
+
 -- name: show
 -- One row per path: the row mediad owns (enqueue/scan), else the first attached row.
 SELECT DISTINCT ON (coalesce(path, source_path))
@@ -335,7 +342,7 @@ WHERE id = %(id)s;
 -- Its files rows go with it (ON DELETE CASCADE).
 DELETE FROM {schema}.sources WHERE id = %(id)s;
 
--- --- daemons (migration 0005) --------------------------------------------------------
+-- --- daemons (migrations 0005, 0008) ------------------------------------------------
 
 -- name: daemon_heartbeat
 -- One statement per daemon.heartbeat_seconds: the first inserts the row, the next ones
@@ -344,12 +351,12 @@ DELETE FROM {schema}.sources WHERE id = %(id)s;
 INSERT INTO {schema}.daemons AS d (
     owner, host, pid, instance, mediad_version, started_at, heartbeat_at,
     heartbeat_seconds, state, workers_target, workers_alive, workers_stuck,
-    workers_stuck_limit, mounts)
+    workers_stuck_limit, mounts, in_flight, mediainfo_version, files_finished)
 VALUES (
     %(owner)s, %(host)s, %(pid)s, %(instance)s, %(mediad_version)s,
     now() - make_interval(secs => %(uptime_s)s), now(), %(heartbeat_seconds)s, %(state)s,
     %(workers_target)s, %(workers_alive)s, %(workers_stuck)s, %(workers_stuck_limit)s,
-    %(mounts)s::jsonb)
+    %(mounts)s::jsonb, %(in_flight)s::jsonb, %(mediainfo_version)s, %(files_finished)s)
 ON CONFLICT (owner) DO UPDATE
 SET heartbeat_at = now(),
     heartbeat_seconds = EXCLUDED.heartbeat_seconds,
@@ -358,7 +365,10 @@ SET heartbeat_at = now(),
     workers_alive = EXCLUDED.workers_alive,
     workers_stuck = EXCLUDED.workers_stuck,
     workers_stuck_limit = EXCLUDED.workers_stuck_limit,
-    mounts = EXCLUDED.mounts;
+    mounts = EXCLUDED.mounts,
+    in_flight = EXCLUDED.in_flight,
+    mediainfo_version = EXCLUDED.mediainfo_version,
+    files_finished = EXCLUDED.files_finished;
 
 -- name: daemon_forget
 -- A clean exit: the daemon is not gone, it stopped.
@@ -375,6 +385,7 @@ RETURNING owner;
 -- to a brief outage without the daemon being taken for gone).
 SELECT owner, host, pid, instance, mediad_version, state, heartbeat_seconds,
        workers_target, workers_alive, workers_stuck, workers_stuck_limit, mounts,
+       in_flight, mediainfo_version, files_finished,
        greatest(0, extract(epoch FROM now() - started_at))::float8 AS uptime_s,
        greatest(0, extract(epoch FROM now() - heartbeat_at))::float8 AS heartbeat_age_s,
        heartbeat_at >= now() - make_interval(secs => 3 * heartbeat_seconds) AS live

@@ -243,6 +243,9 @@ def test_dashboard_is_provisionable_and_uses_datasource_everywhere() -> None:
     assert instance["type"] == "query"
     assert instance["query"]["query"] == "label_values(mediad_build_info, instance)"
     assert instance["includeAll"] and instance["multi"]
+    daemon = variables["daemon"]  # the fleet's per-daemon panels, by host[:instance]
+    assert daemon["query"]["query"].startswith("label_values(mediad_fleet_daemon_up{")
+    assert daemon["includeAll"] and daemon["multi"]
     for variable in variables.values():
         if variable["type"] == "query":
             assert variable["datasource"]["uid"] == "${datasource}", variable["name"]
@@ -281,11 +284,18 @@ def test_dashboard_is_provisionable_and_uses_datasource_everywhere() -> None:
         "Stalled mounts",
         "Files in flight by mount",
         "Stuck worker processes",
+        "Daemons by state",
+        "Files/s by daemon",
+        "Files in flight by daemon",
+        "Stuck workers by daemon",
+        "Heartbeat age by daemon",
     }
     assert wanted <= titles, wanted - titles
     queries = {title: expr for title, _ref, expr in panel_queries(dashboard)}
     assert all(f"histogram_quantile({q}," in json.dumps(dashboard) for q in (0.5, 0.95, 0.99))
     assert "mediad_build_info" in queries["Build info"]
+    for title in ("Files/s by daemon", "Files in flight by daemon", "Heartbeat age by daemon"):
+        assert 'daemon=~"$daemon"' in queries[title], title
     assert set(MAY_BE_EMPTY) <= {(t, r) for t, r, _ in panel_queries(dashboard)}
 
 
@@ -506,6 +516,7 @@ def test_every_panel_and_alert_query_works_on_a_real_prometheus(
         "$datasource": "prometheus",
         "$job": "mediad",
         "$instance": instance,
+        "$daemon": ".*",
         "$__rate_interval": window,
         "$__interval": "1s",
         "$__range": window,

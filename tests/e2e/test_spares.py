@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_observability import scrape
 from tests.support.fusefs import FuseMount
-from tests.support.processes import Daemon, counts, link_files, mediad, wait_until
+from tests.support.processes import Daemon, counts, free_port, link_files, mediad, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +29,14 @@ def test_a_spare_reads_local_files_while_a_network_read_waits_and_leaves_after(
     sql: SQL,
     schema: str,
 ) -> None:
+    port = free_port()
     env = {
         **mediad_env,
         "MEDIAD_TEST_HOOKS": "1",
         "MEDIAD_DAEMON_WORKERS": "2",
         # Far longer than the test: the read is waited on, never timed out.
         "MEDIAD_EXTRACT_TIMEOUT_SECONDS": "120",
+        "MEDIAD_METRICS_LISTEN": f"127.0.0.1:{port}",
     }
     share = tmp_path / "share"
     (waited,) = link_files(small_mp4, share, 1, marker="waited_")
@@ -52,6 +55,7 @@ def test_a_spare_reads_local_files_while_a_network_read_waits_and_leaves_after(
         lambda: len(daemon.worker_pids()) == 3, 15, "a spare worker beside the waiting one"
     )
     assert spare and '"spare workers while reads of network mounts wait"' in daemon.log()
+    assert "mediad_workers_spare 1.0" in scrape(port).splitlines()
     wait_until(lambda: counts(sql, schema)["done"] == 30, 60, "every local file to finish")
     assert fs.held(), "the share answered before the test released it"
 
@@ -60,5 +64,6 @@ def test_a_spare_reads_local_files_while_a_network_read_waits_and_leaves_after(
     wait_until(
         lambda: len(daemon.worker_pids()) == 2, 15, "the spare to leave once the read answered"
     )
+    assert "mediad_workers_spare 0.0" in scrape(port).splitlines()
     # Nothing was charged for the wait: every file read in one attempt.
     assert sql(f'SELECT DISTINCT attempts FROM "{schema}".files') == [(1,)]

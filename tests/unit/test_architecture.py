@@ -43,6 +43,8 @@ PURE = {
     "daemon.mounts",
     "daemon.plan",
     "daemon.ledger",
+    "fleet",
+    "commands.report.topview",
 }
 # What each package may not import (a prefix forbids the package and all below it).
 FORBIDDEN = {
@@ -117,9 +119,9 @@ def test_pure_modules_have_no_effects(module: str) -> None:
 
 def test_the_command_line_loads_the_database_driver_only_after_starting_workers() -> None:
     """`mediad run` starts its workers from mediad/cli.py, before it imports the commands:
-    importing the command line must not load psycopg, structlog or prometheus-client, or
-    the workers' boot would wait for them (mediad/cli.py)."""
-    heavy = ("psycopg", "structlog", "prometheus_client", "mediad.db", "mediad.daemon")
+    importing the command line must not load psycopg, structlog, prometheus-client or
+    rich, or the workers' boot would wait for them (mediad/cli.py)."""
+    heavy = ("psycopg", "structlog", "prometheus_client", "rich", "mediad.db", "mediad.daemon")
     code = f"import sys, mediad.cli; print([m for m in {heavy!r} if m in sys.modules])"
     result = subprocess.run(
         [sys.executable, "-c", code],

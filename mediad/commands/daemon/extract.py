@@ -39,8 +39,10 @@ def extract(args: argparse.Namespace, config: Config) -> int:
         progress = Progress(total)
         mode = RunMode(one_shot=True, limit=args.limit, skip_existing=args.skip_existing)
         supervisor = Supervisor(config, Queue(store), mode, on_progress=progress.update)
-        code = supervisor.run()
-        progress.close()
+        try:
+            code = supervisor.run()
+        finally:
+            progress.close()  # the terminal as it was, whatever happened
         pending = _pending_left(supervisor.store)
         stopped_by = supervisor.stopped_by
         print_extract_summary(supervisor.tally, skipped, pending, stopped_by, args.json, config)

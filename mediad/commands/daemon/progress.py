@@ -1,6 +1,7 @@
-"""Progress for `mediad extract`: a bar with rate and ETA on a terminal; elsewhere (cron,
-a pipe, a journal) an `extract progress` log event every few seconds, so that what reads
-the log (JSON lines by default off a terminal) gets nothing but log events."""
+"""Progress for `mediad extract`: a bar with rate and ETA on a terminal, drawn by rich (as
+`mediad top` is); elsewhere (cron, a pipe, a journal) an `extract progress` log event every
+few seconds, so that what reads the log (JSON lines by default off a terminal) gets
+nothing but log events."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import time
 from typing import Any, TextIO
 
 import structlog
+from rich.console import Console
+from rich.progress import BarColumn, TaskID, TextColumn
+from rich.progress import Progress as Bar
 
 from mediad.daemon.mode import Tally
 
@@ -43,6 +47,7 @@ class Progress:
         self.tty = self.stream.isatty()
         self.every = every
         self._last = 0.0
+        self._bar: tuple[Bar, TaskID] | None = None
 
     def line(self, tally: Tally) -> str:
         now = figures(tally, self.total)
@@ -59,16 +64,27 @@ class Progress:
             if now - self._last < 0.1:
                 return
             self._last = now
-            width = 30
-            share = min(1.0, tally.finished / self.total) if self.total else 0.0
-            bar = "#" * int(share * width) + "-" * (width - int(share * width))
-            self.stream.write(f"\r[{bar}] {self.line(tally)}\033[K")
-            self.stream.flush()
+            bar, task = self._started()
+            bar.update(task, completed=tally.finished, description=self.line(tally))
+            bar.refresh()
         elif now - self._last >= self.every:
             self._last = now
             log.info("extract progress", **figures(tally, self.total))
 
+    def _started(self) -> tuple[Bar, TaskID]:
+        """The bar, drawn from the first file on: nothing is drawn for a run with none."""
+        if self._bar is None:
+            bar = Bar(
+                BarColumn(bar_width=30),
+                TextColumn("{task.description}"),
+                console=Console(file=self.stream),
+                auto_refresh=False,  # redrawn at each update, at most ten times a second
+            )
+            self._bar = bar, bar.add_task("", total=self.total or None)
+            bar.start()
+        return self._bar
+
     def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar[0].stop()
+            self._bar = None

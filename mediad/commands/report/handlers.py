@@ -16,6 +16,7 @@ from mediad.commands.report.output import (
 )
 from mediad.config import Config, database_label
 from mediad.db import migrations, reads
+from mediad.fleet import daemon_json
 from mediad.paths import escaped
 from mediad.runtime import open_database
 
@@ -30,7 +31,9 @@ def status(args: argparse.Namespace, config: Config) -> int:
         done_1m, failed_1m = reads.finished_since(store, 60)
         oldest = reads.oldest_pending_seconds(store)
         version = migrations.check_schema(store)
-        live = reads.live_daemons(store)  # after the check: an older schema has no such table
+        # After the check: an older schema has no such table.
+        fleet = reads.daemons(store)
+    live = [seen for seen in fleet if seen.live]
     report: dict[str, Any] = {
         "counts": counts,
         "total": sum(counts.values()),
@@ -44,6 +47,7 @@ def status(args: argparse.Namespace, config: Config) -> int:
         "schema_version": version,
         **database_json(config),
         **fleet_json(live),
+        "daemons": [daemon_json(seen) for seen in fleet],
     }
     if args.json:
         print(json.dumps(report))

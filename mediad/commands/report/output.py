@@ -64,6 +64,10 @@ def fleet_json(live: Sequence[DaemonSeen]) -> dict[str, Any]:
 
 def _print_fleet(live_daemons: int, report: dict[str, Any]) -> None:
     print(f"live daemons: {live_daemons}, stuck worker processes: {report['stuck_workers']}")
+    if report["daemons"]:
+        print("daemons:")
+    for daemon in report["daemons"]:
+        print(f"  {daemon_line(daemon)}")
     if report["mounts"]:
         print("mounts:")
     for mount in report["mounts"]:
@@ -72,6 +76,16 @@ def _print_fleet(live_daemons: int, report: dict[str, Any]) -> None:
             f"{mount['in_flight']} in flight, {mount['stuck']} stuck, "
             f"{mount['timeouts_recent']} recent timeouts"
         )
+
+
+def daemon_line(daemon: dict[str, Any]) -> str:
+    """One daemon of `status --json`'s "daemons", on one line."""
+    workers = daemon["workers"]
+    return (
+        f"{daemon['owner']} {daemon['state']}: {workers['alive']}/{workers['target']} "
+        f"workers, {workers['stuck']} stuck, {len(daemon['in_flight'])} in flight, "
+        f"heartbeat {daemon['heartbeat_age_s']:.1f} s ago"
+    )
 
 
 def show_record(path: str, row: dict[str, Any] | None) -> dict[str, Any]:
