@@ -7,16 +7,23 @@ import shutil
 from pathlib import Path
 
 
+def _not_media(path: Path) -> bool:
+    """bench/mix.py's manifest and XMP sidecars: not files of their own (issue 19)."""
+    return path.name == "manifest.json" or path.suffix.lower() == ".xmp"
+
+
 def corpus_originals(directory: Path, source: Path | None) -> list[Path]:
     """The distinct files of a corpus: tests/support/media.py's, made in `directory`, or every
-    regular file under `source` (--source)."""
+    regular file under `source` (--source) but a manifest or a sidecar."""
     if source is None:
         from tests.support.media import make_corpus  # PyAV: only needed here
 
         make_corpus(directory)
         files = sorted(directory.iterdir())
     else:
-        files = sorted(p for p in source.rglob("*") if p.is_file() and not p.is_symlink())
+        files = sorted(
+            p for p in source.rglob("*") if p.is_file() and not p.is_symlink() and not _not_media(p)
+        )
     if not files:
         raise SystemExit(f"no source files found in {source}")
     return files

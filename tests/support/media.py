@@ -46,7 +46,7 @@ class Expected:
 # --- frames -----------------------------------------------------------------------------
 
 
-def _video_frame(index: int, width: int, height: int, pix_fmt: str = "yuv420p") -> av.VideoFrame:
+def video_frame(index: int, width: int, height: int, pix_fmt: str = "yuv420p") -> av.VideoFrame:
     """A moving gradient, so encoders have something real (but cheap) to code."""
     frame = av.VideoFrame(width, height, pix_fmt)
     for number, plane in enumerate(frame.planes):
@@ -74,7 +74,7 @@ def _rgb_frame(width: int, height: int) -> av.VideoFrame:
     return frame
 
 
-def _audio_frames(
+def audio_frames(
     codec: av.AudioCodecContext, rate: int, layout: str, seconds: float
 ) -> list[av.AudioFrame]:
     """A 440 Hz tone in the encoder's own sample format, cut to its frame size."""
@@ -143,14 +143,14 @@ def _add_audio(
 
 def _encode_video(container: av.container.OutputContainer, stream: av.VideoStream) -> None:
     for index in range(int(DURATION_S * FPS)):
-        container.mux(stream.encode(_video_frame(index, WIDTH, HEIGHT)))
+        container.mux(stream.encode(video_frame(index, WIDTH, HEIGHT)))
     container.mux(stream.encode(None))
 
 
 def _encode_audio(
     container: av.container.OutputContainer, stream: av.AudioStream, rate: int, layout: str
 ) -> None:
-    for frame in _audio_frames(stream.codec_context, rate, layout, DURATION_S):
+    for frame in audio_frames(stream.codec_context, rate, layout, DURATION_S):
         container.mux(stream.encode(frame))
     container.mux(stream.encode(None))
 
@@ -220,7 +220,7 @@ def _write_image(path: Path, codec: str) -> None:
         stream.width, stream.height = IMAGE_WIDTH, IMAGE_HEIGHT
         if codec == "mjpeg":
             stream.pix_fmt = "yuvj420p"
-            frame = _video_frame(0, IMAGE_WIDTH, IMAGE_HEIGHT, "yuvj420p")
+            frame = video_frame(0, IMAGE_WIDTH, IMAGE_HEIGHT, "yuvj420p")
         else:
             stream.pix_fmt = "rgb24"
             frame = _rgb_frame(IMAGE_WIDTH, IMAGE_HEIGHT)
