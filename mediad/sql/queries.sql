@@ -164,26 +164,41 @@ RETURNING f.id, f.state;
 
 -- name: enqueue
 -- New paths are inserted; done or failed ones are queued again (migration 0007); pending
--- or running ones are left as they are.
-INSERT INTO {schema}.files AS f (path, priority)
-SELECT * FROM unnest(%(paths)b::text[], %(priorities)b::int[])
+-- or running ones are left as they are. A path under a paused prefix is queued marked
+-- paused (migration 0009), out of the claim's index, as `mediad pause` marks the rows
+-- already there: a scan during a pause adds no rows for every claim to walk past.
+WITH pause AS (
+    SELECT coalesce(array_agg({schema}.pause_match(a.prefix)), ARRAY[]::text[]) AS under
+    FROM {schema}.pauses_active() AS a WHERE a.prefix IS NOT NULL
+)
+INSERT INTO {schema}.files AS f (path, priority, paused)
+SELECT r.p, r.pr, coalesce(r.p ^@ ANY (pause.under), false)
+FROM unnest(%(paths)b::text[], %(priorities)b::int[]) AS r(p, pr), pause
 ON CONFLICT (path) DO UPDATE
 SET priority = EXCLUDED.priority,
     (state, attempts, run_after, enqueued_at, error_class, error,
-     lease_token, lease_owner, lease_expires_at) = (SELECT * FROM {schema}.queued_again())
+     lease_token, lease_owner, lease_expires_at) = (SELECT * FROM {schema}.queued_again()),
+    paused = EXCLUDED.paused
 WHERE f.state IN ('done', 'failed')
 RETURNING (xmax = 0) AS inserted;
 
 -- name: scan_upsert
 -- Like enqueue, but a known file is queued again only when its size or mtime changed.
-INSERT INTO {schema}.files AS f (path, priority, size_bytes, mtime)
-SELECT p, pr, s, 'epoch'::timestamptz + m * interval '1 microsecond'
+-- Paths under a paused prefix are queued marked paused, as enqueue's are.
+WITH pause AS (
+    SELECT coalesce(array_agg({schema}.pause_match(a.prefix)), ARRAY[]::text[]) AS under
+    FROM {schema}.pauses_active() AS a WHERE a.prefix IS NOT NULL
+)
+INSERT INTO {schema}.files AS f (path, priority, size_bytes, mtime, paused)
+SELECT r.p, r.pr, r.s, 'epoch'::timestamptz + r.m * interval '1 microsecond',
+       coalesce(r.p ^@ ANY (pause.under), false)
 FROM unnest(%(paths)b::text[], %(priorities)b::int[], %(sizes)b::bigint[],
-            %(mtimes_us)b::bigint[]) AS r(p, pr, s, m)
+            %(mtimes_us)b::bigint[]) AS r(p, pr, s, m), pause
 ON CONFLICT (path) DO UPDATE
 SET priority = EXCLUDED.priority,
     (state, attempts, run_after, enqueued_at, error_class, error,
      lease_token, lease_owner, lease_expires_at) = (SELECT * FROM {schema}.queued_again()),
+    paused = EXCLUDED.paused,
     -- What the scan saw: if the next attempt crashes without looking at the file, the
     -- next scan must not find the same change again and reset the attempts.
     size_bytes = EXCLUDED.size_bytes, mtime = EXCLUDED.mtime

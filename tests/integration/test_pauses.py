@@ -1,4 +1,4 @@
-"""Pauses in the database (migration 0009): the claim leaves paused rows alone, charges
+"""Pauses in the database (migrations 0009 and 0010): the claim leaves paused rows alone, charges
 nothing, walks none of the marked rows; lifting and expiring clear the marks no other
 pause covers."""
 
@@ -11,6 +11,7 @@ from typing import Any
 from mediad.db import intake, pauses
 from mediad.db.connection import Database
 from mediad.db.queue import Queue
+from mediad.models import ScanEntry
 
 SQL = Callable[..., list[tuple[Any, ...]]]
 
@@ -34,11 +35,12 @@ def test_the_claim_leaves_a_paused_prefix_alone_marked_or_not(
 ) -> None:
     fill(db)
     pauses.pause(db, "/nas", None, "test")
-    # Not marked yet (as between the pause and its marking): the claim's filter holds.
+    # Not marked yet (as between the pause and its marking): the claim's filter holds,
+    # and the claim, short of its limit, marks the paused rows it walked past.
     assert claimed_under(queue, "/nas/") == 0
-    sql(f"UPDATE \"{schema}\".files SET state = 'pending', attempts = 0 WHERE path ^@ '/nasty'")
-    assert pauses.mark(db, "/nas") == 10
     assert marked(sql, schema) == {f"/nas/{d}/{i}.mkv" for d in "ab" for i in range(5)}
+    sql(f"UPDATE \"{schema}\".files SET state = 'pending', attempts = 0 WHERE path ^@ '/nasty'")
+    assert pauses.mark(db, "/nas") == 0
     jobs = queue.claim(100, 30)
     assert sorted(j.path for j in jobs) == sorted(f"/nasty/{i}.mkv" for i in range(5))
     attempts = sql(f"SELECT DISTINCT attempts FROM \"{schema}\".files WHERE path ^@ '/nas/'")
@@ -119,3 +121,42 @@ def test_the_claim_walks_the_index_of_unmarked_rows(sql: SQL, schema: str, db: D
     )
     sql("ROLLBACK")
     assert "Index Scan using files_claim_ready_idx" in plan and "Sort" not in plan, plan
+
+
+def test_paths_queued_during_a_pause_are_marked_as_they_come(
+    db: Database, queue: Queue, sql: SQL, schema: str
+) -> None:
+    """A scan or an enqueue during a pause: its rows under the prefix are queued marked,
+    out of the claim's index, as `mediad pause` marked those already there."""
+    pauses.pause(db, "/nas", None, "test")
+    intake.enqueue(db, [f"/nas/c/{i}.mkv" for i in range(20)] + ["/nasty/x.mkv"])
+    entries = [ScanEntry(f"/nas/d/{i}.mkv", 1, 1) for i in range(20)]
+    intake.scan_upsert(db, [*entries, ScanEntry("/nasty/y.mkv", 1, 1)])
+    assert marked(sql, schema) == {f"/nas/{d}/{i}.mkv" for d in "cd" for i in range(20)}
+    assert sorted(j.path for j in queue.claim(100, 30)) == ["/nasty/x.mkv", "/nasty/y.mkv"]
+    assert pauses.lift(db, "/nas", every=False) == 1
+    assert marked(sql, schema) == set()
+
+
+def test_rows_queued_again_under_a_pause_are_marked_by_the_claims_that_find_little(
+    db: Database, queue: Queue, sql: SQL, schema: str
+) -> None:
+    """Rows that become pending under a paused prefix another way (`retry`, rows a daemon
+    gives back): a claim that fills its limit leaves them (it did not walk them all), the
+    next one that comes back short marks them, so later claims walk past none."""
+    fill(db)
+    intake.enqueue(db, [f"/nas/c/{i}.mkv" for i in range(30)])
+    sql(f"UPDATE \"{schema}\".files SET state = 'failed' WHERE path ^@ '/nas/c/'")
+    pauses.pause(db, "/nas", None, "test")
+    pauses.mark(db, "/nas")
+    assert intake.retry_failed(db, None) == 30
+    unmarked = f"SELECT count(*) FROM \"{schema}\".files WHERE path ^@ '/nas/c/' AND NOT paused"
+    assert sql(unmarked) == [(30,)]
+    assert len(queue.claim(2, 30)) == 2
+    assert sql(unmarked) == [(30,)]
+    assert len(queue.claim(100, 30)) == 3
+    assert sql(unmarked) == [(0,)]
+    attempts = sql(f"SELECT DISTINCT attempts FROM \"{schema}\".files WHERE path ^@ '/nas/'")
+    assert attempts == [(0,)]
+    assert pauses.lift(db, "/nas", every=False) == 1
+    assert len(queue.claim(100, 30)) == 40
