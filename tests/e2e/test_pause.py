@@ -253,3 +253,37 @@ def test_pause_refuses_an_until_that_is_not_an_iso_time_in_the_future(
         result = mediad("pause", "--until", until, env=mediad_env)
         assert result.returncode == 2, result.stderr
         assert "--until" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_paused_daemon_renews_the_lease_of_the_file_it_reads_and_drains(
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
+    small_mp4: Path,
+    tmp_path: Path,
+) -> None:
+    # A read that outlasts two leases: only renewal keeps it this daemon's (unrenewed, the
+    # row would be rescued and read again, its attempt charged twice).
+    env = {
+        **mediad_env,
+        "MEDIAD_TEST_HOOKS": "1",
+        "MEDIAD_DAEMON_WORKERS": "1",
+        "MEDIAD_DAEMON_LEASE_SECONDS": "2",
+    }
+    nas = tmp_path / "nas"
+    (slow,) = link_files(small_mp4, nas, 1, marker="__mediad_sleep_5000ms__")
+    waiting = link_files(small_mp4, tmp_path / "later", 3)
+    run_ok("enqueue", str(slow), env=env)
+    daemon = daemons(env=env)
+    daemon.wait_started()
+    wait_until(lambda: state_of(sql, schema, nas).get("running") == 1, 30, "the slow read")
+    run_ok("pause", env=env)
+    run_ok("enqueue", *map(str, waiting), env=env)
+    wait_until(lambda: state_of(sql, schema, nas).get("done") == 1, 30, "the read to finish")
+    assert sql(f'SELECT attempts FROM "{schema}".files WHERE path = %s', (str(slow),)) == [(1,)]
+    # Paused: the files queued meanwhile wait, uncharged; a SIGTERM drains as ever.
+    assert state_of(sql, schema, waiting[0].parent) == {"pending": 3}
+    assert daemon.stop(timeout=30) == 0
+    assert '"stopped"' in daemon.log()
+    assert charged(sql, schema, waiting[0].parent) == 0
