@@ -38,6 +38,7 @@ class Extracted:
     fingerprint: Fingerprint
     resolved_path: str
     seconds: float = 0.0
+    mediainfo_version: str | None = None  # of the libmediainfo that read it, None if none did
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,11 @@ def finished_since(db: Database, seconds: float) -> tuple[int, int]:
     return int(row["done"]), int(row["failed"])
 
 
+def older_mapping(db: Database, current: int) -> int:
+    """Rows done by a mapping older than `current` (NULL: written before versions were)."""
+    return int(db.run("older_mapping", {"current": current})[0]["n"])
+
+
 def show(db: Database, paths: Sequence[str]) -> dict[str, dict[str, Any]]:
     rows = db.run("show", {"paths": list(paths)})
     return {r["path"]: {k: _jsonable(v) for k, v in r.items()} for r in rows}

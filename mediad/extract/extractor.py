@@ -124,7 +124,14 @@ def extract(
     if isinstance(result, Failure):
         return replace(result, fingerprint=fingerprint, resolved_path=resolved, seconds=seconds)
     document, summary = result
-    return Extracted(document, summary, fingerprint, resolved, seconds)
+    return Extracted(document, summary, fingerprint, resolved, seconds, _mediainfo_version())
+
+
+def _mediainfo_version() -> str | None:
+    # Imported here, as in run_mediainfo: importing this module needs no libmediainfo.
+    from mediad.extract.mediainfo import library_version
+
+    return library_version() or None
 
 
 def _read_opened(

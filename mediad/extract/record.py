@@ -12,14 +12,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from mediad.extract.summary import COLUMNS
+from mediad.extract.summary import COLUMNS, HDR_COLUMNS, MAPPING_VERSION
 from mediad.models import METADATA_KEY, SUMMARY_KEY, Extracted, Job, Record
 from mediad.paths import escaped, is_storable
 
 # The keys before the summary columns, in the order of the statement's column list.
 HEAD_KEYS = ("id", "token", "resolved_path", "size_bytes", "mtime_us", "inode")
+# Which extractor wrote the row (docs/schema.md): reader_version stays None while
+# MediaInfo is the only reader.
+VERSION_KEYS = ("mediainfo_version", "reader_version", "mapping_version")
 # The last two: the summary, then the document as it is (added by hand, not re-encoded).
-RECORD_KEYS = (*HEAD_KEYS, *COLUMNS, "summary", "metadata")
+RECORD_KEYS = (*HEAD_KEYS, *COLUMNS, *HDR_COLUMNS, *VERSION_KEYS, "summary", "metadata")
 
 
 def storable_text(value: str | None) -> str | None:
@@ -43,6 +46,11 @@ def record_of(job: Job, extracted: Extracted) -> Record:
     }
     for key in COLUMNS:
         row[key] = summary.get(key)
+    for key in HDR_COLUMNS:
+        row[key] = summary.get(key)
+    row["mediainfo_version"] = extracted.mediainfo_version
+    row["reader_version"] = None
+    row["mapping_version"] = MAPPING_VERSION
     row["summary"] = summary
     # One encoding for all but the document. The summary's key is the first place its
     # text can occur: inside a JSON string every quote is escaped.

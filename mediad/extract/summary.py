@@ -8,6 +8,7 @@ tolerates that and returns None rather than raising.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,23 @@ COLUMNS: tuple[str, ...] = (
     "text_tracks",
     "truncated",
 )
+
+# Summary keys describing a video's dynamic range, each with its own column too. Kept apart
+# from COLUMNS because attached tables map COLUMNS alone (docs/attach.md).
+HDR_COLUMNS: tuple[str, ...] = (
+    "hdr_format",
+    "dv_profile",
+    "transfer",
+    "primaries",
+    "video_bit_depth",
+    "max_cll",
+    "max_fall",
+)
+
+# The version of the mapping from MediaInfo's document to the summary, recorded with each
+# row (mapping_version). Bump it whenever `summarise` changes what it returns, so rows read
+# by the older logic can be found (docs/schema.md). 1 was the summary before the HDR fields.
+MAPPING_VERSION = 2
 
 # The integer columns are PostgreSQL integer (bit_rate: bigint). A hostile header can claim
 # any number (a WAV's 32-bit sample rate, say), and one value the column cannot hold makes
@@ -101,6 +119,44 @@ def _text(value: Any) -> str | None:
     if "\x00" in text:  # PostgreSQL refuses NUL in text and jsonb; hostile tags carry it
         text = text.replace("\x00", "")
     return text.strip() or None
+
+
+# Dolby Vision's codec strings: dvhe.08, dvh1.05, dav1.10 (the profile is the number).
+_DV_PROFILE = re.compile(r"\b(?:dvhe|dvh1|dvav|dva1|dav1)\.(\d{1,2})\b")
+# MaxCLL and MaxFALL as MediaInfo writes them: "1000 cd/m2", alone or first of several.
+_LUMINANCE = re.compile(r"\s*(\d{1,9}(?:\.\d+)?)\s*(?:cd/m2|cd/m\u00b2)?\s*(?:/|$)")
+
+
+def dv_profile(track: Track) -> int | None:
+    """The Dolby Vision profile, when the track says it is Dolby Vision and names one."""
+    if "Dolby Vision" not in (_text(_field(track, "HDR_Format")) or ""):
+        return None
+    match = _DV_PROFILE.search(_text(_field(track, "HDR_Format_Profile")) or "")
+    return int(match.group(1)) if match else None
+
+
+def luminance(value: Any) -> int | None:
+    """cd/m² as an integer. 0 means "not known" in CTA-861.3, so it is no value."""
+    match = _LUMINANCE.match(_text(value) or "")
+    if match is None:
+        return None
+    number = round(float(match.group(1)))
+    return number if 0 < number <= INT4_MAX else None
+
+
+def hdr_summary(video: Track | None) -> dict[str, Any]:
+    """The HDR keys, from the first video track's own fields; all None without one."""
+    if video is None:
+        return dict.fromkeys(HDR_COLUMNS)
+    return {
+        "hdr_format": _text(_field(video, "HDR_Format")),
+        "dv_profile": dv_profile(video),
+        "transfer": _text(_field(video, "transfer_characteristics")),
+        "primaries": _text(_field(video, "colour_primaries")),
+        "video_bit_depth": _column_int(_field(video, "BitDepth")),
+        "max_cll": luminance(_field(video, "MaxCLL")),
+        "max_fall": luminance(_field(video, "MaxFALL")),
+    }
 
 
 def tracks_of(document: dict[str, Any]) -> list[Track]:
@@ -219,7 +275,7 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
         "text_tracks": len(texts),
         "image_tracks": len(images),
         "truncated": truncated,
-        "hdr_format": _text(_field(video, "HDR_Format")) if video is not None else None,
+        **hdr_summary(video),
         "languages": languages,
         "streams": streams,
     }

@@ -70,6 +70,16 @@ SET state = 'done',
     audio_tracks = r.audio_tracks,
     text_tracks = r.text_tracks,
     truncated = r.truncated,
+    hdr_format = r.hdr_format,
+    dv_profile = r.dv_profile,
+    transfer = r.transfer,
+    primaries = r.primaries,
+    video_bit_depth = r.video_bit_depth,
+    max_cll = r.max_cll,
+    max_fall = r.max_fall,
+    mediainfo_version = r.mediainfo_version,
+    reader_version = r.reader_version,
+    mapping_version = r.mapping_version,
     summary = r.summary,
     metadata = r.metadata
 -- One JSON array for the whole batch (mediad/extract/record.py makes its objects, in the worker):
@@ -79,7 +89,9 @@ FROM jsonb_to_recordset(%(records)s::jsonb) AS r(
     inode bigint, container text, duration_s float8, bit_rate bigint, width int,
     height int, frame_rate float8, video_codec text, audio_codec text, audio_channels int,
     sample_rate int, video_tracks int, audio_tracks int, text_tracks int, truncated bool,
-    summary jsonb, metadata jsonb)
+    hdr_format text, dv_profile int, transfer text, primaries text, video_bit_depth int,
+    max_cll int, max_fall int, mediainfo_version text, reader_version text,
+    mapping_version int, summary jsonb, metadata jsonb)
 WHERE f.id = r.id AND f.lease_token = r.token
 RETURNING f.id, f.source_id, f.source_row;
 
@@ -217,6 +229,11 @@ RETURNING id;
 -- name: counts_by_state
 SELECT state, count(*) AS n FROM {schema}.files GROUP BY state;
 
+-- name: older_mapping
+-- Rows done by a mapping older than the current one; NULL is older than every mapping.
+SELECT count(*) AS n FROM {schema}.files
+WHERE state = 'done' AND (mapping_version IS NULL OR mapping_version < %(current)s);
+
 -- name: failures_by_class
 SELECT error_class, count(*) AS n FROM {schema}.files
 WHERE state = 'failed' GROUP BY error_class ORDER BY n DESC;
@@ -243,7 +260,8 @@ SELECT DISTINCT ON (coalesce(path, source_path))
        coalesce(path, source_path) AS path, state, attempts, error_class, error, priority,
        resolved_path, size_bytes, mtime, finished_at, summary, container, duration_s,
        bit_rate, width, height, frame_rate, video_codec, audio_codec, audio_channels,
-       sample_rate, video_tracks, audio_tracks, text_tracks, truncated
+       sample_rate, video_tracks, audio_tracks, text_tracks, truncated, hdr_format,
+       dv_profile, transfer, primaries, video_bit_depth, max_cll, max_fall
 FROM {schema}.files
 WHERE path = ANY(%(paths)b::text[])
    OR (source_id IS NOT NULL AND source_path = ANY(%(paths)b::text[]))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 from mediad.extract.record import RECORD_KEYS, batch_text, record_of
-from mediad.extract.summary import COLUMNS
+from mediad.extract.summary import COLUMNS, MAPPING_VERSION
 from mediad.models import Extracted, Fingerprint, Job
 from mediad.queries import named_queries
 
@@ -83,3 +84,14 @@ def test_the_complete_statement_reads_exactly_these_keys() -> None:
     assert columns is not None
     names = [part.split()[0] for part in columns.group(1).split(",")]
     assert names == list(RECORD_KEYS)
+
+
+def test_each_record_names_what_wrote_it() -> None:
+    job, extracted = record()
+    hdr = {"hdr_format": "SMPTE ST 2086", "max_cll": 1000}
+    made = record_of(job, replace(extracted, summary=SUMMARY | hdr, mediainfo_version="24.12"))
+    row = json.loads(made.text)
+    assert (row["hdr_format"], row["max_cll"], row["dv_profile"]) == ("SMPTE ST 2086", 1000, None)
+    assert row["mediainfo_version"] == "24.12"
+    assert row["reader_version"] is None  # MediaInfo is the only reader
+    assert row["mapping_version"] == MAPPING_VERSION

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mediad.extract.summary import (
     COLUMNS,
+    HDR_COLUMNS,
     INT4_MAX,
     INT8_MAX,
     is_recognised,
@@ -357,3 +359,122 @@ def test_summary_is_json_serialisable() -> None:
         )
     )
     assert json.loads(json.dumps(summary, allow_nan=False)) == summary
+
+
+RECORDED = Path(__file__).parent.parent / "support" / "mediainfo"
+
+
+def recorded(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((RECORDED / name).read_text())
+    return document
+
+
+def hdr_of(summary: dict[str, Any]) -> dict[str, Any]:
+    return {key: summary[key] for key in HDR_COLUMNS}
+
+
+def test_hdr10_from_a_recorded_document() -> None:
+    assert hdr_of(summarise(recorded("hdr10.json"))) == {
+        "hdr_format": "SMPTE ST 2086",
+        "dv_profile": None,
+        "transfer": "PQ",
+        "primaries": "BT.2020",
+        "video_bit_depth": 10,
+        "max_cll": 1000,
+        "max_fall": 400,
+    }
+
+
+def test_dolby_vision_with_an_hdr10_base_layer() -> None:
+    assert hdr_of(summarise(recorded("dolby_vision_8.json"))) == {
+        "hdr_format": "Dolby Vision / SMPTE ST 2086",
+        "dv_profile": 8,
+        "transfer": "PQ",
+        "primaries": "BT.2020",
+        "video_bit_depth": 10,
+        "max_cll": 3241,
+        "max_fall": 519,
+    }
+
+
+def test_dolby_vision_without_colour_description_guesses_nothing() -> None:
+    """Profile 5 carries no colour description: transfer, primaries and light levels are
+    not known, and are not inferred from the profile."""
+    assert hdr_of(summarise(recorded("dolby_vision_5.json"))) == {
+        "hdr_format": "Dolby Vision",
+        "dv_profile": 5,
+        "transfer": None,
+        "primaries": None,
+        "video_bit_depth": 10,
+        "max_cll": None,
+        "max_fall": None,
+    }
+
+
+def test_sdr_video_has_no_hdr_fields_but_its_stated_colour() -> None:
+    document = doc(
+        general(Format="MPEG-4"),
+        video(
+            Format="AVC",
+            BitDepth="8",
+            colour_primaries="BT.709",
+            transfer_characteristics="BT.709",
+        ),
+    )
+    assert hdr_of(summarise(document)) == {
+        "hdr_format": None,
+        "dv_profile": None,
+        "transfer": "BT.709",
+        "primaries": "BT.709",
+        "video_bit_depth": 8,
+        "max_cll": None,
+        "max_fall": None,
+    }
+
+
+def test_audio_and_image_files_have_no_hdr_fields() -> None:
+    for document in (
+        doc(general(Format="FLAC"), audio(Format="FLAC", BitDepth="24")),
+        doc(general(Format="PNG"), {"@type": "Image", "Format": "PNG", "BitDepth": "16"}),
+    ):
+        assert set(hdr_of(summarise(document)).values()) == {None}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1000 cd/m2", 1000),
+        ("1000 cd/m\u00b2", 1000),
+        ("400", 400),
+        (" 400.4 cd/m2 / 300 cd/m2", 400),
+        ("0 cd/m2", None),  # CTA-861.3: 0 means not known
+        ("", None),
+        ("cd/m2", None),
+        ("-5 cd/m2", None),
+        ("1000 nits", None),
+        ("99999999999 cd/m2", None),
+    ],
+)
+def test_light_levels(value: str, expected: int | None) -> None:
+    document = doc(general(Format="Matroska"), video(Format="HEVC", MaxCLL=value))
+    assert summarise(document)["max_cll"] == expected
+
+
+@pytest.mark.parametrize(
+    ("hdr_format", "profile", "expected"),
+    [
+        ("Dolby Vision", "dvhe.08", 8),
+        ("Dolby Vision", "dvh1.05.06", 5),
+        ("Dolby Vision / SMPTE ST 2086", "dav1.10 / ", 10),
+        ("Dolby Vision", "", None),
+        ("Dolby Vision", "Main 10", None),
+        ("SMPTE ST 2086", "dvhe.08", None),  # a profile without Dolby Vision is no profile
+        (None, "dvhe.08", None),
+    ],
+)
+def test_dolby_vision_profile(hdr_format: str | None, profile: str, expected: int | None) -> None:
+    fields = {"Format": "HEVC", "HDR_Format_Profile": profile}
+    if hdr_format is not None:
+        fields["HDR_Format"] = hdr_format
+    document = doc(general(Format="MPEG-4"), video(**fields))
+    assert summarise(document)["dv_profile"] == expected

@@ -17,6 +17,7 @@ from mediad.commands.report.output import (
 )
 from mediad.config import Config, database_label
 from mediad.db import migrations, pauses, reads
+from mediad.extract.summary import MAPPING_VERSION
 from mediad.fleet import daemon_json
 from mediad.paths import escaped
 from mediad.runtime import open_database
@@ -34,6 +35,7 @@ def status(args: argparse.Namespace, config: Config) -> int:
         version = migrations.check_schema(store)
         # After the check: an older schema has no such table.
         fleet = reads.daemons(store)
+        older = reads.older_mapping(store, MAPPING_VERSION)
         paused = pauses.active(store)
     live = [seen for seen in fleet if seen.live]
     report: dict[str, Any] = {
@@ -45,6 +47,7 @@ def status(args: argparse.Namespace, config: Config) -> int:
             "failed_per_s_1m": round(failed_1m / 60, 3),
         },
         "oldest_pending_seconds": oldest,
+        "older_mapping": older,
         "schema": config.database.schema,
         "schema_version": version,
         **database_json(config),

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mediad.extract.summary import COLUMNS
+from mediad.extract.summary import COLUMNS, HDR_COLUMNS
 from mediad.models import DaemonSeen
 from mediad.pauses import Pause
 
-SHOW_SUMMARY_KEYS = (*COLUMNS, "image_tracks", "hdr_format", "languages", "streams")
+SHOW_SUMMARY_KEYS = (*COLUMNS, "image_tracks", *HDR_COLUMNS, "languages", "streams")
 SHOW_FIELDS = (
     "path",
     "state",
@@ -42,6 +42,9 @@ def print_status(report: dict[str, Any], live_daemons: int) -> None:
     oldest = report["oldest_pending_seconds"]
     if oldest is not None:
         print(f"oldest due pending row waits {oldest:.1f} s")
+    older = report["older_mapping"]
+    if older:
+        print(f"{older} done rows were summarised by an older mapping than this mediad's")
     failures = report["failures_by_class"]
     if failures:
         print("failures by class:")
