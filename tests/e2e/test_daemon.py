@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mediad.extract.summary import HDR_COLUMNS, MAPPING_VERSION
 from mediad.queries import latest_version
 from tests.support.media import Expected, make_bad_files
 from tests.support.processes import Daemon, counts, link_files, mediad, wait_until
@@ -411,3 +412,34 @@ def test_status_and_show_json(
     retried = mediad("retry", "--class", "not_found", env=mediad_env)
     assert retried.returncode == 0 and retried.stdout.startswith("1 ")
     assert counts(sql, schema)["pending"] == 1
+
+
+def test_sdr_video_has_no_hdr_fields_and_rows_record_what_wrote_them(
+    small_mp4: Path, mediad_env: dict[str, str], sql: SQL, schema: str
+) -> None:
+    """A video PyAV made (8-bit, no colour description, no light levels) through a real
+    worker: the HDR fields are NULL in `show` and in the columns, nothing guessed."""
+    assert mediad("enqueue", str(small_mp4), env=mediad_env).returncode == 0
+    assert mediad("extract", env=mediad_env).returncode == 0
+    (found,) = show(mediad_env, str(small_mp4))
+    hdr = {key: found["summary"][key] for key in HDR_COLUMNS}
+    assert hdr == dict.fromkeys(HDR_COLUMNS) | {"video_bit_depth": 8}
+    (row,) = sql(
+        f"SELECT {', '.join(HDR_COLUMNS)}, mediainfo_version, reader_version, mapping_version"
+        f' FROM "{schema}".files'
+    )
+    assert row[: len(HDR_COLUMNS)] == tuple(hdr.values())
+    mediainfo_version, reader_version, mapping_version = row[len(HDR_COLUMNS) :]
+    assert mediainfo_version and mediainfo_version[0].isdigit()  # "24.12"
+    assert (reader_version, mapping_version) == (None, MAPPING_VERSION)
+
+    status = json.loads(mediad("status", "--json", env=mediad_env).stdout)
+    assert status["older_mapping"] == 0
+    assert "older mapping" not in mediad("status", env=mediad_env).stdout
+    # A row written before versions were recorded, and one by an older mapping.
+    sql(f'UPDATE "{schema}".files SET mapping_version = NULL')
+    assert json.loads(mediad("status", "--json", env=mediad_env).stdout)["older_mapping"] == 1
+    sql(f'UPDATE "{schema}".files SET mapping_version = %s', (MAPPING_VERSION - 1,))
+    assert json.loads(mediad("status", "--json", env=mediad_env).stdout)["older_mapping"] == 1
+    text = mediad("status", env=mediad_env).stdout
+    assert "1 done rows were summarised by an older mapping" in text
