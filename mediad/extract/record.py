@@ -22,7 +22,8 @@ HEAD_KEYS = ("id", "token", "resolved_path", "size_bytes", "mtime_us", "inode")
 # MediaInfo is the only reader.
 VERSION_KEYS = ("mediainfo_version", "reader_version", "mapping_version")
 # The last two: the summary, then the document as it is (added by hand, not re-encoded).
-RECORD_KEYS = (*HEAD_KEYS, *COLUMNS, *HDR_COLUMNS, *VERSION_KEYS, "summary", "metadata")
+_SUMMARY_KEYS = (*COLUMNS, *HDR_COLUMNS)
+RECORD_KEYS = (*HEAD_KEYS, *_SUMMARY_KEYS, *VERSION_KEYS, "summary", "metadata")
 
 
 def storable_text(value: str | None) -> str | None:
@@ -44,9 +45,7 @@ def record_of(job: Job, extracted: Extracted) -> Record:
         "mtime_us": fingerprint.mtime_us,
         "inode": fingerprint.inode,
     }
-    for key in COLUMNS:
-        row[key] = summary.get(key)
-    for key in HDR_COLUMNS:
+    for key in _SUMMARY_KEYS:
         row[key] = summary.get(key)
     row["mediainfo_version"] = extracted.mediainfo_version
     row["reader_version"] = None
