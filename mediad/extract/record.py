@@ -18,7 +18,7 @@ from mediad.paths import escaped, is_storable
 
 # The keys before the summary columns, in the order of the statement's column list.
 HEAD_KEYS = ("id", "token", "resolved_path", "size_bytes", "mtime_us", "inode")
-# Which extractor wrote the row (docs/schema.md): reader_version stays None while
+# Which extractor wrote the row (docs/schema.md): reader_version stays NULL while
 # MediaInfo is the only reader.
 VERSION_KEYS = ("mediainfo_version", "reader_version", "mapping_version")
 # The last two: the summary, then the document as it is (added by hand, not re-encoded).
@@ -45,10 +45,14 @@ def record_of(job: Job, extracted: Extracted) -> Record:
         "mtime_us": fingerprint.mtime_us,
         "inode": fingerprint.inode,
     }
+    # A key left out reads as NULL in the statement (jsonb_to_recordset): most summary
+    # fields of most files are unknown, and every byte here is parsed by PostgreSQL.
     for key in _SUMMARY_KEYS:
-        row[key] = summary.get(key)
-    row["mediainfo_version"] = extracted.mediainfo_version
-    row["reader_version"] = None
+        value = summary.get(key)
+        if value is not None:
+            row[key] = value
+    if extracted.mediainfo_version is not None:
+        row["mediainfo_version"] = extracted.mediainfo_version
     row["mapping_version"] = MAPPING_VERSION
     row["summary"] = summary
     # One encoding for all but the document. The summary's key is the first place its
