@@ -91,6 +91,13 @@ def per_daemon(seen: Sequence[DaemonSeen]) -> dict[str, DaemonFigures]:
             in_flight=sum(len(d.report.in_flight) for d in live),
             workers_stuck=sum(d.report.workers_stuck for d in live),
             heartbeat_age_seconds=min(d.heartbeat_age_seconds for d in chosen),
-            files_finished=sum(d.report.files_finished for d in chosen),
+            # Each row counts since its own start: the live rows' files, or with none
+            # live the newest gone row's alone (a sum of killed selves would jump, and a
+            # rate() taken on it would read the drop back as a counter reset).
+            files_finished=(
+                sum(d.report.files_finished for d in live)
+                if live
+                else min(of_name, key=lambda d: d.heartbeat_age_seconds).report.files_finished
+            ),
         )
     return figures

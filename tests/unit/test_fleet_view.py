@@ -122,3 +122,19 @@ def test_every_line_fits_a_narrow_terminal_and_an_empty_fleet_says_so() -> None:
 def test_cuts_are_marked_and_keep_the_end_of_a_path() -> None:
     assert fit("abcdefghij", 10) == "abcdefghij" and fit("abcdefghijk", 10) == "abcdefg..."
     assert fit_left("/a/b/c/file.mkv", 12) == ".../file.mkv"
+
+
+def test_with_no_live_row_a_name_counts_the_files_of_its_newest_gone_row_alone() -> None:
+    """Killed twice within a day: the gauge follows the newest self, not a sum that jumps
+    (rate() would read the drop back as a counter reset)."""
+    older = seen(report(pid=10, files_finished=500), age=3000.0, live=False)
+    newer = seen(report(pid=20, files_finished=40), age=30.0, live=False)
+    assert per_daemon([older, newer])["host1:a"].files_finished == 40
+
+
+def test_names_with_control_characters_never_reach_the_terminal_as_they_are() -> None:
+    hostile = "/media/\x1b]0;owned\x07\x1b[31mred\nsecond-line.mkv"
+    rep = report(in_flight=(InFlight(hostile, 101, "/media", 2.0),), instance="i\x1b[2J")
+    texts = [line.text for line in layout(snapshot(seen(rep)), 80)]
+    assert all(text.isprintable() for text in texts), texts
+    assert any(text.endswith("\\x1b[31mred\\x0asecond-line.mkv") for text in texts), texts

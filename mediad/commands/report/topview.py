@@ -37,13 +37,24 @@ class Line:
     kind: str = "body"  # title, heading, body, warning, gone
 
 
+# Control characters in a file or host name (an escape sequence, a newline) would reach
+# the operator's terminal as they are: they are shown as \xNN instead.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
+
+
+def printable(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
 def fit(text: str, width: int) -> str:
     """Cut a line to `width` characters, marking the cut."""
+    text = printable(text)
     return text if len(text) <= width else text[: max(0, width - len(ELLIPSIS))] + ELLIPSIS
 
 
 def fit_left(text: str, width: int) -> str:
     """Cut a path from the left: its file name is what says which file it is."""
+    text = printable(text)
     if len(text) <= width:
         return text
     return ELLIPSIS + text[len(text) - max(0, width - len(ELLIPSIS)) :]
