@@ -147,7 +147,12 @@ class ReadPauses(Request[list[Pause]]):
     def run(self, store: Queue) -> list[Pause]:
         if self.expire:
             store.expire_pauses()
-        return store.pauses()
+        found = store.pauses()
+        if not any(p.prefix is not None and not p.expired for p in found):
+            # Marks a lift could not see (made from an older view of the pauses) would
+            # keep their rows out of the claim for good: none may outlive the pauses.
+            store.clear_pause_marks()
+        return found
 
 
 @dataclass(frozen=True)

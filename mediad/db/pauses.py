@@ -26,6 +26,11 @@ def mark(db: Database, prefix: str) -> int:
     return int(db.run("pause_mark", {"prefix": prefix})[0]["marked"])
 
 
+def clear_marks(db: Database) -> int:
+    """Clear every mark: only while no prefix is paused (see the query's comment)."""
+    return int(db.run("pause_marks_clear")[0]["cleared"])
+
+
 def lift(db: Database, prefix: str | None, every: bool) -> int:
     """Lift one prefix's pause (None: the pause of everything), or `every` pause."""
     return int(db.run("pause_lift", {"prefix": prefix, "all": every})[0]["lifted"])

@@ -262,6 +262,9 @@ class Queue:
     def expire_pauses(self) -> int:
         return pauses.expire(self.db)
 
+    def clear_pause_marks(self) -> int:
+        return pauses.clear_marks(self.db)
+
     # --- the daemon's own row (the fleet) ---------------------------------------------
 
     def heartbeat(self, report: DaemonReport) -> None:

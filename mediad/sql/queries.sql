@@ -325,6 +325,16 @@ ON CONFLICT ((coalesce(prefix, ''))) DO UPDATE
 SET until = EXCLUDED.until, set_by = EXCLUDED.set_by
 RETURNING p.prefix, p.since, p.until;
 
+-- name: pause_marks_clear
+-- With no prefix paused, no row should be marked: a mark made from a snapshot that a
+-- resume or an expiry overtook (a claim, a scan batch or `pause --prefix` marking while
+-- the pause was lifted) is cleared here, whenever a daemon reads the pauses. Walks
+-- files_paused_idx, empty while nothing is paused.
+WITH cleared AS (
+    UPDATE {schema}.files SET paused = false WHERE paused RETURNING 1
+)
+SELECT count(*) AS cleared FROM cleared;
+
 -- name: pause_mark
 -- The pending rows under a paused prefix leave the claim's index (run after pause_set).
 SELECT {schema}.pause_mark(%(prefix)s::text) AS marked;

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from mediad.daemon.requests import ReadPauses
 from mediad.db import intake, pauses
 from mediad.db.connection import Database
 from mediad.db.queue import Queue
@@ -160,3 +161,30 @@ def test_rows_queued_again_under_a_pause_are_marked_by_the_claims_that_find_litt
     assert attempts == [(0,)]
     assert pauses.lift(db, "/nas", every=False) == 1
     assert len(queue.claim(100, 30)) == 40
+
+
+def test_marks_that_outlive_every_prefix_pause_are_cleared_when_a_daemon_reads_them(
+    db: Database, queue: Queue, sql: SQL, schema: str
+) -> None:
+    """A claim or a scan batch that marked rows from a view of the pauses that a resume
+    then overtook: the lift could not see those marks. The daemon's next read of the
+    pauses clears them, and the rows are claimed again."""
+    fill(db)
+    pauses.pause(db, "/nas", None, "test")
+    pauses.mark(db, "/nas")
+    sql(f'DELETE FROM "{schema}".pauses')  # lifted, its marks left behind by a race
+    assert len(marked(sql, schema)) == 10
+    assert sorted({j.path.rsplit("/", 1)[0] for j in queue.claim(100, 30)}) == ["/nasty"]
+    assert ReadPauses().run(queue) == []
+    assert marked(sql, schema) == set()
+    assert len(queue.claim(100, 30)) == 10
+
+
+def test_marks_stay_while_a_prefix_pause_is_in_force(
+    db: Database, queue: Queue, sql: SQL, schema: str
+) -> None:
+    fill(db)
+    pauses.pause(db, "/nas", None, "test")
+    pauses.mark(db, "/nas")
+    assert [p.prefix for p in ReadPauses().run(queue)] == ["/nas"]
+    assert len(marked(sql, schema)) == 10
