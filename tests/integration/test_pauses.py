@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import psycopg
+
 from mediad.daemon.requests import ReadPauses
 from mediad.db import intake, pauses
 from mediad.db.connection import Database
@@ -188,3 +190,23 @@ def test_marks_stay_while_a_prefix_pause_is_in_force(
     pauses.mark(db, "/nas")
     assert [p.prefix for p in ReadPauses().run(queue)] == ["/nas"]
     assert len(marked(sql, schema)) == 10
+
+
+def test_a_daemon_expiring_a_pause_another_is_expiring_does_not_wait_for_it(
+    db: Database, test_dsn: str, sql: SQL, schema: str
+) -> None:
+    """Every daemon expires a pause at its time; while one holds the row (clearing a large
+    pause's marks), the others go on at once: their database thread renews leases too."""
+    fill(db)
+    now = sql("SELECT now()")[0][0]
+    pauses.pause(db, "/nas", now + timedelta(hours=1), "test")
+    sql(f"UPDATE \"{schema}\".pauses SET until = now() - interval '1 second'")
+    with psycopg.connect(test_dsn) as first:
+        first.execute(f'SELECT id FROM "{schema}".pauses FOR UPDATE')  # expiring it now
+        sql("SET statement_timeout = '2s'")  # a wait on the row would end in an error
+        try:
+            assert sql(f'SELECT "{schema}".pause_expire()') == [(0,)]
+        finally:
+            sql("SET statement_timeout = 0")
+        first.rollback()
+    assert pauses.expire(db) == 1

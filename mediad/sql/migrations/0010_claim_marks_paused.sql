@@ -1,4 +1,5 @@
--- mediad schema, version 10: the claim marks the paused rows it had to walk past.
+-- mediad schema, version 10: the claim marks the paused rows it had to walk past, and one
+-- daemon, not all of them in turn, expires a pause.
 --
 -- `mediad pause --prefix` marks the pending rows under the prefix once, so the claim's
 -- index (files_claim_ready_idx) leaves them out. Rows that become pending under the prefix
@@ -75,5 +76,24 @@ BEGIN
             FOR UPDATE SKIP LOCKED
         );
     END IF;
+END
+$$;
+
+-- Every daemon expires a pause the moment its time is up. The first takes the row and
+-- clears the marks (a long UPDATE after a large pause); the others skip the locked row
+-- instead of waiting on it, since their database thread also renews their leases.
+CREATE OR REPLACE FUNCTION {schema}.pause_expire() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    expired integer;
+BEGIN
+    DELETE FROM {schema}.pauses AS p
+    WHERE p.id IN (SELECT p1.id FROM {schema}.pauses AS p1 WHERE p1.until <= now()
+                   FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS expired = ROW_COUNT;
+    IF expired > 0 THEN
+        PERFORM {schema}.pause_unmark();
+    END IF;
+    RETURN expired;
 END
 $$;
