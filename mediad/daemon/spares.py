@@ -6,8 +6,8 @@ a second of one worker, not the whole `extract.timeout_seconds` (docs/reliabilit
 
 The spares count toward the stuck limit like any process that may hang in a read: each
 waiting worker may end up stuck, so spares never take the budget below what those need.
-When the read answers (or times out), the spare is no longer wanted and the first idle
-worker beyond the pool's size leaves."""
+When the read answers (or times out) and LINGER_SECONDS pass with no read waiting, the
+spare is no longer wanted and the first idle worker beyond the pool's size leaves."""
 
 from __future__ import annotations
 
@@ -30,6 +30,20 @@ log = structlog.get_logger("mediad")
 WAITING_AFTER_SECONDS = 1.0
 
 
+# A spare stays this long after it was last wanted: on a healthy share whose large files
+# take a few seconds each, reads turn "waiting" again and again, and a spare let go at
+# every pause between them would be a worker started (MediaInfo loaded) each time.
+LINGER_SECONDS = 10.0
+
+
+def lingering(wanted: int, current: int, now: float, last_wanted_at: float) -> int:
+    """Spares to run: more at once when more are wanted; fewer only once none of the
+    current ones has been wanted for LINGER_SECONDS. Pure."""
+    if wanted >= current or now - last_wanted_at >= LINGER_SECONDS:
+        return wanted
+    return current
+
+
 def spares_wanted(waiting: int, others_waiting: bool, budget: int) -> int:
     """Workers beyond the pool's size: one for each worker waiting on a network read,
     while files on other mounts wait for a worker, within the stuck budget. Pure."""
@@ -42,6 +56,7 @@ class Spares:
     def __init__(self, supervisor: Supervisor) -> None:
         self.sup = supervisor
         self._said = 0
+        self._last_wanted_at = 0.0
 
     def waiting(self, now: float) -> list[tuple[Job, float]]:
         """Files on network mounts whose read has gone unanswered for a while, with the
@@ -61,9 +76,13 @@ class Spares:
         sup = self.sup
         waiting = self.waiting(now)
         mounts = {sup.storage.mount_of(job).point for job, _ in waiting}
-        spares = spares_wanted(
+        wanted = spares_wanted(
             len(waiting), self._others_waiting(sup.ledger.buffer, mounts), self._budget()
         )
+        if wanted and wanted >= sup.pool.spares:
+            self._last_wanted_at = now
+        # Never past the budget, lingering or not: stuck processes may have used it up.
+        spares = min(lingering(wanted, sup.pool.spares, now, self._last_wanted_at), self._budget())
         sup.pool.spares = spares
         metrics.WORKERS_SPARE.set(spares)
         if spares != self._said:

@@ -62,7 +62,7 @@ def test_a_spare_reads_local_files_while_a_network_read_waits_and_leaves_after(
     fs.release()
     wait_until(lambda: counts(sql, schema)["done"] == 31, 30, "the waited file to finish")
     wait_until(
-        lambda: len(daemon.worker_pids()) == 2, 15, "the spare to leave once the read answered"
+        lambda: len(daemon.worker_pids()) == 2, 30, "the spare to leave after the read answered"
     )
     assert "mediad_workers_spare 0.0" in scrape(port).splitlines()
     # Nothing was charged for the wait: every file read in one attempt.
