@@ -81,8 +81,11 @@ class Spares:
         )
         if wanted and wanted >= sup.pool.spares:
             self._last_wanted_at = now
+        # Lingering keeps spares that run, never starts one: the worker a spare stood in
+        # for may have been killed at its timeout, the spare then being the replacement.
+        running = min(sup.pool.spares, max(0, sup.pool.live_count() - sup.pool.target_size))
         # Never past the budget, lingering or not: stuck processes may have used it up.
-        spares = min(lingering(wanted, sup.pool.spares, now, self._last_wanted_at), self._budget())
+        spares = min(lingering(wanted, running, now, self._last_wanted_at), self._budget())
         sup.pool.spares = spares
         metrics.WORKERS_SPARE.set(spares)
         if spares != self._said:
