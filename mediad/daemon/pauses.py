@@ -50,13 +50,18 @@ class Pausing:
             return
         self.stale = False
         self.next_read = now + sup.config.daemon.poll_seconds
-        sup.db.submit(ReadPauses(), self._read, lambda _error: None)
+        sup.db.submit(ReadPauses(), self._read, self._not_read)
+
+    def _not_read(self, _error: Exception) -> None:
+        # Logged and backed off by the one answer path (mediad/daemon/database.py); a
+        # change heard meanwhile must not wait for the next poll: read again after it.
+        self.stale = True
 
     def _read(self, found: list[Pause]) -> None:
         expired = [p for p in found if p.expired]
-        if expired:
+        if expired and not self.sup.db.busy(ReadPauses):
             # Lifted by this daemon (or one that got there first), then read again.
-            self.sup.db.submit(ReadPauses(expire=True), self._read, lambda _error: None)
+            self.sup.db.submit(ReadPauses(expire=True), self._read, self._not_read)
         active = [p for p in found if not p.expired]
         ends = [p.ends_in_s for p in active if p.ends_in_s is not None]
         if ends:  # read again as one ends, to lift it and claim its rows at once
