@@ -39,6 +39,10 @@ class Extracted:
     resolved_path: str
     seconds: float = 0.0
     mediainfo_version: str | None = None  # of the libmediainfo that read it, None if none did
+    reader_version: str | None = None  # of the second reader, None when it did not read
+    # The XMP sidecar read beside the file (its size and mtime make part of the file's
+    # fingerprint, so an edit of it re-queues the file on the next scan), None if none.
+    sidecar: Fingerprint | None = None
 
 
 @dataclass(frozen=True)

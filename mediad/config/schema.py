@@ -56,6 +56,7 @@ class ExtractConfig:
     engine: str = "mediainfo"  # "noop": skip MediaInfo, to measure the pipeline alone
     library_file: str = ""  # a libmediainfo to load instead of pymediainfo's own
     cpu_seconds: float = 60.0  # CPU time one file may use (RLIMIT_CPU); 0: no limit
+    second_reader: bool = True  # camera metadata (EXIF, XMP, IPTC) beside MediaInfo's
 
 
 @dataclass(frozen=True)

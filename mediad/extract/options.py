@@ -14,3 +14,4 @@ class ExtractOptions:
     full_document: bool = False
     engine: str = "mediainfo"
     library_file: str | None = None
+    second_reader: bool = True  # camera metadata (EXIF, XMP, IPTC) beside MediaInfo's

@@ -44,6 +44,25 @@ HDR_COLUMNS: tuple[str, ...] = (
     "max_fall",
 )
 
+# Summary keys from camera metadata (the second reader, XMP sidecars, and MediaInfo where
+# it states them), each with its own column too; NULL when unknown, never guessed
+# (docs/schema.md). Kept apart from COLUMNS as HDR_COLUMNS are.
+PHOTO_COLUMNS: tuple[str, ...] = (
+    "taken_at",  # wall-clock ISO 8601 as the file states it, offset appended when known
+    "taken_at_offset_min",
+    "taken_at_source",  # e.g. exif:DateTimeOriginal, xmp-sidecar:DateCreated
+    "gps_lat",
+    "gps_lon",
+    "gps_alt_m",
+    "orientation",  # EXIF 1-8
+    "rotation_deg",  # 0/90/180/270 clockwise to display upright
+    "mirrored",
+    "camera_make",
+    "camera_model",
+    "lens",
+    "frame_count",  # animated GIF, APNG, WebP
+)
+
 # The version of the mapping from MediaInfo's document to the summary, recorded with each
 # row (mapping_version). Bump it whenever `summarise` changes what it returns, so rows read
 # by the older logic can be found (docs/schema.md). 1 was the summary before the HDR fields.

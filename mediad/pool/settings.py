@@ -18,6 +18,7 @@ def extract_options(config: Config) -> ExtractOptions:
         full_document=config.extract.full_document,
         engine=config.extract.engine,
         library_file=config.extract.library_file or None,
+        second_reader=config.extract.second_reader,
     )
 
 
