@@ -99,6 +99,11 @@ def one_run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument(
+        "--source",
+        type=Path,
+        help="hard-link these media files (e.g. the mix of bench.mix) instead of the test corpus",
+    )
     parser.add_argument("--engine", choices=("mediainfo", "noop"), default="mediainfo")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--dsn", help="admin DSN (default: a throwaway pgserver)")
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     compile_bytecode(args.mediad or Path(__file__).resolve().parent.parent)
     work = Path(tempfile.mkdtemp(prefix="mediad-e2e-"))
     try:
-        paths, _ = build_corpus(work / "corpus", args.files, None)
+        paths, _ = build_corpus(work / "corpus", args.files, args.source)
         with server(args.dsn) as (admin_dsn, _kind), bench_database(admin_dsn) as dsn:
             sql = Sql(dsn)
             try:

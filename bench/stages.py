@@ -2,7 +2,7 @@
 that each do a little more of what a mediad worker does, alternated with the `mediainfo`
 CLI (on its own libmediainfo and on mediad's), round after round.
 
-    .venv/bin/python -m bench.stages --files 6000 --rounds 3
+    .venv/bin/python -m bench.stages --files 6000 --rounds 3 [--source DIR]
 
 - read: libmediainfo reads the file by its path; only whether it names tracks goes back
 - checks: the gate's checks (extractor.open_checked), then the same read by the path
@@ -57,11 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=CORES)
     parser.add_argument("--mediainfo", default=shutil.which("mediainfo") or "")
+    parser.add_argument(
+        "--source", type=Path, help="these media files instead of the 8 of the test corpus"
+    )
     args = parser.parse_args(argv)
     compile_bytecode(Path(__file__).resolve().parent.parent)
     work = Path(tempfile.mkdtemp(prefix="mediad-stages-"))
     try:
-        paths, _ = build_corpus(work / "corpus", args.files, None)
+        paths, _ = build_corpus(work / "corpus", args.files, args.source)
         same = None
         if args.mediainfo:
             same = cli_lib.prepare(args.mediainfo, None, work / "cli-lib")
