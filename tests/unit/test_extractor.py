@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,37 +121,48 @@ def test_document_is_json_naming_the_original_path(
     assert "\\u0000" not in result.document
 
 
+def _parsed_in_a_fresh_process(paths: list[str], parse_speed: float, full: bool) -> list[str]:
+    """`MediaInfo.parse` of each path, in a process of its own: some of libmediainfo's
+    options (Complete, ReadByHuman) are global to the library, so a parse in this process
+    would read with the options mediad's reader set."""
+    code = (
+        "import json, sys\n"
+        "from pymediainfo import MediaInfo\n"
+        "paths, speed, full = json.loads(sys.argv[1])\n"
+        "print(json.dumps([MediaInfo.parse(p, output='JSON', parse_speed=speed, full=full)"
+        " for p in paths]))"
+    )
+    argument = json.dumps([paths, parse_speed, full])
+    result = subprocess.run(
+        [sys.executable, "-c", code, argument], capture_output=True, text=True, check=True
+    )
+    parsed: list[str] = json.loads(result.stdout)
+    return parsed
+
+
 @pytest.mark.parametrize("parse_speed", [0.5, 0.0])
 def test_the_kept_handle_reads_what_pymediainfo_parse_reads(
     parse_speed: float, corpus: tuple[Path, dict[str, Expected]], tmp_path: Path
 ) -> None:
     """The worker keeps one libmediainfo handle (mediad.extract.mediainfo) instead of calling
-    MediaInfo.parse per file: same options, so the same document, file after file, also
-    after a file MediaInfo could not open."""
-    from pymediainfo import MediaInfo
-
+    MediaInfo.parse per file, and skips the human-readable pass a short document does not
+    show: the same document, file after file, also after a file MediaInfo could not open."""
     from mediad.extract.mediainfo import read_json
 
     directory, _ = corpus
     missing = str(tmp_path / "gone.mp4")
     with pytest.raises(FileNotFoundError):
         read_json(missing, library_file=None, parse_speed=parse_speed, full=False)
-    for name in CORPUS_NAMES * 2:
-        path = str(directory / name)
+    paths = [str(directory / name) for name in CORPUS_NAMES * 2]
+    parsed = _parsed_in_a_fresh_process(paths, parse_speed, False)
+    for path, document in zip(paths, parsed, strict=True):
         kept = read_json(path, library_file=None, parse_speed=parse_speed, full=False)
-        parsed = MediaInfo.parse(path, output="JSON", parse_speed=parse_speed, full=False)
-        assert kept == parsed, name
-    full = read_json(
-        str(directory / CORPUS_NAMES[0]), library_file=None, parse_speed=parse_speed, full=True
-    )
-    assert full == MediaInfo.parse(
-        str(directory / CORPUS_NAMES[0]), output="JSON", parse_speed=parse_speed, full=True
-    )
-    assert len(full) > len(
-        read_json(
-            str(directory / CORPUS_NAMES[0]), library_file=None, parse_speed=parse_speed, full=False
-        )
-    )
+        assert kept == document, path
+    first = paths[0]
+    full = read_json(first, library_file=None, parse_speed=parse_speed, full=True)
+    assert full == _parsed_in_a_fresh_process([first], parse_speed, True)[0]
+    assert '"Width_String"' in full  # the human-readable fields of a full document
+    assert len(full) > len(read_json(first, library_file=None, parse_speed=parse_speed, full=False))
 
 
 def test_mkv_tracks_and_languages(corpus: tuple[Path, dict[str, Expected]]) -> None:
