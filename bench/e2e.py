@@ -38,6 +38,7 @@ KEYS = (
     "cpu_seconds_workers",
     "cpu_seconds_db_backends",
     "other_load_cores",
+    "supervisor_rss_peak_mib",
     "done",
     "failed",
 )

@@ -84,6 +84,7 @@ def environment(
         "mediainfo_cli": mediainfo_version(args.mediainfo) if args.mediainfo else None,
         "postgresql": sql.server_version(),
         "server": server_kind,
+        "corpus": str(args.source) if args.source else args.corpus,
         "corpus_originals": originals,
         "parse_speed": config.extract.parse_speed,
         "batch_size": config.daemon.batch_size,

@@ -134,7 +134,8 @@ def _header(results: Results) -> None:
         f"mediainfo CLI {env['mediainfo_cli'] or 'not installed'}, "
         f"parse_speed {env['parse_speed']}, workers {results.workers}, "
         f"mediad {env['mediad_commit']}, Python {env['python']} from "
-        f"{interpreter['base']} ({shared} libpython)\n"
+        f"{interpreter['base']} ({shared} libpython); corpus: "
+        f"{env.get('corpus', '?')}, {len(env['corpus_originals'])} distinct files\n"
     )
 
 

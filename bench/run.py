@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -79,10 +80,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="throughput rounds (alternating order); the least disturbed one is reported",
     )
     parser.add_argument(
+        "--corpus",
+        choices=("mix", "test"),
+        default="mix",
+        help="the distinct files, made for the run: mix, the mixed corpus of bench.mix (73 "
+        "video, audio and image files, a third of them with EXIF; the default), or test, "
+        "the 8 files of tests/support/media.py (the corpus before issue 19)",
+    )
+    parser.add_argument(
         "--source",
         type=Path,
         help="use these media files instead of "
-        "the generated corpus (e.g. /work/shared/corpus/public)",
+        "a made corpus (e.g. /work/shared/corpus/public, or a mix made by bench.mix)",
     )
     parser.add_argument(
         "--mediainfo",
@@ -103,8 +112,18 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="mediad-bench-"))
     results = Results(files=args.files, workers=args.workers)
     try:
-        say(f"corpus: {args.files:,} hard links in {work}")
-        paths, originals = build_corpus(work, args.files + args.latency_samples, args.source)
+        source = args.source
+        if source is None and args.corpus == "mix":
+            source = work / "mix"
+            # In a process of its own: its encoders (PyAV, Pillow, pillow-heif) stay out of
+            # the process that measures and starts every contender.
+            subprocess.run(
+                [sys.executable, "-m", "bench.mix", "--out", str(source)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        say(f"corpus: {args.files:,} hard links in {work} ({source or 'the test corpus'})")
+        paths, originals = build_corpus(work, args.files + args.latency_samples, source)
         paths, extra_paths = paths[: args.files], paths[args.files :]
         with server(args.dsn) as (admin_dsn, server_kind), bench_database(admin_dsn) as dsn:
             sql = Sql(dsn)

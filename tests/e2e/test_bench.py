@@ -96,6 +96,10 @@ def test_benchmark_runs_on_a_tiny_corpus_and_prints_every_row(
     data = json.loads(out.read_text())
     for key in JSON_KEYS:
         assert key in data, key
+    # The default corpus: the mix of bench.mix, at least 60 distinct files (issue 19).
+    assert data["environment"]["corpus"] == "mix"
+    assert len(data["environment"]["corpus_originals"]) >= 60
+    assert "corpus: mix, " in table
     assert ("mediainfo_batched" in data) == installed
     if installed:
         # The CLI on mediad's own libmediainfo: run when it writes mediad's documents, and
@@ -103,7 +107,7 @@ def test_benchmark_runs_on_a_tiny_corpus_and_prints_every_row(
         same = data["environment"]["mediainfo_cli_same_library"]
         assert same["documents_identical"] == ("mediainfo_same_library" in data), same
         if same["documents_identical"]:
-            assert same["files_compared"] == 8
+            assert same["files_compared"] == len(data["environment"]["corpus_originals"])
             assert "mediad_over_mediainfo_same_library" in data["ratios"]
             assert "mediainfo CLI batched, mediad's lib" in table
         else:
