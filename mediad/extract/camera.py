@@ -174,12 +174,27 @@ def mediainfo_fields(general: Track, video: Track | None) -> Fields:
 # --- the summary ------------------------------------------------------------------------
 
 
+def _winner(layers: Sequence[Fields], markers: tuple[str, ...]) -> Fields | None:
+    return next((f for f in layers if any(f.get(k) is not None for k in markers)), None)
+
+
+def merged(layers: Sequence[Fields]) -> Fields:
+    """The fields of `layers` (best first), each group from the first layer that has it,
+    as the layers state them (`taken_at` without its offset appended)."""
+    fields: Fields = {}
+    for markers, group in GROUPS:
+        layer = _winner(layers, markers)
+        if layer is not None:
+            fields.update((k, layer[k]) for k in group if layer.get(k) is not None)
+    return fields
+
+
 def apply_layers(summary: dict[str, Any], layers: Sequence[Fields]) -> None:
     """Write each group from the first layer (best first) that has it over `summary`,
     which keeps what it had for groups no layer gives. `taken_at` gets its offset
     appended when one is known."""
     for markers, group in GROUPS:
-        layer = next((f for f in layers if any(f.get(k) is not None for k in markers)), None)
+        layer = _winner(layers, markers)
         if layer is None:
             continue
         for key in group:
