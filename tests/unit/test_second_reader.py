@@ -349,3 +349,18 @@ def test_an_oversized_xmp_packet_is_bounded_in_the_document(tmp_path: Path) -> N
     assert len(reader["xmp"]) == MAX_TAGS
     assert reader["cut"] >= 1001 - MAX_TAGS
     assert reader["xmp"]["Xmp.xmp.Nickname"] == "n" * MAX_VALUE_CHARS + "…"
+
+
+def test_switching_the_reader_is_a_worker_setting() -> None:
+    """A reload compares worker settings and replaces every worker when they differ
+    (mediad/daemon/reload.py): `extract.second_reader` is one of them."""
+    from dataclasses import replace
+
+    from mediad.config import Config
+    from mediad.pool import worker_settings
+
+    on = Config()
+    off = replace(on, extract=replace(on.extract, second_reader=False))
+    assert worker_settings(on).options.second_reader is True
+    assert worker_settings(off).options.second_reader is False
+    assert worker_settings(on) != worker_settings(off)

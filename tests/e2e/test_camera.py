@@ -1,0 +1,108 @@
+"""Camera metadata through a running daemon: what an application finds in the stored
+`summary` and under `metadata->'reader'`, for tagged photos, a sidecar, a phone video and
+hostile EXIF, and nothing of the reader's with `extract.second_reader = false`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.camera import EXIFTOOL_MISSING, hostile_exif, make_photos, make_videos
+from tests.support.processes import Daemon, counts, mediad, wait_until
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(EXIFTOOL_MISSING is not None, reason=str(EXIFTOOL_MISSING)),
+]
+
+SQL = Callable[..., list[tuple[Any, ...]]]
+MEDIA = ("gps_orientation6.jpg", "with_sidecar.jpg", "location.mov", "no_zone.jpg")
+HOSTILE = ("ifd_loop.jpg", "huge_count.jpg", "nul_make.jpg", "segment_length_1.jpg")
+
+
+def _run(
+    tmp_path: Path,
+    env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
+) -> dict[str, tuple[dict[str, Any], Any]]:
+    media = tmp_path / "media"
+    media.mkdir()
+    make_photos(media)
+    make_videos(media)
+    hostile_exif(media)
+    paths = [str(media / name) for name in (*MEDIA, *HOSTILE)]
+    queued = mediad("enqueue", *paths, env=env)
+    assert queued.returncode == 0, queued.stderr
+    daemon = daemons(env=env)
+    daemon.wait_started()
+    wait_until(lambda: counts(sql, schema)["done"] == len(paths), 60, "every file done")
+    assert daemon.stop() == 0
+    rows = sql(f"SELECT path, summary, metadata->'reader' FROM \"{schema}\".files")
+    return {Path(path).name: (summary, reader) for path, summary, reader in rows}
+
+
+def test_the_stored_summary_and_reader_tags(
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
+) -> None:
+    rows = _run(tmp_path, mediad_env, daemons, sql, schema)
+    summary, reader = rows["gps_orientation6.jpg"]
+    assert {k: summary[k] for k in ("taken_at", "taken_at_offset_min", "taken_at_source")} == {
+        "taken_at": "2021-06-15T12:34:56+02:00",
+        "taken_at_offset_min": 120,
+        "taken_at_source": "exif:DateTimeOriginal",
+    }
+    assert (summary["gps_lat"], summary["gps_lon"], summary["gps_alt_m"]) == (
+        48.8584,
+        2.2945,
+        35.5,
+    )
+    assert (summary["orientation"], summary["rotation_deg"], summary["mirrored"]) == (
+        6,
+        90,
+        False,
+    )
+    assert (summary["camera_make"], summary["lens"]) == ("Canon", "RF24-105mm F4 L IS USM")
+    assert reader["exif"]["Exif.Image.Make"] == "Canon"
+    assert reader["library"].startswith("python-exiv2")
+
+    summary, reader = rows["with_sidecar.jpg"]
+    assert summary["taken_at_source"] == "xmp-sidecar:DateTimeOriginal"
+    assert reader["sidecar"]["xmp"]["Xmp.exif.GPSLatitude"] == "40,44.5000N"
+
+    summary, _ = rows["location.mov"]
+    assert (summary["gps_lat"], summary["taken_at"]) == (-33.8568, "2022-01-02T03:04:05+00:00")
+    assert rows["no_zone.jpg"][0]["taken_at_offset_min"] is None
+
+    # Hostile EXIF: every row done (MediaInfo read them), the reader's reason where it
+    # failed, nothing PostgreSQL refused.
+    assert rows["segment_length_1.jpg"][1]["error"] == "Failed to read image data"
+    assert rows["nul_make.jpg"][0]["camera_make"] == "Can"
+    for name in HOSTILE:
+        assert rows[name][0]["container"] == "JPEG", name
+
+
+def test_second_reader_off_stores_none_of_its_fields(
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
+) -> None:
+    env = {**mediad_env, "MEDIAD_EXTRACT_SECOND_READER": "false"}
+    rows = _run(tmp_path, env, daemons, sql, schema)
+    for name in (*MEDIA, *HOSTILE):
+        summary, reader = rows[name]
+        assert reader is None, name
+        if name != "location.mov":  # MediaInfo states a phone video's place itself
+            assert summary["taken_at"] is None and summary["gps_lat"] is None, name
+            assert summary["orientation"] is None and summary["camera_make"] is None, name
+    assert rows["location.mov"][0]["gps_lat"] == -33.8568
