@@ -62,9 +62,14 @@ def prepare() -> Any:
     return exiv2
 
 
+_version: list[str] = []
+
+
 def version() -> str:
-    exiv2 = prepare()
-    return f"python-exiv2 {exiv2.__version__}, libexiv2 {exiv2.versionString()}"
+    if not _version:
+        exiv2 = prepare()
+        _version.append(f"python-exiv2 {exiv2.__version__}, libexiv2 {exiv2.versionString()}")
+    return _version[0]
 
 
 def clean(text: str) -> str:
@@ -73,19 +78,38 @@ def clean(text: str) -> str:
         text = text.replace("\x00", "")
     if len(text) > MAX_VALUE_CHARS:
         text = text[:MAX_VALUE_CHARS] + "…"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
+    if not text.isascii():  # most tags are: no encoding needed to know they are storable
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
     return text
 
 
-def _collect(data: Any, into: dict[str, str], skip_maker: Any, tags: Tags) -> None:
+# EXIF groups (the middle of `Exif.Group.Tag`) and whether exiv2 decoded them from a
+# maker note: the undocumented vendor formats, the largest and least trusted part of a
+# photo's EXIF. Asked once per group name, not per tag.
+_maker_groups: dict[str, bool] = {}
+
+
+def _is_maker(key: str) -> bool:
+    if "MakerNote" in key:
+        return True
+    group = key.split(".", 2)[1] if key.count(".") >= 2 else ""
+    maker = _maker_groups.get(group)
+    if maker is None:
+        maker = bool(prepare().ExifTags.isMakerGroup(group))
+        if len(_maker_groups) < 1000:  # group names come from the file: bounded
+            _maker_groups[group] = maker
+    return maker
+
+
+def _collect(data: Any, into: dict[str, str], tags: Tags, exif: bool = False) -> None:
     for datum in data:
         key = str(datum.key())
         if key.startswith(_SKIPPED_PREFIXES):
             continue
-        if len(into) >= MAX_TAGS or skip_maker(datum):
+        if len(into) >= MAX_TAGS or (exif and _is_maker(key)):
             tags.cut += 1
             continue
         if datum.typeName() in _BINARY_TYPES and datum.size() > MAX_BINARY_BYTES:
@@ -101,17 +125,6 @@ def _collect(data: Any, into: dict[str, str], skip_maker: Any, tags: Tags) -> No
         into[clean(key)] = clean(text)
 
 
-def _is_maker_note(exiv2: Any) -> Any:
-    is_maker_group = exiv2.ExifTags.isMakerGroup
-
-    def skip(datum: Any) -> bool:
-        # MakerNote itself and the vendor groups exiv2 decodes from it: undocumented
-        # binary formats, the largest and least trusted part of a photo's EXIF.
-        return "MakerNote" in datum.key() or bool(is_maker_group(datum.groupName()))
-
-    return skip
-
-
 def _open(fd: int) -> Any:
     exiv2 = prepare()
     image = exiv2.ImageFactory.open(f"/proc/self/fd/{fd}")
@@ -124,10 +137,9 @@ def read_descriptor(fd: int) -> Tags:
     data), OSError, or what a binding raises on a value it cannot convert."""
     image = _open(fd)
     tags = Tags(mime_type=str(image.mimeType()))
-    skip_maker = _is_maker_note(prepare())
-    _collect(image.exifData(), tags.exif, skip_maker, tags)
-    _collect(image.xmpData(), tags.xmp, skip_maker, tags)
-    _collect(image.iptcData(), tags.iptc, skip_maker, tags)
+    _collect(image.exifData(), tags.exif, tags, exif=True)
+    _collect(image.xmpData(), tags.xmp, tags)
+    _collect(image.iptcData(), tags.iptc, tags)
     tags.width, tags.height = int(image.pixelWidth()), int(image.pixelHeight())
     return tags
 
@@ -143,5 +155,5 @@ def read_sidecar(fd: int) -> Tags:
     if image.mimeType() != SIDECAR_TYPE:
         raise ValueError(f"not an XMP packet but {image.mimeType()}")
     tags = Tags(mime_type=SIDECAR_TYPE)
-    _collect(image.xmpData(), tags.xmp, lambda _datum: False, tags)
+    _collect(image.xmpData(), tags.xmp, tags)
     return tags

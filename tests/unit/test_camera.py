@@ -255,3 +255,10 @@ def test_values_are_made_storable() -> None:
     assert len(long) == reader.MAX_VALUE_CHARS + 1 and long.endswith("…")
     message = reason(OSError(13, "/proc/self/fd/7: The file contains data of an unknown type"))
     assert message == "The file contains data of an unknown type"
+
+
+def test_maker_notes_are_recognised_by_key() -> None:
+    maker = reader._is_maker
+    assert maker("Exif.Photo.MakerNote") and maker("Exif.MakerNote.Offset")
+    assert maker("Exif.Canon.ModelID") and maker("Exif.Nikon3.ShutterCount")
+    assert not maker("Exif.Image.Make") and not maker("Exif.GPSInfo.GPSLatitude")
