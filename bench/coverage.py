@@ -8,7 +8,7 @@ agree with exiftool: the coverage table of docs/coverage.md.
 Every file is read by mediad's own extractor in this process, as a worker reads it
 (mediad's default settings: the real MediaInfo, the second reader on), and the typed
 summary is compared with exiftool's reading of the same file (bench/exiftool.py), field
-by field, per format (MediaInfo's container; the extension of a file mediad did not read).
+by field, per format (MediaInfo's container; the extension of a file MediaInfo did not read).
 A cell is "agree/oracle": agreement is counted only where exiftool finds a value, since
 NULL matching NULL proves nothing; "+N" counts the files where mediad has a value and
 exiftool none. `taken_at` is compared by its wall-clock time, its offset apart
@@ -149,7 +149,7 @@ def measure(label: str, source: Path, versions: Versions) -> Coverage:
                 versions.reader.add(outcome.reader_version)
                 versions.read_by_reader += 1
         else:
-            kind, ours = f"{path.suffix.lower() or 'no extension'} (not read)", {}
+            kind, ours = f"{path.suffix.lower() or 'no extension'}, not read", {}
         image = is_image(path)
         tally(coverage, name, kind, image, ours, oracle_of(tags.get(path, {}), image))
     return coverage
@@ -198,7 +198,7 @@ def report(coverages: list[Coverage], versions: Versions, missing: bool = True) 
     )
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     lines = [
-        f"mediad {git_describe()}, {today}; MediaInfo "
+        f"Measured on mediad {git_describe()}, {today}: MediaInfo "
         f"{', '.join(sorted(versions.mediainfo)) or '-'}; {reader}; "
         f"exiftool {exiftool.version()} (the oracle).",
         "",

@@ -84,7 +84,7 @@ def test_the_coverage_table_compares_mediads_fields_with_exiftool(tmp_path: Path
     # What mediad states never contradicts exiftool on these files.
     assert f"{source}: 0 values that differ from exiftool's" in result.stdout
     text = page.read_text()
-    assert text.startswith("# Coverage\n\nbefore\n\n" + BEGIN + "\nmediad ")
+    assert text.startswith("# Coverage\n\nbefore\n\n" + BEGIN + "\nMeasured on mediad ")
     assert text.endswith(END + "\n\nafter\n")
     assert "old table" not in text and "| `width` |" in text
     assert "- lacks" not in text  # the page keeps the tables and the differences only
