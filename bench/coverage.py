@@ -58,7 +58,7 @@ FIELDS = (
     "frame_count",
 )
 # EXIF orientation as exiftool words it ("Mirror horizontal and rotate 270 CW" for 5):
-# the clockwise turn to display upright, and whether the image is mirrored.
+# the clockwise rotation to display upright, and whether the image is mirrored.
 ORIENTATIONS = {
     1: (0, False),
     2: (0, True),
