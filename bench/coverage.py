@@ -33,42 +33,17 @@ from bench import exiftool
 from bench.corpus import corpus_originals
 from bench.environment import git_describe
 from bench.mix import make_mix
-from bench.reader_fields import IMAGE_ONLY, Fields, agree
+from bench.mix_images import ROTATION
+from bench.reader_fields import COMPARED, IMAGE_ONLY, Fields, agree
 from bench.readers import is_image
 from mediad.config.schema import Config
 from mediad.extract.extractor import extract
 from mediad.models import Extracted
 from mediad.pool.settings import extract_options
 
-FIELDS = (
-    "taken_at",
-    "taken_at_offset_min",
-    "gps_lat",
-    "gps_lon",
-    "gps_alt_m",
-    "orientation",
-    "rotation_deg",
-    "mirrored",
-    "camera_make",
-    "camera_model",
-    "lens",
-    "width",
-    "height",
-    "duration_s",
-    "frame_count",
-)
-# EXIF orientation as exiftool words it ("Mirror horizontal and rotate 270 CW" for 5):
-# the clockwise rotation to display upright, and whether the image is mirrored.
-ORIENTATIONS = {
-    1: (0, False),
-    2: (0, True),
-    3: (180, False),
-    4: (180, True),
-    5: (270, True),
-    6: (90, False),
-    7: (90, True),
-    8: (270, False),
-}
+# Issue 19's fields, with the two that EXIF orientation implies.
+_AFTER = COMPARED.index("orientation") + 1
+FIELDS = (*COMPARED[:_AFTER], "rotation_deg", "mirrored", *COMPARED[_AFTER:])
 BEGIN, END = "<!-- coverage:begin -->", "<!-- coverage:end -->"
 
 
@@ -97,8 +72,8 @@ def ours_of(summary: dict[str, Any]) -> Fields:
 def oracle_of(tags: dict[str, Any], image: bool) -> Fields:
     fields = exiftool.fields_of(tags, image)
     orientation = fields.get("orientation")
-    if image and orientation in ORIENTATIONS:
-        fields["rotation_deg"], fields["mirrored"] = ORIENTATIONS[orientation]
+    if image and orientation in ROTATION:  # rotate clockwise, then mirror (bench/mix_images.py)
+        fields["rotation_deg"], fields["mirrored"] = ROTATION[orientation]
     return {key: value for key, value in fields.items() if key in FIELDS}
 
 

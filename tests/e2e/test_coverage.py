@@ -34,6 +34,11 @@ IMAGES = (
 )
 
 
+def coverage(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "bench.coverage", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
 def cells(report: str, label: str) -> dict[str, dict[str, str]]:
     """The table under `label`, as {field: {format: cell}}."""
     lines = report.split(f"**{label}**", 1)[1].splitlines()
@@ -52,21 +57,7 @@ def test_the_coverage_table_compares_mediads_fields_with_exiftool(tmp_path: Path
     page = tmp_path / "page.md"
     page.write_text(f"# Coverage\n\nbefore\n\n{BEGIN}\nold table\n{END}\n\nafter\n")
     out = tmp_path / "report.md"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.coverage",
-            "--source",
-            str(source),
-            *("--out", str(out)),
-            *("--update", str(page)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = coverage("--source", str(source), "--out", str(out), "--update", str(page))
     assert result.returncode == 0, result.stdout + result.stderr
     assert out.read_text() == result.stdout
     table = cells(result.stdout, str(source))
@@ -90,14 +81,8 @@ def test_the_coverage_table_compares_mediads_fields_with_exiftool(tmp_path: Path
     assert "- lacks" not in text  # the page keeps the tables and the differences only
 
 
-def test_the_coverage_command_says_what_it_needs(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.coverage"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def test_the_coverage_command_says_what_it_needs() -> None:
+    result = coverage()
     assert result.returncode == 2
     assert "give --source DIR or --mix" in result.stderr
     assert "Traceback" not in result.stderr
