@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mediad.extract import reader
+from mediad.extract.animation import animation_of
 from mediad.extract.camera import apply_layers, exif_fields, xmp_fields
 from mediad.extract.camera_values import Fields
 from mediad.extract.gate import fingerprint_of
@@ -110,11 +111,27 @@ def _read_sidecar(resolved: str, options: ExtractOptions) -> tuple[dict[str, Any
     return part, xmp_fields(tags.xmp.get, "xmp-sidecar"), fingerprint_of(st)
 
 
+def _animation(fd: int, size: int, summary: dict[str, Any]) -> None:
+    """frame_count of an animated GIF, APNG or WebP, and its duration where MediaInfo
+    states none (mediad/extract/animation.py: neither MediaInfo nor exiv2 gives them)."""
+    frames, duration = animation_of(fd, size, summary.get("container"))
+    if frames is not None:
+        summary["frame_count"] = frames
+    if duration is not None and summary.get("duration_s") is None:
+        summary["duration_s"] = duration
+
+
 def read_second(
-    fd: int, resolved: str, document: str, summary: dict[str, Any], options: ExtractOptions
+    fd: int,
+    size: int,
+    resolved: str,
+    document: str,
+    summary: dict[str, Any],
+    options: ExtractOptions,
 ) -> SecondRead:
     """The document and summary with the second reader's findings, for the file open at
-    `fd` (the gate's descriptor) whose MediaInfo `document` and `summary` are given."""
+    `fd` (the gate's descriptor, `size` bytes) whose MediaInfo `document` and `summary`
+    are given."""
     if not options.second_reader or not wanted(summary):
         return SecondRead(document, summary)
     version = reader.version()
@@ -122,6 +139,7 @@ def read_second(
     layers: list[Fields] = []
     read_version: str | None = None
     summary = dict(summary)
+    _animation(fd, size, summary)
     try:
         tags = reader.read_descriptor(fd)
     except Exception as exc:  # whatever the reader raises, MediaInfo's row stands

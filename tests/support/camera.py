@@ -213,3 +213,18 @@ def bit_flipped(photo: bytes, seeds: range, flips: int = 12) -> list[bytes]:
             data[rng.randrange(start, end)] = rng.randrange(256)
         copies.append(bytes(data))
     return copies
+
+
+def make_animations(directory: Path) -> dict[str, tuple[int, float]]:
+    """An animated GIF, APNG and WebP, and the (frames, seconds) each must report."""
+    made = {}
+    for name, frames, ms in (("anim.gif", 10, 100), ("anim.png", 6, 150), ("anim.webp", 8, 80)):
+        pictures = [
+            Image.linear_gradient("L").rotate(n * 30).resize((48, 32)).convert("RGB")
+            for n in range(frames)
+        ]
+        pictures[0].save(
+            directory / name, save_all=True, append_images=pictures[1:], duration=ms, loop=0
+        )
+        made[name] = (frames, frames * ms / 1000)
+    return made

@@ -232,12 +232,10 @@ def test_second_reader_off_reads_nothing_more(media: Path) -> None:
     assert _read(media / "location.mov", off).summary["gps_lat"] == -33.8568
 
 
-def test_audio_files_are_not_read(tmp_path: Path) -> None:
-    from tests.support.media import make_corpus
-
-    corpus = make_corpus(tmp_path)
-    for name in (n for n in corpus if n.endswith((".mp3", ".flac", ".wav"))):
-        result = _read(tmp_path / name)
+def test_audio_files_are_not_read(corpus: tuple[Path, dict[str, Any]]) -> None:
+    directory, expected = corpus
+    for name in (n for n in expected if n.endswith((".mp3", ".flac", ".wav"))):
+        result = _read(directory / name)
         assert result.reader_version is None and "reader" not in json.loads(result.document)
 
 
@@ -364,3 +362,16 @@ def test_switching_the_reader_is_a_worker_setting() -> None:
     assert worker_settings(on).options.second_reader is True
     assert worker_settings(off).options.second_reader is False
     assert worker_settings(on) != worker_settings(off)
+
+
+def test_animated_gif_apng_and_webp(tmp_path: Path) -> None:
+    from tests.support.camera import make_animations
+
+    for name, (frames, seconds) in make_animations(tmp_path).items():
+        summary = _read(tmp_path / name).summary
+        assert summary["frame_count"] == frames, name
+        assert summary["duration_s"] == pytest.approx(seconds), name
+        off = _read(tmp_path / name, ExtractOptions(second_reader=False)).summary
+        assert off["frame_count"] is None, name
+    still = plain_jpeg(tmp_path / "still.jpg")
+    assert _read(still).summary["frame_count"] is None
