@@ -120,8 +120,9 @@ def xmp_fields(xmp: Getter, source: str = "xmp") -> Fields:
 
 # --- MediaInfo's own ---------------------------------------------------------------------
 
-# Containers whose dates are QuickTime's: UTC by definition (the movie header).
-QUICKTIME_CONTAINERS = frozenset({"MPEG-4", "QuickTime"})
+# Containers whose dates are QuickTime's: UTC by definition (the movie header). MediaInfo
+# names a DASH segment (ISO BMFF too) by its brand.
+QUICKTIME_CONTAINERS = frozenset({"MPEG-4", "QuickTime", "dash"})
 _LOCATION_KEYS = ("com_apple_quicktime_location_ISO6709", "xyz", "Recorded_Location", "location")
 
 

@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.camera import EXIFTOOL_MISSING, hostile_exif, make_photos, make_videos
+from tests.support.camera import (
+    EXIFTOOL_MISSING,
+    hostile_exif,
+    make_photos,
+    make_videos,
+    plain_jpeg,
+)
 from tests.support.processes import Daemon, counts, mediad, wait_until
 
 pytestmark = [
@@ -106,3 +112,25 @@ def test_second_reader_off_stores_none_of_its_fields(
             assert summary["taken_at"] is None and summary["gps_lat"] is None, name
             assert summary["orientation"] is None and summary["camera_make"] is None, name
     assert rows["location.mov"][0]["gps_lat"] == -33.8568
+
+
+def test_a_missing_second_reader_is_the_workers_start_error(
+    tmp_path: Path, mediad_env: dict[str, str]
+) -> None:
+    """libexiv2 is loaded as a worker starts: without it no file is charged, the command
+    says why and how to run without it; with the switch off it is never imported."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "exiv2.py").write_text("raise ImportError('libexiv2.so.28: cannot open')\n")
+    env = {**mediad_env, "PYTHONPATH": f"{shadow}:{mediad_env['PYTHONPATH']}"}
+    media = tmp_path / "media"
+    media.mkdir()
+    photo = plain_jpeg(media / "a.jpg")
+    assert mediad("enqueue", str(photo), env=env).returncode == 0
+    result = mediad("extract", env=env, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "workers cannot start: cannot load the second reader (python-exiv2)" in result.stderr
+    assert "extract.second_reader = false" in result.stderr
+    assert "Traceback" not in result.stderr
+    off = mediad("extract", env={**env, "MEDIAD_EXTRACT_SECOND_READER": "false"}, timeout=60)
+    assert off.returncode == 0, off.stderr
