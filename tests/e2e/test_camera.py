@@ -29,37 +29,42 @@ MEDIA = ("gps_orientation6.jpg", "with_sidecar.jpg", "location.mov", "no_zone.jp
 HOSTILE = ("ifd_loop.jpg", "huge_count.jpg", "nul_make.jpg", "segment_length_1.jpg")
 
 
-def _run(
-    tmp_path: Path,
-    env: dict[str, str],
-    daemons: Callable[..., Daemon],
-    sql: SQL,
-    schema: str,
-) -> dict[str, tuple[dict[str, Any], Any]]:
-    media = tmp_path / "media"
-    media.mkdir()
-    make_photos(media)
-    make_videos(media)
-    hostile_exif(media)
-    paths = [str(media / name) for name in (*MEDIA, *HOSTILE)]
-    queued = mediad("enqueue", *paths, env=env)
-    assert queued.returncode == 0, queued.stderr
-    daemon = daemons(env=env)
-    daemon.wait_started()
-    wait_until(lambda: counts(sql, schema)["done"] == len(paths), 60, "every file done")
-    assert daemon.stop() == 0
-    rows = sql(f"SELECT path, summary, metadata->'reader' FROM \"{schema}\".files")
-    return {Path(path).name: (summary, reader) for path, summary, reader in rows}
+Rows = dict[str, tuple[dict[str, Any], Any]]  # file name -> (summary, metadata->'reader')
 
 
-def test_the_stored_summary_and_reader_tags(
+@pytest.fixture
+def stored(
     tmp_path: Path,
     mediad_env: dict[str, str],
     daemons: Callable[..., Daemon],
     sql: SQL,
     schema: str,
-) -> None:
-    rows = _run(tmp_path, mediad_env, daemons, sql, schema)
+) -> Callable[[dict[str, str]], Rows]:
+    """Camera files and hostile EXIF read by a daemon with the given extra environment,
+    and what it stored for each."""
+
+    def run(extra: dict[str, str]) -> Rows:
+        env = {**mediad_env, **extra}
+        media = tmp_path / "media"
+        media.mkdir()
+        make_photos(media)
+        make_videos(media)
+        hostile_exif(media)
+        paths = [str(media / name) for name in (*MEDIA, *HOSTILE)]
+        queued = mediad("enqueue", *paths, env=env)
+        assert queued.returncode == 0, queued.stderr
+        daemon = daemons(env=env)
+        daemon.wait_started()
+        wait_until(lambda: counts(sql, schema)["done"] == len(paths), 60, "every file done")
+        assert daemon.stop() == 0
+        rows = sql(f"SELECT path, summary, metadata->'reader' FROM \"{schema}\".files")
+        return {Path(path).name: (summary, reader) for path, summary, reader in rows}
+
+    return run
+
+
+def test_the_stored_summary_and_reader_tags(stored: Callable[[dict[str, str]], Rows]) -> None:
+    rows = stored({})
     summary, reader = rows["gps_orientation6.jpg"]
     assert {k: summary[k] for k in ("taken_at", "taken_at_offset_min", "taken_at_source")} == {
         "taken_at": "2021-06-15T12:34:56+02:00",
@@ -97,14 +102,9 @@ def test_the_stored_summary_and_reader_tags(
 
 
 def test_second_reader_off_stores_none_of_its_fields(
-    tmp_path: Path,
-    mediad_env: dict[str, str],
-    daemons: Callable[..., Daemon],
-    sql: SQL,
-    schema: str,
+    stored: Callable[[dict[str, str]], Rows],
 ) -> None:
-    env = {**mediad_env, "MEDIAD_EXTRACT_SECOND_READER": "false"}
-    rows = _run(tmp_path, env, daemons, sql, schema)
+    rows = stored({"MEDIAD_EXTRACT_SECOND_READER": "false"})
     for name in (*MEDIA, *HOSTILE):
         summary, reader = rows[name]
         assert reader is None, name

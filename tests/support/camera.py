@@ -14,7 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.mix_av import AvSpec, write_av
+from bench.mix import SIDECAR
+from bench.mix_av import MDTA, PARIS, SYDNEY, AvSpec, write_av
 
 EXIFTOOL_MISSING = (
     None if shutil.which("exiftool") else "exiftool is missing (libimage-exiftool-perl)"
@@ -49,7 +50,7 @@ PHOTOS: dict[str, tuple[str, ...]] = {
     ),
     "mirrored5.jpg": ("-Orientation#=5",),
     "xmp_date.jpg": ("-XMP-photoshop:DateCreated=2015-10-21T16:29:00-07:00",),
-    # Its sidecar (SIDECAR below) states another date and place: the sidecar's win.
+    # Its sidecar (the mix's SIDECAR) states another date, place and orientation: they win.
     "with_sidecar.jpg": (
         "-DateTimeOriginal=2019:07:04 12:00:00",
         "-OffsetTimeOriginal=+00:00",
@@ -58,25 +59,9 @@ PHOTOS: dict[str, tuple[str, ...]] = {
     "stem_sidecar.jpg": ("-DateTimeOriginal=2010:01:01 00:00:00",),
 }
 
-SIDECAR = """<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>
-<x:xmpmeta xmlns:x="adobe:ns:meta/">
- <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
-  <rdf:Description rdf:about=""
-    xmlns:exif="http://ns.adobe.com/exif/1.0/"
-    xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/"
-    exif:DateTimeOriginal="2019-07-04T18:30:00-04:00"
-    exif:GPSLatitude="40,44.5000N"
-    exif:GPSLongitude="73,59.1000W"
-    photoshop:DateCreated="2001-01-01T00:00:00"/>
- </rdf:RDF>
-</x:xmpmeta>
-<?xpacket end='w'?>
-"""
+# The mix's sidecar (bench/mix.py): a date, a place and an orientation that win over the EXIF.
 STEM_SIDECAR = SIDECAR.replace("2019-07-04T18:30:00-04:00", "2012-12-12T12:12:12Z")
 
-PARIS = "+48.8584+002.2945+035.000/"
-SYDNEY = "-33.8568+151.2153+010.500/"
-MDTA = {"movflags": "+use_metadata_tags"}
 VIDEOS = (
     # A phone's MOV: the place in udta's ©xyz, the date in the movie header (UTC).
     AvSpec(

@@ -68,19 +68,32 @@ def test_offsets_and_their_form_in_the_summary() -> None:
     assert with_offset("2021-06-15T12:34:56", None) == "2021-06-15T12:34:56"
 
 
+# exiftool's words for EXIF orientations 1 to 8 (its Orientation tag, not -n).
+EXIFTOOL_WORDS = (
+    "Horizontal (normal)",
+    "Mirror horizontal",
+    "Rotate 180",
+    "Mirror vertical",
+    "Mirror horizontal and rotate 270 CW",
+    "Rotate 90 CW",
+    "Mirror horizontal and rotate 90 CW",
+    "Rotate 270 CW",
+)
+
+
+def _from_words(words: str) -> tuple[int, bool]:
+    """Degrees clockwise and mirroring as the words say them (a vertical mirror is a
+    horizontal one turned 180 degrees)."""
+    if words == "Mirror vertical":
+        return 180, True
+    degrees = next((int(w) for w in words.split() if w.isdigit()), 0)
+    return degrees, words.startswith("Mirror")
+
+
 def test_orientations_say_what_exiftool_says() -> None:
-    """exiftool: 5 "Mirror horizontal and rotate 270 CW", 6 "Rotate 90 CW", 7 "Mirror
-    horizontal and rotate 90 CW", 8 "Rotate 270 CW" (tests/e2e checks it against exiftool)."""
-    assert ORIENTATIONS == {
-        1: (0, False),
-        2: (0, True),
-        3: (180, False),
-        4: (180, True),
-        5: (270, True),
-        6: (90, False),
-        7: (90, True),
-        8: (270, False),
-    }
+    """Mirror first, then rotate clockwise (tests/unit/test_second_reader.py asks exiftool)."""
+    for orientation, words in enumerate(EXIFTOOL_WORDS, 1):
+        assert ORIENTATIONS[orientation] == _from_words(words), words
 
 
 def test_iso6709_and_video_rotation() -> None:

@@ -14,24 +14,24 @@ from typing import Any
 
 import pytest
 
+from bench.mix import SIDECAR
 from mediad.errors import FailureClass
 from mediad.extract.extractor import extract
 from mediad.extract.gate import fingerprint_of
 from mediad.extract.options import ExtractOptions
 from mediad.extract.sidecar import MAX_SIDECAR_BYTES
 from mediad.extract.summary import PHOTO_COLUMNS
-from mediad.extract.worker import WorkerSettings
-from mediad.models import Extracted, Failure, Job, Record
+from mediad.models import Extracted, Failure, Record
 from mediad.pool import WorkerPool
 from tests.support.camera import (
     EXIFTOOL_MISSING,
-    SIDECAR,
     bit_flipped,
     hostile_exif,
     make_photos,
     make_videos,
     plain_jpeg,
 )
+from tests.support.workers import extract_in_worker, one_worker
 
 pytestmark = pytest.mark.skipif(EXIFTOOL_MISSING is not None, reason=str(EXIFTOOL_MISSING))
 OPTIONS = ExtractOptions()
@@ -132,6 +132,10 @@ def test_the_sidecars_date_and_place_win(media: Path) -> None:
         "taken_at_source": "xmp-sidecar:DateTimeOriginal",
         "gps_lat": 40.7416667,
         "gps_lon": -73.985,
+        "gps_alt_m": 12.0,
+        "orientation": 3,
+        "rotation_deg": 180,
+        "mirrored": False,
         "camera_make": "Canon",  # the file's EXIF, where the sidecar says nothing
     }
     assert result.sidecar == fingerprint_of(os.stat(media / "with_sidecar.jpg.xmp"))
@@ -244,30 +248,8 @@ def test_audio_files_are_not_read(corpus: tuple[Path, dict[str, Any]]) -> None:
 
 @pytest.fixture(scope="module")
 def worker() -> Iterator[WorkerPool]:
-    settings = WorkerSettings(
-        OPTIONS, memory_limit_mb=1024, supervisor_pid=os.getpid(), cpu_seconds=30
-    )
-    pool = WorkerPool(settings, 1, timeout_seconds=30, max_files_per_worker=0)
-    pool.maintain()
-    try:
+    with one_worker(OPTIONS) as pool:
         yield pool
-    finally:
-        pool.kill_all()
-        pool.close()
-
-
-def _in_worker(pool: WorkerPool, path: Path, job_id: int) -> Record | Failure:
-    job = Job(job_id, str(path), 1, job_id)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        pool.maintain()
-        idle = pool.idle()
-        if idle and not pool.in_flight():
-            assert pool.dispatch(idle[0], [job])
-        ready, _ = pool.wait(0.5)
-        for completion in pool.collect(ready) + pool.enforce_timeouts():
-            return completion.outcome
-    raise AssertionError("no outcome from the worker within 60 s")
 
 
 def _done_with_reader(outcome: Record | Failure) -> dict[str, Any]:
@@ -282,7 +264,7 @@ def test_hostile_exif_ends_done_with_the_readers_reason(tmp_path: Path, worker: 
     reasons = {}
     for number, (name, path) in enumerate(sorted(hostile_exif(tmp_path).items()), 1):
         started = time.monotonic()
-        outcome = _in_worker(worker, path, number)
+        outcome = extract_in_worker(worker, path, number)
         assert time.monotonic() - started < 10, name
         if name == "app1_overlong.jpg":
             # MediaInfo itself finds no JPEG past a segment longer than the file: classed
@@ -304,7 +286,7 @@ def test_hostile_exif_ends_done_with_the_readers_reason(tmp_path: Path, worker: 
     }, reasons
     assert reasons["segment_length_1.jpg"] == "Failed to read image data"
     assert reasons["nul_make.jpg"] == ["cut", "exif", "library"]  # the 60 kB blob: cut
-    outcome = _in_worker(worker, tmp_path / "nul_make.jpg", 99)
+    outcome = extract_in_worker(worker, tmp_path / "nul_make.jpg", 99)
     assert isinstance(outcome, Record)
     assert outcome.summary()["camera_make"] == "Can"  # exiv2 ends the text at its NUL
 
@@ -323,7 +305,7 @@ def test_bit_flipped_exif_ends_done(media: Path, tmp_path: Path, worker: WorkerP
     for number, data in enumerate(bit_flipped(photo, range(40)), 100):
         path = tmp_path / f"flipped{number}.jpg"
         path.write_bytes(data)
-        reader = _done_with_reader(_in_worker(worker, path, number))
+        reader = _done_with_reader(extract_in_worker(worker, path, number))
         errors += "error" in reader
         path.unlink()
     assert errors < 40  # most flips leave something readable
