@@ -357,3 +357,18 @@ def test_animated_gif_apng_and_webp(tmp_path: Path) -> None:
         assert off["frame_count"] is None, name
     still = plain_jpeg(tmp_path / "still.jpg")
     assert _read(still).summary["frame_count"] is None
+
+
+def test_importing_the_extractor_loads_no_reader_library() -> None:
+    """Only a worker loads libexiv2 (at its start): the supervisor and the commands that
+    import the extractor never do."""
+    import sys
+
+    code = (
+        "import sys, mediad.extract.extractor, mediad.extract.worker; "
+        "print(sorted(m for m in ('exiv2', 'pymediainfo') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
