@@ -18,8 +18,8 @@ from mediad.paths import escaped, is_storable
 
 # The keys before the summary columns, in the order of the statement's column list.
 HEAD_KEYS = ("id", "token", "resolved_path", "size_bytes", "mtime_us", "inode")
-# Which extractor wrote the row (docs/schema.md): reader_version stays NULL while
-# MediaInfo is the only reader.
+# Which extractor wrote the row (docs/schema.md): reader_version is NULL unless the second
+# reader read the file.
 VERSION_KEYS = ("mediainfo_version", "reader_version", "mapping_version")
 # The last two: the summary, then the document as it is (added by hand, not re-encoded).
 _SUMMARY_KEYS = (*COLUMNS, *HDR_COLUMNS)
@@ -53,6 +53,8 @@ def record_of(job: Job, extracted: Extracted) -> Record:
             row[key] = value
     if extracted.mediainfo_version is not None:
         row["mediainfo_version"] = extracted.mediainfo_version
+    if extracted.reader_version is not None:
+        row["reader_version"] = extracted.reader_version
     row["mapping_version"] = MAPPING_VERSION
     row["summary"] = summary
     # One encoding for all but the document. The summary's key is the first place its

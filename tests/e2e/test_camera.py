@@ -57,8 +57,12 @@ def stored(
         daemon.wait_started()
         wait_until(lambda: counts(sql, schema)["done"] == len(paths), 60, "every file done")
         assert daemon.stop() == 0
-        rows = sql(f"SELECT path, summary, metadata->'reader' FROM \"{schema}\".files")
-        return {Path(path).name: (summary, reader) for path, summary, reader in rows}
+        rows = sql(
+            f"SELECT path, summary, metadata->'reader', reader_version FROM \"{schema}\".files"
+        )
+        for _, _, reader, version in rows:  # the version only of a file the reader read
+            assert version == (reader["library"] if reader and "error" not in reader else None)
+        return {Path(path).name: (summary, reader) for path, summary, reader, _ in rows}
 
     return run
 
