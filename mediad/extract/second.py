@@ -90,14 +90,17 @@ def with_reader(document: str, part: dict[str, Any]) -> str:
     return f'{head}{comma}"reader":{json.dumps(part)}}}'
 
 
-def _read_sidecar(resolved: str, options: ExtractOptions) -> tuple[dict[str, Any], Fields, Any]:
+def _read_sidecar(
+    resolved: str, options: ExtractOptions
+) -> tuple[dict[str, Any], Fields, Fingerprint | None]:
     """The sidecar's part of the document, its fields, and its fingerprint (None when
     there is none or it could not be opened)."""
     opened = open_sidecar(resolved, options)
     if opened is None:
         return {}, {}, None
     if isinstance(opened, Failure):
-        return {"path": reader.clean(opened.resolved_path or ""), "error": opened.message}, {}, None
+        failed = {"path": opened.resolved_path or "", "error": opened.message}
+        return {key: reader.clean(text) for key, text in failed.items()}, {}, None
     fd, path, st = opened
     part: dict[str, Any] = {"path": reader.clean(path)}
     try:
@@ -134,13 +137,13 @@ def read_second(
     are given."""
     if not options.second_reader or not wanted(summary):
         return SecondRead(document, summary)
-    version = reader.version()
-    part: dict[str, Any] = {"library": version}
+    part: dict[str, Any] = {}
     layers: list[Fields] = []
     read_version: str | None = None
     summary = dict(summary)
     _animation(fd, size, summary)
     try:
+        part["library"] = version = reader.version()  # loaded at the worker's start
         tags = reader.read_descriptor(fd)
     except Exception as exc:  # whatever the reader raises, MediaInfo's row stands
         part["error"] = reason(exc)
