@@ -296,18 +296,67 @@ WITH picked AS (
 )
 SELECT count(*) AS n FROM requeued;
 
+-- name: files_max_id
+SELECT coalesce(max(id), 0) AS id FROM {schema}.files;
+
+-- name: reextract_batch
+-- mediad reextract: the finished rows a selection names (mediad/reextract.py), in one
+-- window of ids (after, upto], queued again behind new work: at `priority` (low), stamped
+-- reextract_at = enqueued_at so that extract --skip-existing extracts them (migration
+-- 0012). A window, not "the next N matches", so each statement walks and locks a bounded
+-- slice of the primary key whatever the filters match. Without classes the rows `done`;
+-- with classes the rows `failed` with one of them. Pending and running rows are never
+-- touched; rows another transaction holds are skipped. Keep the WHERE as reextract_count's.
+WITH picked AS (
+    SELECT id FROM {schema}.files
+    WHERE id > %(after)s AND id <= %(upto)s
+      AND state = CASE WHEN %(classes)s::text[] IS NULL THEN 'done' ELSE 'failed' END
+      AND (%(classes)s::text[] IS NULL OR error_class = ANY (%(classes)s::text[]))
+      AND (%(mapping_below)s::int IS NULL OR mapping_version IS NULL
+           OR mapping_version < %(mapping_below)s::int)
+      AND (%(containers)s::text[] IS NULL OR container = ANY (%(containers)s::text[]))
+      AND (%(suffixes)s::text[] IS NULL
+           OR lower(coalesce(path, source_path))
+              LIKE ANY (SELECT lower(x) FROM unnest(%(suffixes)s::text[]) AS x))
+    FOR UPDATE SKIP LOCKED
+), requeued AS (
+    UPDATE {schema}.files AS f
+    SET priority = %(priority)s,
+        (state, attempts, run_after, enqueued_at, error_class, error,
+         lease_token, lease_owner, lease_expires_at) = (SELECT * FROM {schema}.queued_again()),
+        reextract_at = now()
+    FROM picked
+    WHERE f.id = picked.id
+    RETURNING 1
+)
+SELECT count(*) AS n FROM requeued;
+
+-- name: reextract_count
+-- reextract --dry-run: the rows reextract_batch would queue, over the whole table.
+SELECT count(*) AS n FROM {schema}.files
+WHERE state = CASE WHEN %(classes)s::text[] IS NULL THEN 'done' ELSE 'failed' END
+  AND (%(classes)s::text[] IS NULL OR error_class = ANY (%(classes)s::text[]))
+  AND (%(mapping_below)s::int IS NULL OR mapping_version IS NULL
+       OR mapping_version < %(mapping_below)s::int)
+  AND (%(containers)s::text[] IS NULL OR container = ANY (%(containers)s::text[]))
+  AND (%(suffixes)s::text[] IS NULL
+       OR lower(coalesce(path, source_path))
+              LIKE ANY (SELECT lower(x) FROM unnest(%(suffixes)s::text[]) AS x));
+
 -- name: settle_existing
 -- extract --skip-existing: pending rows that hold metadata from an earlier extraction
 -- are not extracted again; they go back to done with their metadata, summary, result
 -- columns, attempts and finished_at (when that metadata was made) as they are. Settled
 -- before the run, so no claim reads them, and no later run extracts them either. The
 -- error of an attempt that failed since (a retry was pending) no longer describes the
--- row: a done row carries none.
+-- row: a done row carries none. Rows queued by `mediad reextract` (reextract_at =
+-- enqueued_at, migration 0012) are left pending: their metadata is there to be made again.
 WITH settled AS (
     UPDATE {schema}.files
     SET state = 'done', error_class = NULL, error = NULL,
         lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
     WHERE state = 'pending' AND metadata IS NOT NULL
+      AND reextract_at IS DISTINCT FROM enqueued_at
     RETURNING 1
 )
 SELECT count(*) AS n FROM settled;
