@@ -44,7 +44,10 @@ def print_status(report: dict[str, Any], live_daemons: int) -> None:
         print(f"oldest due pending row waits {oldest:.1f} s")
     older = report["older_mapping"]
     if older:
-        print(f"{older} done rows were summarised by an older mapping than this mediad's")
+        print(
+            f"{older} done rows were summarised by an older mapping than this mediad's "
+            "(mediad reextract --mapping-below current queues them again)"
+        )
     failures = report["failures_by_class"]
     if failures:
         print("failures by class:")
