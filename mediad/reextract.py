@@ -55,7 +55,7 @@ class Selection:
         )
 
     def params(self) -> dict[str, Any]:
-        """The parameters of reextract_batch and reextract_count."""
+        """The filters' parameters of reextract_batch."""
         return {
             "mapping_below": self.mapping_below,
             "containers": _listed(self.containers),

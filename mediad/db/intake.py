@@ -59,23 +59,21 @@ def requeue_finished(db: Database, limit: int | None = None) -> int:
     return int(db.run("requeue_finished", {"limit": limit})[0]["n"])
 
 
-def reextract_count(db: Database, selection: Selection) -> int:
-    """The rows `reextract` would queue now (its --dry-run)."""
-    return int(db.run("reextract_count", selection.params())[0]["n"])
-
-
 def reextract(
     db: Database,
     selection: Selection,
     priority: int = REEXTRACT_PRIORITY,
+    *,
+    dry_run: bool = False,
     window: int = REEXTRACT_WINDOW,
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """The rows of `selection` queued again at `priority`, one committed statement per
     window of `window` ids, so no statement holds its locks for long however many rows
-    match. Returns how many; `on_batch` hears the running total after each window."""
+    match; with `dry_run`, only counted. Returns how many; `on_batch` hears the running
+    total after each window."""
     last = int(db.run("files_max_id")[0]["id"])  # rows inserted later are new work
-    params = {**selection.params(), "priority": priority}
+    params = {**selection.params(), "priority": priority, "dry_run": dry_run}
     queued = 0
     for after in range(0, last, window):
         found = db.run("reextract_batch", {**params, "after": after, "upto": after + window})

@@ -306,8 +306,9 @@ SELECT coalesce(max(id), 0) AS id FROM {schema}.files;
 -- 0012). A window, not "the next N matches", so each statement walks and locks a bounded
 -- slice of the primary key whatever the filters match. Without classes the rows `done`;
 -- with classes the rows `failed` with one of them. Pending and running rows are never
--- touched; rows another transaction holds are skipped. Keep the WHERE as reextract_count's.
-WITH picked AS (
+-- touched (checked again on the row as locked); rows another transaction holds are
+-- skipped. With dry_run, the rows that match are counted and nothing is locked.
+WITH matching AS (
     SELECT id FROM {schema}.files
     WHERE id > %(after)s AND id <= %(upto)s
       AND state = CASE WHEN %(classes)s::text[] IS NULL THEN 'done' ELSE 'failed' END
@@ -318,7 +319,10 @@ WITH picked AS (
       AND (%(suffixes)s::text[] IS NULL
            OR lower(coalesce(path, source_path))
               LIKE ANY (SELECT lower(x) FROM unnest(%(suffixes)s::text[]) AS x))
-    FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT f.id FROM {schema}.files AS f JOIN matching AS m ON m.id = f.id
+    WHERE NOT %(dry_run)s AND f.state IN ('done', 'failed')
+    FOR UPDATE OF f SKIP LOCKED
 ), requeued AS (
     UPDATE {schema}.files AS f
     SET priority = %(priority)s,
@@ -329,19 +333,8 @@ WITH picked AS (
     WHERE f.id = picked.id
     RETURNING 1
 )
-SELECT count(*) AS n FROM requeued;
-
--- name: reextract_count
--- reextract --dry-run: the rows reextract_batch would queue, over the whole table.
-SELECT count(*) AS n FROM {schema}.files
-WHERE state = CASE WHEN %(classes)s::text[] IS NULL THEN 'done' ELSE 'failed' END
-  AND (%(classes)s::text[] IS NULL OR error_class = ANY (%(classes)s::text[]))
-  AND (%(mapping_below)s::int IS NULL OR mapping_version IS NULL
-       OR mapping_version < %(mapping_below)s::int)
-  AND (%(containers)s::text[] IS NULL OR container = ANY (%(containers)s::text[]))
-  AND (%(suffixes)s::text[] IS NULL
-       OR lower(coalesce(path, source_path))
-              LIKE ANY (SELECT lower(x) FROM unnest(%(suffixes)s::text[]) AS x));
+SELECT CASE WHEN %(dry_run)s THEN (SELECT count(*) FROM matching)
+            ELSE (SELECT count(*) FROM requeued) END AS n;
 
 -- name: settle_existing
 -- extract --skip-existing: pending rows that hold metadata from an earlier extraction

@@ -62,7 +62,7 @@ def run(db: Database, sql: SQL, schema: str, library: dict[str, int]) -> Callabl
 
     def queue_again(window: int = 5000, **filters: Any) -> set[str]:
         selection = Selection(**filters)
-        counted = intake.reextract_count(db, selection)
+        counted = intake.reextract(db, selection, dry_run=True, window=window)
         assert pending_at_low_priority(sql, schema) == set()  # the dry run changed nothing
         count = intake.reextract(db, selection, window=window)
         paths = pending_at_low_priority(sql, schema)

@@ -42,10 +42,9 @@ def selection_of(args: argparse.Namespace) -> Selection:
 def reextract(args: argparse.Namespace, config: Config) -> int:
     selection = selection_of(args)
     with open_database(config) as store:
-        if args.dry_run:
-            rows = intake.reextract_count(store, selection)
-        else:
-            rows = intake.reextract(store, selection, args.priority, on_batch=_progress())
+        rows = intake.reextract(
+            store, selection, args.priority, dry_run=args.dry_run, on_batch=_progress()
+        )
     if args.json:
         print(
             json.dumps(
