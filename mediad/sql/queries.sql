@@ -440,10 +440,18 @@ SELECT CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END AS id
 FROM {schema}.sources_id_seq AS s;
 
 -- name: sources_all
+-- summary_types: each summary column's type as the catalog has it now (the write-back of
+-- taken_at casts to it); '' for a column gone since the attach.
 SELECT id, table_name, table_schema, table_relname, id_column, id_type, path_column,
-       metadata_column, metadata_type, summary_prefix, summary_columns, skip_existing,
-       path_prefix, backfill_after, backfilled_at
-FROM {schema}.sources ORDER BY id;
+       metadata_column, metadata_type, summary_prefix, summary_columns,
+       ARRAY(SELECT coalesce(format_type(a.atttypid, a.atttypmod), '')
+             FROM unnest(s.summary_columns) WITH ORDINALITY AS c(name, n)
+             LEFT JOIN pg_catalog.pg_attribute AS a
+               ON a.attrelid = to_regclass(s.table_name) AND a.attname = c.name
+              AND NOT a.attisdropped
+             ORDER BY c.n) AS summary_types,
+       skip_existing, path_prefix, backfill_after, backfilled_at
+FROM {schema}.sources AS s ORDER BY id;
 
 -- name: source_progress
 UPDATE {schema}.sources

@@ -25,9 +25,7 @@ def scan(args: argparse.Namespace, config: Config) -> int:
     with open_database(config) as store:
         # Sidecars count only where a worker reads them (extract.second_reader).
         upsert = partial(intake.scan_upsert, store, sidecars=config.extract.second_reader)
-        inserted, requeued, report = scan_into(
-            upsert, args.dirs, args.priority, args.stall_seconds
-        )
+        inserted, requeued, report = scan_into(upsert, args.dirs, args.priority, args.stall_seconds)
     if report.unreachable is not None:
         print(
             f"unreachable: {escaped(report.unreachable)} "
