@@ -459,6 +459,11 @@ SET backfill_after = %(after)s,
     backfilled_at = CASE WHEN %(finished)s THEN now() END
 WHERE id = %(id)s;
 
+-- name: source_summary_columns
+-- The same mapping attached again: the prefixed columns found now (some added since) are
+-- the ones written back. A running daemon reads them at its next start.
+UPDATE {schema}.sources SET summary_columns = %(summary_columns)b::text[] WHERE id = %(id)s;
+
 -- name: source_delete
 -- Its files rows go with it (ON DELETE CASCADE).
 DELETE FROM {schema}.sources WHERE id = %(id)s;

@@ -15,6 +15,7 @@ from typing import Any
 
 from mediad import attach
 from mediad.commands.report.output import show_record
+from mediad.commands.tables.attaching import refresh_summary_columns
 from mediad.db import intake, reads, tables
 from mediad.db.connection import Database
 from mediad.db.queue import Queue
@@ -343,4 +344,39 @@ def test_an_attached_table_gets_the_camera_fields_it_has_columns_for(
     assert sql(f'SELECT media_taken_at FROM "{app_schema}".days ORDER BY id') == [
         (date(2021, 6, 15),),
         (date(2021, 6, 15),),
+    ]
+
+
+def test_columns_added_to_an_attached_table_are_written_once_it_is_attached_again(
+    db: Database, sql: SQL, app_schema: str
+) -> None:
+    table = f"{app_schema}.media"
+    sql(f'CREATE TABLE "{app_schema}".media (id bigint PRIMARY KEY, path text, media_width int)')
+    source = attach_table(db, table)
+    assert source.summary_columns == ("media_width",)
+    sql(f'ALTER TABLE "{app_schema}".media ADD media_taken_at timestamptz, ADD media_lens text')
+    sql(f"INSERT INTO \"{app_schema}\".media VALUES (1, '/p/1.jpg')")
+
+    info = tables.table_info(db, table)
+    assert info is not None
+    wanted = attach.plan(
+        info,
+        tables.table_columns(db, int(info["oid"])),
+        id_column="id",
+        path_column="path",
+        summary_prefix="media_",
+    ).source
+    assert wanted.mapping() == source.mapping()  # the same mapping: no detach needed
+    [existing] = tables.sources(db)
+    assert refresh_summary_columns(db, existing, wanted, dry_run=True) != existing
+    assert tables.sources(db) == [existing]  # a dry run records nothing
+    refresh_summary_columns(db, existing, wanted)
+    [recorded] = tables.sources(db)
+    assert recorded.summary_columns == ("media_width", "media_taken_at", "media_lens")
+    assert recorded.summary_types == ("integer", "timestamp with time zone", "text")
+
+    # A daemon started now (a new queue reads the sources) writes them.
+    complete(Queue(db), lambda job: photo(job.path))
+    assert sql(f'SELECT media_width, media_taken_at, media_lens FROM "{app_schema}".media') == [
+        (320, datetime(2021, 6, 15, 10, 34, 56, tzinfo=UTC), "EF24-105mm f/4L IS USM")
     ]
