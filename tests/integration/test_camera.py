@@ -229,17 +229,21 @@ def test_without_the_second_reader_sidecars_change_nothing(
 # --- attached tables --------------------------------------------------------------------
 
 
-def attach_table(db: Database, table: str) -> attach.Source:
+def plan_of(db: Database, table: str) -> attach.Plan:
+    """The mapping `attach TABLE --id id --path path --summary-prefix media_` checks."""
     info = tables.table_info(db, table)
     assert info is not None
-    plan = attach.plan(
+    return attach.plan(
         info,
         tables.table_columns(db, int(info["oid"])),
         id_column="id",
         path_column="path",
         summary_prefix="media_",
     )
-    source, _ = tables.attach(db, plan.source, lock_timeout_ms=1000)
+
+
+def attach_table(db: Database, table: str) -> attach.Source:
+    source, _ = tables.attach(db, plan_of(db, table).source, lock_timeout_ms=1000)
     return source
 
 
@@ -280,16 +284,7 @@ def test_an_attached_table_gets_the_camera_fields_it_has_columns_for(
     )
     for table in ("album", "notes", "days"):
         attach_table(db, f"{app_schema}.{table}")
-    info = tables.table_info(db, f"{app_schema}.odd")
-    assert info is not None
-    odd = attach.plan(
-        info,
-        tables.table_columns(db, int(info["oid"])),
-        id_column="id",
-        path_column="path",
-        summary_prefix="media_",
-    )
-    assert odd.ignored == (
+    assert plan_of(db, f"{app_schema}.odd").ignored == (
         "media_taken_at (time without time zone cannot hold taken_at)",
         "media_mirrored (integer cannot hold mirrored)",
     )
@@ -357,15 +352,7 @@ def test_columns_added_to_an_attached_table_are_written_once_it_is_attached_agai
     sql(f'ALTER TABLE "{app_schema}".media ADD media_taken_at timestamptz, ADD media_lens text')
     sql(f"INSERT INTO \"{app_schema}\".media VALUES (1, '/p/1.jpg')")
 
-    info = tables.table_info(db, table)
-    assert info is not None
-    wanted = attach.plan(
-        info,
-        tables.table_columns(db, int(info["oid"])),
-        id_column="id",
-        path_column="path",
-        summary_prefix="media_",
-    ).source
+    wanted = plan_of(db, table).source
     assert wanted.mapping() == source.mapping()  # the same mapping: no detach needed
     [existing] = tables.sources(db)
     assert refresh_summary_columns(db, existing, wanted, dry_run=True) != existing
