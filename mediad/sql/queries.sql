@@ -92,9 +92,16 @@ SET state = 'done',
     camera_model = r.camera_model,
     lens = r.lens,
     frame_count = r.frame_count,
-    -- The sidecar the worker read (NULL: none), so the next scan finds no change.
-    sidecar_size_bytes = r.sidecar_size_bytes,
-    sidecar_mtime = 'epoch'::timestamptz + r.sidecar_mtime_us * interval '1 microsecond',
+    -- The sidecar the worker read (NULL: none), so the next scan finds no change. When
+    -- the second reader did not read the file (not its kind, or switched off) and no
+    -- sidecar came back, the one the scan saw stays: else that scan's next run would find
+    -- the sidecar "appeared" again, and queue the file at every scan.
+    sidecar_size_bytes = CASE WHEN r.reader_version IS NULL AND r.sidecar_size_bytes IS NULL
+                              THEN f.sidecar_size_bytes ELSE r.sidecar_size_bytes END,
+    sidecar_mtime = CASE WHEN r.reader_version IS NULL AND r.sidecar_size_bytes IS NULL
+                         THEN f.sidecar_mtime
+                         ELSE 'epoch'::timestamptz
+                              + r.sidecar_mtime_us * interval '1 microsecond' END,
     mediainfo_version = r.mediainfo_version,
     reader_version = r.reader_version,
     mapping_version = r.mapping_version,

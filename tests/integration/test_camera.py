@@ -126,8 +126,11 @@ def fingerprint(path: Path) -> Fingerprint:
 
 
 def read_by_worker(job: Job) -> Extracted:
-    """What a worker reports: the file's fingerprint and the sidecar it read, if any."""
+    """What a worker reports: the file's fingerprint and, for the images the second
+    reader reads, its version and the sidecar it read, if any."""
     path = Path(job.path)
+    if path.suffix != ".jpg":
+        return replace(extracted(job.path), fingerprint=fingerprint(path))
     sidecar = next(
         (
             path.parent / name
@@ -139,6 +142,7 @@ def read_by_worker(job: Job) -> Extracted:
     return replace(
         extracted(job.path),
         fingerprint=fingerprint(path),
+        reader_version="0.17.5",
         sidecar=None if sidecar is None else fingerprint(sidecar),
     )
 
@@ -157,6 +161,8 @@ def test_a_sidecar_that_appears_changes_or_goes_is_a_change_of_its_file(
     touch(tmp_path / "a.jpg.xmp", 1_600_000_100, "<x:xmpmeta/>")  # name.ext.xmp
     touch(tmp_path / "b.xmp", 1_600_000_100, "<x:xmpmeta/>")  # name.xmp
     touch(tmp_path / "orphan.xmp", 1_600_000_100, "<x:xmpmeta/>")
+    # Beside a file the second reader does not read: no worker reports it.
+    touch(tmp_path / "plain.mp4.xmp", 1_600_000_100, "<x:xmpmeta/>")
     scan = partial(scan_into, partial(intake.scan_upsert, db), [str(tmp_path)], 0)
 
     new, changed, report = scan()
@@ -171,7 +177,7 @@ def test_a_sidecar_that_appears_changes_or_goes_is_a_change_of_its_file(
             f'SELECT path, sidecar_size_bytes FROM "{schema}".files WHERE sidecar_mtime IS NOT NULL'
         )
     )
-    assert stored == {str(tmp_path / "a.jpg"): 12, str(tmp_path / "b.jpg"): 12}
+    assert stored == {str(tmp_path / n): 12 for n in ("a.jpg", "b.jpg", "plain.mp4")}
     assert scan()[:2] == (0, 0)  # nothing changed: nothing queued
 
     touch(tmp_path / "a.jpg.xmp", 1_600_000_200)  # edited: a new mtime
@@ -188,6 +194,19 @@ def test_a_sidecar_that_appears_changes_or_goes_is_a_change_of_its_file(
     # name.ext.xmp wins over name.xmp: a change to the other one is no change.
     touch(tmp_path / "a.xmp", 1_600_000_300, "<other/>")
     assert scan()[:2] == (0, 0)
+
+    # The reader read the image and found its sidecar gone (between the scan and the
+    # read): none is recorded, and the next scan finds the change.
+    (tmp_path / "a.xmp").unlink()
+    assert intake.enqueue(db, [str(tmp_path / "a.jpg")]) == (0, 1)
+    (tmp_path / "a.jpg.xmp").rename(tmp_path / "hidden")
+    complete(queue, read_by_worker)
+    (tmp_path / "hidden").rename(tmp_path / "a.jpg.xmp")
+    assert sql(
+        f'SELECT sidecar_size_bytes FROM "{schema}".files WHERE path = %s',
+        [str(tmp_path / "a.jpg")],
+    ) == [(None,)]
+    assert scan()[:2] == (0, 1)
 
 
 def test_rows_from_before_the_sidecar_columns_are_not_queued_again(
