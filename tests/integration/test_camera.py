@@ -13,8 +13,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mediad import attach
-from mediad.commands.report.output import show_record
+from mediad.commands.report.output import print_show, show_record
 from mediad.commands.tables.attaching import refresh_summary_columns
 from mediad.db import intake, reads, tables
 from mediad.db.connection import Database
@@ -58,7 +60,7 @@ def complete(queue: Queue, made: Callable[[Job], Extracted]) -> dict[str, Job]:
 
 
 def test_complete_writes_the_camera_columns_and_show_gives_the_summary(
-    db: Database, queue: Queue, sql: SQL, schema: str
+    db: Database, queue: Queue, sql: SQL, schema: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     intake.enqueue(db, ["/p/zone.jpg", "/p/nozone.jpg", "/p/clip.mp4"])
     by_path = {
@@ -98,6 +100,12 @@ def test_complete_writes_the_camera_columns_and_show_gives_the_summary(
     assert show_record("/p/zone.jpg", shown["/p/zone.jpg"])["summary"]["gps_lat"] == 48.858222
     clip = show_record("/p/clip.mp4", shown["/p/clip.mp4"])["summary"]
     assert {key: clip[key] for key in PHOTO_COLUMNS} == dict.fromkeys(PHOTO_COLUMNS)
+    # The text form lists the fields the file states.
+    print_show(show_record("/p/zone.jpg", shown["/p/zone.jpg"]))
+    lines = capsys.readouterr().out.splitlines()
+    assert "  taken_at        2021-06-15T12:34:56+02:00" in lines
+    assert "  camera_model    Canon EOS 5D" in lines
+    assert not any(line.split()[0] == "frame_count" for line in lines[1:])
 
 
 def test_the_timeline_query_of_a_photo_app_uses_the_taken_at_index(
