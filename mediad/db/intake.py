@@ -30,7 +30,11 @@ def record_unstorable(db: Database, escaped_paths: Sequence[str], message: str) 
     return len(db.run("record_unstorable", {"paths": list(escaped_paths), "message": message}))
 
 
-def scan_upsert(db: Database, entries: Sequence[ScanEntry], priority: int = 0) -> tuple[int, int]:
+def scan_upsert(
+    db: Database, entries: Sequence[ScanEntry], priority: int = 0, *, sidecars: bool = True
+) -> tuple[int, int]:
+    """Returns (inserted, queued again). `sidecars`: a change of a file's XMP sidecar is a
+    change of the file (extract.second_reader on; off, no worker reads them)."""
     bad = [e.path for e in entries if e.unstorable]
     if bad:
         record_unstorable(db, bad, UNSTORABLE_MESSAGE)
@@ -44,6 +48,9 @@ def scan_upsert(db: Database, entries: Sequence[ScanEntry], priority: int = 0) -
             "priorities": [priority] * len(entries),
             "sizes": [e.size_bytes for e in entries],
             "mtimes_us": [e.mtime_us for e in entries],
+            "sidecar_sizes": [e.sidecar_size_bytes if sidecars else None for e in entries],
+            "sidecar_mtimes_us": [e.sidecar_mtime_us if sidecars else None for e in entries],
+            "sidecars": sidecars,
         },
     )
     inserted = sum(1 for r in rows if r["inserted"])

@@ -1,4 +1,4 @@
--- mediad schema, version 12: rows queued by `mediad reextract` are told from the others, so
+-- mediad schema, version 13: rows queued by `mediad reextract` are told from the others, so
 -- that `extract --skip-existing` extracts them.
 --
 -- skip-existing skips the pending rows that already hold metadata: a file re-queued after
