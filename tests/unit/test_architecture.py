@@ -33,6 +33,7 @@ EFFECTS = {
 PURE = {
     "config",
     "retry",
+    "reextract",
     "paths",
     "queries",
     "models",
