@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.camera import (
     EXIFTOOL_MISSING,
+    PHOTOS,
     hostile_exif,
     make_photos,
     make_videos,
@@ -138,3 +139,38 @@ def test_a_missing_second_reader_is_the_workers_start_error(
     assert "Traceback" not in result.stderr
     off = mediad("extract", env={**env, "MEDIAD_EXTRACT_SECOND_READER": "false"}, timeout=60)
     assert off.returncode == 0, off.stderr
+
+
+def test_the_sidecar_the_worker_read_is_what_the_next_scan_compares(
+    tmp_path: Path, mediad_env: dict[str, str], sql: SQL, schema: str
+) -> None:
+    """The worker stores the fingerprint of the sidecar it read: a scan right after
+    queues nothing, an edit of the sidecar queues its photo again, and the `.xmp` file is
+    never a row."""
+    media = tmp_path / "media"
+    media.mkdir()
+    make_photos(media)
+    for name in list(PHOTOS)[1:]:
+        if name != "with_sidecar.jpg":
+            (media / name).unlink()
+    (media / "stem_sidecar.xmp").unlink()
+    assert mediad("scan", str(media), env=mediad_env).returncode == 0
+    assert mediad("extract", env=mediad_env).returncode == 0
+    assert counts(sql, schema) == {"pending": 0, "running": 0, "done": 2, "failed": 0}
+    ((size,),) = sql(
+        f'SELECT sidecar_size_bytes FROM "{schema}".files WHERE path LIKE %s',
+        ("%/with_sidecar.jpg",),
+    )
+    assert size == (media / "with_sidecar.jpg.xmp").stat().st_size
+    assert mediad("scan", str(media), env=mediad_env).returncode == 0
+    assert counts(sql, schema)["pending"] == 0
+    sidecar = media / "with_sidecar.jpg.xmp"
+    sidecar.write_text(sidecar.read_text().replace("18:30:00", "19:45:00"))
+    assert mediad("scan", str(media), env=mediad_env).returncode == 0
+    assert counts(sql, schema)["pending"] == 1
+    assert mediad("extract", env=mediad_env).returncode == 0
+    ((taken,),) = sql(
+        f"SELECT summary->>'taken_at' FROM \"{schema}\".files WHERE path LIKE %s",
+        ("%/with_sidecar.jpg",),
+    )
+    assert taken == "2019-07-04T19:45:00-04:00"
