@@ -12,19 +12,18 @@ from mediad.errors import FailureClass
 from mediad.extract.gate import Opened, open_checked
 from mediad.extract.options import ExtractOptions
 from mediad.models import Failure
+from mediad.walker import sidecar_names
 
-SUFFIX = ".xmp"
 # A sidecar is a few kilobytes of XML; a larger one is not read (XML parsers are an
 # attack surface of their own).
 MAX_SIDECAR_BYTES = 1 << 20
 
 
 def candidates(resolved: str) -> tuple[str, ...]:
-    """Where a sidecar of the file at `resolved` may be, best first."""
-    stem, extension = os.path.splitext(resolved)
-    if not extension:
-        return (resolved + SUFFIX,)
-    return (resolved + SUFFIX, stem + SUFFIX)
+    """Where a sidecar of the file at `resolved` may be, best first: the names `scan`
+    compares (mediad/walker.py), so the sidecar read is the one a scan sees change."""
+    directory, name = os.path.split(resolved)
+    return tuple(os.path.join(directory, candidate) for candidate in sidecar_names(name))
 
 
 def open_sidecar(resolved: str, options: ExtractOptions) -> Opened | Failure | None:
