@@ -26,18 +26,22 @@ EFFECTS = {
     "threading",
     "prometheus_client",
     "pymediainfo",
+    "exiv2",
     "signal",
 }
 # Modules (or whole packages) whose logic is pure: policy, parsing, normalisation, state.
 PURE = {
     "config",
     "retry",
+    "reextract",
     "paths",
     "queries",
     "models",
     "errors",
     "mounts",
     "extract.summary",
+    "extract.camera",
+    "extract.camera_values",
     "extract.record",
     "extract.options",
     "daemon.mounts",
