@@ -6,6 +6,7 @@ show as a failed row here (docs/schema.md: a file MediaInfo read is done)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ from mediad.db.connection import Database
 from mediad.db.queue import Queue
 from mediad.extract.extractor import extract
 from mediad.extract.options import ExtractOptions
+from mediad.extract.sidecar import MAX_SIDECAR_BYTES
 from mediad.models import Extracted
+from mediad.scan import scan_into
 from tests.integration.test_store import records
-from tests.support.camera import plain_jpeg
+from tests.support.camera import STEM_SIDECAR, plain_jpeg
 
 SQL = Callable[..., list[tuple[Any, ...]]]
 
@@ -66,3 +69,50 @@ def test_hostile_dates_and_places_leave_every_row_of_the_batch_done(
     assert rows["feb31.jpg"][2] is None
     assert rows["digits.jpg"][2] is None
     assert rows["alt.mov"][3:] == (48.8584, None)
+
+
+def test_a_sidecar_the_worker_cannot_read_does_not_queue_its_file_at_every_scan(
+    db: Database, queue: Queue, sql: SQL, schema: str, tmp_path: Path
+) -> None:
+    """The scan compares what it sees beside each file with what the worker stored: a
+    sidecar the worker refuses to read (too large, a link out of the roots, a name taken
+    by a directory) is still there at the next scan, and must not be a change."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.xmp").write_text(SIDECAR, encoding="utf-8")
+    plain_jpeg(root / "big.jpg")
+    (root / "big.jpg.xmp").write_bytes(b" " * (MAX_SIDECAR_BYTES + 1))
+    plain_jpeg(root / "escape.jpg")
+    (root / "escape.jpg.xmp").symlink_to(outside / "secret.xmp")
+    # name.ext.xmp is a directory: the scan takes name.xmp, so must the worker.
+    plain_jpeg(root / "dir.jpg")
+    (root / "dir.jpg.xmp").mkdir()
+    (root / "dir.xmp").write_text(SIDECAR, encoding="utf-8")
+    # A link to a photo elsewhere in the roots: the scan looks beside the link.
+    (root / "store").mkdir()
+    plain_jpeg(root / "store" / "real.jpg")
+    (root / "store" / "real.jpg.xmp").write_text(SIDECAR, encoding="utf-8")
+    (root / "linked.jpg").symlink_to(root / "store" / "real.jpg")
+    (root / "linked.jpg.xmp").write_text(STEM_SIDECAR, encoding="utf-8")
+    options = ExtractOptions(roots=(str(root),))
+    scan = partial(scan_into, partial(intake.scan_upsert, db), [str(root)], 0)
+    assert scan()[:2] == (5, 0)
+    jobs = queue.claim(10, 30)
+    read = [(job, extract(job.path, options)) for job in jobs]
+    queue.complete(records(read))  # type: ignore[arg-type]
+    assert [r[0] for r in sql(f'SELECT DISTINCT state FROM "{schema}".files')] == ["done"]
+
+    assert scan()[:2] == (0, 0)
+    pending = sql(f"SELECT path FROM \"{schema}\".files WHERE state = 'pending'")
+    assert pending == []
+    (taken,) = sql(
+        f"SELECT summary->>'taken_at' FROM \"{schema}\".files WHERE path = %s",
+        [str(root / "dir.jpg")],
+    )
+    assert taken == ("2019-07-04T18:30:00-04:00",)  # the sidecar the scan compares
+    (taken,) = sql(
+        f"SELECT summary->>'taken_at' FROM \"{schema}\".files WHERE path = %s",
+        [str(root / "linked.jpg")],
+    )
+    assert taken == ("2012-12-12T12:12:12+00:00",)

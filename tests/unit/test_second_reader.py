@@ -160,7 +160,6 @@ def test_sidecars_that_cannot_be_read_leave_the_row_done(tmp_path: Path) -> None
         "escape.jpg": lambda p: os.symlink(outside / "secret.xmp", p),
         "big.jpg": lambda p: p.write_bytes(b" " * (MAX_SIDECAR_BYTES + 1)),
         "garbage.jpg": lambda p: p.write_bytes(b"<x:xmpmeta garbage \x00\xff"),
-        "fifo.jpg": os.mkfifo,
     }
     options = ExtractOptions(roots=(str(root),))
     for name, make in cases.items():
@@ -171,12 +170,19 @@ def test_sidecars_that_cannot_be_read_leave_the_row_done(tmp_path: Path) -> None
         sidecar = _reader(result)["sidecar"]
         assert sidecar["error"], name
         assert "xmp" not in sidecar, name
-    # Opened and not XMP: its fingerprint still counts (an edit may fix it).
-    assert _read(root / "garbage.jpg", options).sidecar is not None
+        # Not read, but there: its fingerprint is what a scan compares (an edit may fix
+        # it), so the next scan does not find it new.
+        assert result.sidecar == fingerprint_of(os.stat(root / f"{name}.xmp")), name
     assert (
         "outside the configured roots"
         in _reader(_read(root / "escape.jpg", options))["sidecar"]["error"]
     )
+    # What is not a regular file is passed by, as a scan passes it by: never opened.
+    plain_jpeg(root / "fifo.jpg")
+    os.mkfifo(root / "fifo.jpg.xmp")
+    result = _read(root / "fifo.jpg", options)
+    assert "sidecar" not in _reader(result)
+    assert result.sidecar is None
 
 
 def test_a_phone_movs_place_and_date(media: Path) -> None:
