@@ -116,3 +116,21 @@ def test_a_sidecar_the_worker_cannot_read_does_not_queue_its_file_at_every_scan(
         [str(root / "linked.jpg")],
     )
     assert taken == ("2012-12-12T12:12:12+00:00",)
+
+
+def test_an_upper_case_xmp_sidecar_is_read_and_compared(
+    db: Database, queue: Queue, sql: SQL, schema: str, tmp_path: Path
+) -> None:
+    """`IMG_0001.XMP` beside `IMG_0001.JPG` (as cameras' cards and some photo managers
+    name them) is no row of its own: it must be the photo's sidecar, read and compared."""
+    plain_jpeg(tmp_path / "IMG_0001.JPG")
+    (tmp_path / "IMG_0001.XMP").write_text(STEM_SIDECAR, encoding="utf-8")
+    scan = partial(scan_into, partial(intake.scan_upsert, db), [str(tmp_path)], 0)
+    assert scan()[:2] == (1, 0)
+    jobs = queue.claim(10, 30)
+    queue.complete(records([(job, extract(job.path, ExtractOptions())) for job in jobs]))  # type: ignore[list-item]
+    rows = sql(f"SELECT state, summary->>'taken_at_source' FROM \"{schema}\".files")
+    assert rows == [("done", "xmp-sidecar:DateTimeOriginal")]
+    assert scan()[:2] == (0, 0)
+    (tmp_path / "IMG_0001.XMP").write_text(SIDECAR, encoding="utf-8")
+    assert scan()[:2] == (0, 1)  # an edit of it queues the photo again
