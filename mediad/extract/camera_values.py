@@ -163,7 +163,8 @@ def iso6709(text: str | None) -> tuple[float, float, float | None] | None:
 
 def orientation(text: str | None) -> int | None:
     text = (text or "").strip()
-    return int(text) if text.isdigit() and int(text) in ORIENTATIONS else None
+    # ASCII only: str.isdigit() also says yes to "\u00b3" (a superscript), which int() refuses.
+    return int(text) if text.isascii() and text.isdigit() and int(text) in ORIENTATIONS else None
 
 
 def video_rotation(text: str | None) -> int | None:

@@ -105,13 +105,16 @@ def _read_sidecar(
     part: dict[str, Any] = {"path": reader.clean(resolved)}
     try:
         tags = reader.read_sidecar(fd)
+        # Mapped here too: whatever a hostile value makes the mapping raise is the
+        # sidecar's error, never one out of the worker.
+        fields = xmp_fields(tags.xmp.get, "xmp-sidecar")
     except Exception as exc:  # any failure of the parser: reason kept, row unharmed
         part["error"] = reason(exc)
         return part, {}, seen
     finally:
         os.close(fd)
     part.update(tags.as_json())
-    return part, xmp_fields(tags.xmp.get, "xmp-sidecar"), seen
+    return part, fields, seen
 
 
 def _animation(fd: int, size: int, summary: dict[str, Any]) -> None:
@@ -146,12 +149,14 @@ def read_second(
     try:
         part["library"] = version = reader.version()  # loaded at the worker's start
         tags = reader.read_descriptor(fd)
+        # Mapped inside the try: a value the mapping cannot take is the reader's error too.
+        read_layers = [exif_fields(tags.exif.get), xmp_fields(tags.xmp.get)]
     except Exception as exc:  # whatever the reader raises, MediaInfo's row stands
         part["error"] = reason(exc)
     else:
         read_version = version
         part.update(tags.as_json())
-        layers = [exif_fields(tags.exif.get), xmp_fields(tags.xmp.get)]
+        layers = read_layers
         sized = 0 < tags.width <= MAX_PIXELS_SIDE and 0 < tags.height <= MAX_PIXELS_SIDE
         if sized and summary.get("width") is None:  # MediaInfo's size wins where it has one
             summary["width"], summary["height"] = tags.width, tags.height

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mediad.extract import reader
+from mediad.extract import camera_values, reader
 from mediad.extract.camera import apply_layers, exif_fields, mediainfo_fields, xmp_fields
 from mediad.extract.camera_values import (
     ORIENTATIONS,
@@ -103,6 +103,22 @@ def test_orientations_say_what_exiftool_says() -> None:
     """Mirror first, then rotate clockwise (tests/unit/test_second_reader.py asks exiftool)."""
     for orientation, words in enumerate(EXIFTOOL_WORDS, 1):
         assert ORIENTATIONS[orientation] == _from_words(words), words
+
+
+def test_orientations_are_ascii_digits_1_to_8() -> None:
+    # "\u00b3" and "\u0663" are digits to str.isdigit(); the first is no number to int().
+    assert [
+        camera_values.orientation(t) for t in ("6", " 8 ", "9", "0", "\u00b3", "\u0663", "x", None)
+    ] == [
+        6,
+        8,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
 
 
 def test_iso6709_and_video_rotation() -> None:

@@ -297,6 +297,33 @@ def test_hostile_exif_ends_done_with_the_readers_reason(tmp_path: Path, worker: 
     assert outcome.summary()["camera_make"] == "Can"  # exiv2 ends the text at its NUL
 
 
+def test_digits_of_other_scripts_in_xmp_end_done(tmp_path: Path, worker: WorkerPool) -> None:
+    """An orientation of "\u00b3" (a superscript three: str.isdigit() says yes, int() says no)
+    in a sidecar or in the file's own XMP: no value, and the worker does not die of it."""
+    hostile = SIDECAR.replace('tiff:Orientation="3"', 'tiff:Orientation="\u00b3"')
+    plain_jpeg(tmp_path / "sidecar.jpg")
+    (tmp_path / "sidecar.jpg.xmp").write_text(hostile, encoding="utf-8")
+    plain_jpeg(tmp_path / "inside.jpg")
+    subprocess.run(  # the same packet in the file itself, as it is (not checked by exiftool)
+        [
+            "exiftool",
+            "-q",
+            "-overwrite_original",
+            f"-xmp<={tmp_path / 'sidecar.jpg.xmp'}",
+            str(tmp_path / "inside.jpg"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    for number, name in enumerate(("sidecar.jpg", "inside.jpg"), 200):
+        outcome = extract_in_worker(worker, tmp_path / name, number)
+        _done_with_reader(outcome)
+        assert isinstance(outcome, Record)
+        assert outcome.summary()["orientation"] is None, name
+    # The sidecar's other fields stand.
+    assert _read(tmp_path / "sidecar.jpg").summary["taken_at"] == "2019-07-04T18:30:00-04:00"
+
+
 def test_a_reader_failure_sets_no_reader_version(tmp_path: Path) -> None:
     path = hostile_exif(tmp_path)["segment_length_1.jpg"]
     result = _read(path)
