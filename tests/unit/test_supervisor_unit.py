@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from mediad.config import Config
 from mediad.daemon.ledger import Where
 from mediad.daemon.loop import Supervisor
-from mediad.daemon.requests import Measure, QueueMeasure
+from mediad.daemon.requests import Measure, QueueMeasure, ReadPauses
 from mediad.daemon.storage import Storage, StorageSettings
 from mediad.db.queue import FailureWrite, Queue, WriteResult
 from mediad.errors import DatabaseUnavailable, FailureClass
@@ -223,3 +223,39 @@ def test_a_paused_give_back_that_fails_is_given_back_again_as_paused_and_due_at_
         supervisor.db.stop()
         supervisor.pool.close()
 
+
+class HeldPause:
+    """A pause over by the clock whose row another transaction holds: expiring skips it."""
+
+    owner = "host:1"
+
+    def __init__(self) -> None:
+        self.expiries = 0
+        self.over = Pause("/srv/media", datetime.now(timezone.utc), None, expired=True)
+
+    def expire_pauses(self) -> int:
+        self.expiries += 1
+        return 0
+
+    def pauses(self) -> list[Pause]:
+        return [self.over]
+
+    def clear_pause_marks(self) -> int:
+        return 0
+
+
+def test_a_pause_that_could_not_be_expired_is_tried_again_at_the_next_read_not_at_once() -> None:
+    """Its row is held (another daemon expiring it, or a marker: migration 0012): sending
+    expiry after expiry until it is free would keep the database thread busy for nothing."""
+    store = HeldPause()
+    supervisor = Supervisor(Config(), cast(Queue, store))
+    supervisor.db.start()
+    try:
+        supervisor.pausing.maybe_read(time.monotonic())
+        answered(supervisor)  # the read: one pause over, so an expiry is sent
+        answered(supervisor)  # the expiry, which found the row held
+        assert store.expiries == 1 and not supervisor.db.busy(ReadPauses)
+        assert supervisor.pausing.active == []
+    finally:
+        supervisor.db.stop()
+        supervisor.pool.close()
