@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -207,7 +207,7 @@ def test_a_paused_give_back_that_fails_is_given_back_again_as_paused_and_due_at_
     try:
         job = Job(1, "/srv/media/a.mp4", 1, 10)
         supervisor.ledger.claimed([job])
-        supervisor.pausing.active = [Pause("/srv/media", datetime.now(timezone.utc), None)]
+        supervisor.pausing.active = [Pause("/srv/media", datetime.now(UTC), None)]
         with capture_logs() as logs:
             assert supervisor.pausing.hold_back(list(supervisor.ledger.buffer)) == []
             answered(supervisor)
@@ -231,7 +231,7 @@ class HeldPause:
 
     def __init__(self) -> None:
         self.expiries = 0
-        self.over = Pause("/srv/media", datetime.now(timezone.utc), None, expired=True)
+        self.over = Pause("/srv/media", datetime.now(UTC), None, expired=True)
 
     def expire_pauses(self) -> int:
         self.expiries += 1
