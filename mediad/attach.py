@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mediad.errors import UsageError
-from mediad.extract.summary import COLUMNS
+from mediad.extract.summary import COLUMNS, PHOTO_COLUMNS
 from mediad.paths import UNSTORABLE_MESSAGE, escaped, is_storable
 
 # mediad's type for each summary key (the array types the write-back binds), and the
@@ -32,7 +32,29 @@ SUMMARY_TYPES: dict[str, str] = {
     "audio_tracks": "int4",
     "text_tracks": "int4",
     "truncated": "bool",
+    # Camera metadata (docs/attach.md). taken_at is bound as text, the summary's wall-clock
+    # form, and cast to the column's own type when that is a date/time type (TIME_TYPES).
+    "taken_at": "text",
+    "taken_at_offset_min": "int4",
+    "taken_at_source": "text",
+    "gps_lat": "float8",
+    "gps_lon": "float8",
+    "gps_alt_m": "float8",
+    "orientation": "int4",
+    "rotation_deg": "int4",
+    "mirrored": "bool",
+    "camera_make": "text",
+    "camera_model": "text",
+    "lens": "text",
+    "frame_count": "int4",
 }
+# The summary keys an attached table may receive, in the order they are looked for: the
+# HDR keys and the versions stay in mediad.files alone.
+MAPPED_KEYS = (*COLUMNS, *PHOTO_COLUMNS)
+# Besides a text type, what taken_at may go into (format_type() names, without a
+# precision): the instant for timestamptz, the wall-clock time or date as the file
+# states it for the two others.
+TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
 _CATEGORIES = {
     "text": {"S"},
     "float8": {"N", "S"},
@@ -65,6 +87,9 @@ class Source:
     metadata_type: str | None = None
     summary_prefix: str | None = None
     summary_columns: tuple[str, ...] = ()
+    # format_type() of each summary column, as the catalog has it now (not part of the
+    # mapping: only taken_at's write-back depends on it).
+    summary_types: tuple[str, ...] = ()
     skip_existing: bool = True
     path_prefix: str | None = None  # normalised by prefix(): absolute, no trailing slash
     id: int = 0
@@ -106,6 +131,13 @@ class Source:
         prefix = self.summary_prefix or ""
         return [(column, column[len(prefix) :]) for column in self.summary_columns]
 
+    def time_column(self, column: str) -> str | None:
+        """The date/time type (TIME_TYPES) of a summary column, None for another type."""
+        for name, type_ in zip(self.summary_columns, self.summary_types, strict=False):
+            if name == column and is_time_type(type_):
+                return type_
+        return None
+
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Source:
         return cls(
@@ -119,6 +151,7 @@ class Source:
             metadata_type=row["metadata_type"],
             summary_prefix=row["summary_prefix"],
             summary_columns=tuple(row["summary_columns"] or ()),
+            summary_types=tuple(row.get("summary_types") or ()),
             skip_existing=row["skip_existing"],
             path_prefix=row["path_prefix"],
             id=row["id"],
@@ -175,6 +208,7 @@ def plan(
     if problems:
         raise UsageError(f"table {name}: " + "; ".join(problems))
     summary, ignored = summary_columns(by_name, summary_prefix or "")
+    types = tuple(by_name[column].type for column in summary)
     source = Source(
         table_name=name,
         table_schema=table["schema_name"],
@@ -186,6 +220,7 @@ def plan(
         metadata_type=meta.type if meta else None,
         summary_prefix=summary_prefix or None,
         summary_columns=tuple(summary),
+        summary_types=types,
         skip_existing=skip_existing,
         path_prefix=prefix(path_prefix) if path_prefix else None,
     )
@@ -209,12 +244,23 @@ def summary_columns(by_name: Mapping[str, Column], prefix: str) -> tuple[list[st
     ignored: list[str] = []
     if not prefix:
         return found, ignored
-    for key in COLUMNS:
+    for key in MAPPED_KEYS:
         column = by_name.get(prefix + key)
         if column is None:
             continue
-        if column.category in _CATEGORIES[SUMMARY_TYPES[key]]:
+        if column.category in _CATEGORIES[SUMMARY_TYPES[key]] or (
+            key == "taken_at" and is_time_type(column.type)
+        ):
             found.append(column.name)
         else:
             ignored.append(f"{column.name} ({column.type} cannot hold {key})")
     return found, ignored
+
+
+def is_time_type(type_: str) -> bool:
+    """A date/time type taken_at can go into: `timestamp(0) with time zone` too."""
+    if type_ in TIME_TYPES:
+        return True
+    # format_type() puts a precision after the name: drop it.
+    base, _, zone = type_.partition(") ")
+    return base.startswith("timestamp(") and f"timestamp {zone}" in TIME_TYPES

@@ -123,6 +123,10 @@ class ScanEntry:
     # The name cannot be stored as it is (not UTF-8, or a NUL): `path` is its escaped form
     # and the row is recorded as failed with class bad_path, so it is seen, not skipped.
     unstorable: bool = False
+    # The file's XMP sidecar (mediad/walker.py: sidecar_names), None when it has none: a
+    # change to it is a change to the file.
+    sidecar_size_bytes: int | None = None
+    sidecar_mtime_us: int | None = None
 
 
 MOUNT_STATES = ("ok", "stalled")

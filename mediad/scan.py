@@ -183,10 +183,10 @@ def _follow(
 
 def _entries(files: list[walker.File], report: ScanReport) -> list[ScanEntry]:
     entries: list[ScanEntry] = []
-    for path, size, mtime_us in files:
+    for path, size, mtime_us, sidecar_size, sidecar_mtime_us in files:
         report.seen += 1
         if is_storable(path):
-            entries.append(ScanEntry(path, size, mtime_us))
+            entries.append(ScanEntry(path, size, mtime_us, False, sidecar_size, sidecar_mtime_us))
             continue
         report.bad_names += 1
         log.warning(

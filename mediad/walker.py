@@ -11,7 +11,9 @@ alone, so that it starts fast and imports nothing from wherever it is started. M
 are pickled tuples, each framed by its length (HEADER):
 
 - ("beat", directory, steps): steps counts the directories and entries looked at so far
-- ("batch", [(path, size_bytes, mtime_us), ...]): regular files, symlinks to files too
+- ("batch", [(path, size_bytes, mtime_us, sidecar_size_bytes, sidecar_mtime_us), ...]):
+  regular files, symlinks to files too; the last two describe the file's XMP sidecar
+  (sidecar_names), None when it has none. Sidecars are not files of their own here.
 - ("unreadable", directory, reason)
 - ("not_a_directory", root): nothing is walked then
 - ("error", text): the walk itself failed
@@ -37,7 +39,21 @@ STALL_SECONDS = 30.0
 MIN_STALL_SECONDS = 1.0
 # How often the walk says where it is: well under the shortest stall allowed.
 BEAT_SECONDS = 0.25
-File = tuple[str, int, int]
+File = tuple[str, int, int, int | None, int | None]
+SIDECAR_SUFFIX = ".xmp"
+
+
+def sidecar_names(name: str) -> tuple[str, ...]:
+    """The names an XMP sidecar of the file `name` may have, in the order they are looked
+    for, in the file's own directory: `name.ext.xmp`, else `name.xmp`."""
+    stem, ext = os.path.splitext(name)
+    first = name + SIDECAR_SUFFIX
+    return (first, stem + SIDECAR_SUFFIX) if ext else (first,)
+
+
+def is_sidecar(name: str) -> bool:
+    """An XMP file: never a file of its own for mediad, whether or not it has a partner."""
+    return name.lower().endswith(SIDECAR_SUFFIX)
 
 
 class Channel:
@@ -99,6 +115,8 @@ def walk(roots: list[str], channel: Channel, position: Position) -> None:
         except OSError as exc:
             channel.send(("unreadable", directory, exc.strerror or str(exc)))
             continue
+        # From the listing itself: only a file that has a sidecar costs one more stat.
+        sidecars = {entry.name: entry for entry in children if is_sidecar(entry.name)}
         subdirs: list[str] = []
         for entry in children:
             position.steps += 1
@@ -106,17 +124,40 @@ def walk(roots: list[str], channel: Channel, position: Position) -> None:
                 if entry.is_dir(follow_symlinks=False):
                     subdirs.append(entry.path)
                     continue
-                if not entry.is_file():
+                if entry.name in sidecars or not entry.is_file():
                     continue
                 st = entry.stat()
             except OSError:
                 continue  # vanished or a broken symlink: nothing to enqueue
-            pending.append((entry.path, st.st_size, st.st_mtime_ns // 1000))
+            side = _sidecar(sidecars, entry.name) if sidecars else None
+            pending.append(
+                (
+                    entry.path,
+                    st.st_size,
+                    st.st_mtime_ns // 1000,
+                    None if side is None else side.st_size,
+                    None if side is None else side.st_mtime_ns // 1000,
+                )
+            )
             if len(pending) >= BATCH:
                 channel.flush()
         stack.extend(reversed(subdirs))
     channel.flush()
     channel.send(("done",))
+
+
+def _sidecar(sidecars: dict[str, os.DirEntry[str]], name: str) -> os.stat_result | None:
+    """The stat of the file's sidecar among the directory's XMP files, None if none."""
+    for candidate in sidecar_names(name):
+        entry = sidecars.get(candidate)
+        if entry is None:
+            continue
+        try:
+            if entry.is_file():
+                return entry.stat()
+        except OSError:
+            continue  # vanished or a broken symlink: as if there were none
+    return None
 
 
 def _beat(channel: Channel, position: Position, interval: float) -> None:

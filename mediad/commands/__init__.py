@@ -1,7 +1,7 @@
 """The commands of `mediad`, one package per family:
 
 - daemon: `run`, and `extract`, its one-shot form;
-- queue: `scan`, `enqueue`, `retry`, `pause`, `resume`;
+- queue: `scan`, `enqueue`, `retry`, `reextract`, `pause`, `resume`;
 - report: `status`, `show`;
 - tables: `attach`, `detach`;
 - admin: `migrate`, `check-config`.
@@ -29,6 +29,7 @@ ORDER = (
     "top",
     "show",
     "retry",
+    "reextract",
     "pause",
     "resume",
     "attach",

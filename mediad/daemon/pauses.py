@@ -66,7 +66,7 @@ class Pausing:
 
     def _expired(self, found: list[Pause]) -> None:
         # A pause still over after the expiry is held by another daemon expiring it, or
-        # by a marker (migration 0012): tried again at the next read, not at once, which
+        # by a marker (migration 0014): tried again at the next read, not at once, which
         # would send expiry after expiry for as long as the row is held.
         self._take(found)
 

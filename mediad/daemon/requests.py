@@ -150,7 +150,7 @@ class ReadPauses(Request[list[Pause]]):
         found = store.pauses()
         if not any(p.prefix is not None and not p.expired for p in found):
             # No mark may outlive the prefix pauses. Markers hold the pauses they mark
-            # under (migration 0012), so a lift clears them all; this stays as the check
+            # under (migration 0014), so a lift clears them all; this stays as the check
             # that nothing else (an older mediad's race, a hand-made mark) left one.
             store.clear_pause_marks()
         return found

@@ -14,6 +14,7 @@ from psycopg import sql
 from psycopg.adapt import PyFormat
 
 from mediad.attach import SUMMARY_TYPES, Source
+from mediad.extract.record import taken_at_instant
 
 
 def full_path(source: Source, path: sql.Composable) -> sql.Composable:
@@ -300,7 +301,12 @@ def write_back(source: Source) -> sql.Composed | None:
         arrays.append(sql.SQL("%(documents)b::text[]"))
         names.append(sql.Identifier("document"))
     for column, key in source.summary_keys():
-        sets.append(sql.SQL("{} = r.{}").format(sql.Identifier(column), sql.Identifier(key)))
+        time_type = source.time_column(column) if key == "taken_at" else None
+        value = sql.SQL("r.{}").format(sql.Identifier(key))
+        if time_type is not None:
+            # Text has no assignment cast to a date/time type: cast to the column's own.
+            value = sql.SQL("{}::{}").format(value, _raw(time_type))
+        sets.append(sql.SQL("{} = {}").format(sql.Identifier(column), value))
         arrays.append(
             sql.SQL("{}::{}[]").format(
                 sql.Placeholder(key, PyFormat.BINARY), _raw(SUMMARY_TYPES[key])
@@ -329,6 +335,11 @@ def write_back_params(
     params: dict[str, Any] = {"rows": [row for row, _, _ in rows]}
     if source.metadata_column:
         params["documents"] = [document for _, document, _ in rows]
-    for _, key in source.summary_keys():
-        params[key] = [summary.get(key) for _, _, summary in rows]
+    for column, key in source.summary_keys():
+        values = [summary.get(key) for _, _, summary in rows]
+        if key == "taken_at" and source.time_column(column) is not None:
+            # The instant, UTC when the file states no zone: a timestamptz column holds
+            # it, and a timestamp or date column reads the wall clock and drops the zone.
+            values = [None if v is None else taken_at_instant(v) for v in values]
+        params[key] = values
     return params

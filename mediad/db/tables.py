@@ -41,6 +41,11 @@ def sources(db: Database) -> list[Source]:
     return [Source.from_row(r) for r in db.run("sources_all")]
 
 
+def set_summary_columns(db: Database, source: Source, columns: tuple[str, ...]) -> None:
+    """Record the summary columns a table has now (the same mapping, attached again)."""
+    db.run("source_summary_columns", {"id": source.id, "summary_columns": list(columns)})
+
+
 def attach(
     db: Database, source: Source, *, lock_timeout_ms: int, dry_run: bool = False
 ) -> tuple[Source, list[str]]:

@@ -33,7 +33,7 @@ COLUMNS: tuple[str, ...] = (
 )
 
 # Summary keys describing a video's dynamic range, each with its own column too. Kept apart
-# from COLUMNS because attached tables map COLUMNS alone (docs/attach.md).
+# from COLUMNS because attached tables do not receive them (docs/attach.md).
 HDR_COLUMNS: tuple[str, ...] = (
     "hdr_format",
     "dv_profile",

@@ -77,6 +77,31 @@ SET state = 'done',
     video_bit_depth = r.video_bit_depth,
     max_cll = r.max_cll,
     max_fall = r.max_fall,
+    -- The record carries the instant: the summary's wall-clock text with its offset, or
+    -- "+00:00" when the file states no zone (mediad/extract/record.py).
+    taken_at = r.taken_at,
+    taken_at_offset_min = r.taken_at_offset_min,
+    taken_at_source = r.taken_at_source,
+    gps_lat = r.gps_lat,
+    gps_lon = r.gps_lon,
+    gps_alt_m = r.gps_alt_m,
+    orientation = r.orientation,
+    rotation_deg = r.rotation_deg,
+    mirrored = r.mirrored,
+    camera_make = r.camera_make,
+    camera_model = r.camera_model,
+    lens = r.lens,
+    frame_count = r.frame_count,
+    -- The sidecar the worker read (NULL: none), so the next scan finds no change. When
+    -- the second reader did not read the file (not its kind, or switched off) and no
+    -- sidecar came back, the one the scan saw stays: else that scan's next run would find
+    -- the sidecar "appeared" again, and queue the file at every scan.
+    sidecar_size_bytes = CASE WHEN r.reader_version IS NULL AND r.sidecar_size_bytes IS NULL
+                              THEN f.sidecar_size_bytes ELSE r.sidecar_size_bytes END,
+    sidecar_mtime = CASE WHEN r.reader_version IS NULL AND r.sidecar_size_bytes IS NULL
+                         THEN f.sidecar_mtime
+                         ELSE 'epoch'::timestamptz
+                              + r.sidecar_mtime_us * interval '1 microsecond' END,
     mediainfo_version = r.mediainfo_version,
     reader_version = r.reader_version,
     mapping_version = r.mapping_version,
@@ -90,8 +115,12 @@ FROM jsonb_to_recordset(%(records)s::jsonb) AS r(
     height int, frame_rate float8, video_codec text, audio_codec text, audio_channels int,
     sample_rate int, video_tracks int, audio_tracks int, text_tracks int, truncated bool,
     hdr_format text, dv_profile int, transfer text, primaries text, video_bit_depth int,
-    max_cll int, max_fall int, mediainfo_version text, reader_version text,
-    mapping_version int, summary jsonb, metadata jsonb)
+    max_cll int, max_fall int, taken_at timestamptz, taken_at_offset_min int,
+    taken_at_source text, gps_lat float8, gps_lon float8, gps_alt_m float8, orientation int,
+    rotation_deg int, mirrored bool, camera_make text, camera_model text, lens text,
+    frame_count int, sidecar_size_bytes bigint, sidecar_mtime_us bigint,
+    mediainfo_version text, reader_version text, mapping_version int, summary jsonb,
+    metadata jsonb)
 WHERE f.id = r.id AND f.lease_token = r.token
 RETURNING f.id, f.source_id, f.source_row;
 
@@ -179,7 +208,7 @@ RETURNING f.id, f.state;
 -- or running ones are left as they are. A path under a paused prefix is queued marked
 -- paused (migration 0009), out of the claim's index, as `mediad pause` marks the rows
 -- already there: a scan during a pause adds no rows for every claim to walk past. The
--- pauses it marks under are held until it commits (migration 0012), so a resume meanwhile
+-- pauses it marks under are held until it commits (migration 0014), so a resume meanwhile
 -- waits for it and clears these marks too; a pause being lifted marks nothing.
 WITH pause AS (
     SELECT {schema}.pause_matches_held() AS under
@@ -196,16 +225,23 @@ WHERE f.state IN ('done', 'failed')
 RETURNING (xmax = 0) AS inserted;
 
 -- name: scan_upsert
--- Like enqueue, but a known file is queued again only when its size or mtime changed.
+-- Like enqueue, but a known file is queued again only when its size or mtime changed, or
+-- its XMP sidecar appeared, changed or went away (sidecar_size_bytes, sidecar_mtime:
+-- NULL for none, so a file without one, on a row written before the sidecar columns, is
+-- unchanged). `sidecars` false (extract.second_reader off: no worker reads them) leaves
+-- sidecars out of the comparison and the row's sidecar columns as they are.
 -- Paths under a paused prefix are queued marked paused, as enqueue's are.
 WITH pause AS (
     SELECT {schema}.pause_matches_held() AS under
 )
-INSERT INTO {schema}.files AS f (path, priority, size_bytes, mtime, paused)
+INSERT INTO {schema}.files AS f (path, priority, size_bytes, mtime, sidecar_size_bytes,
+                                 sidecar_mtime, paused)
 SELECT r.p, r.pr, r.s, 'epoch'::timestamptz + r.m * interval '1 microsecond',
+       r.ss, 'epoch'::timestamptz + r.sm * interval '1 microsecond',
        coalesce(r.p ^@ ANY (pause.under), false)
 FROM unnest(%(paths)b::text[], %(priorities)b::int[], %(sizes)b::bigint[],
-            %(mtimes_us)b::bigint[]) AS r(p, pr, s, m), pause
+            %(mtimes_us)b::bigint[], %(sidecar_sizes)b::bigint[],
+            %(sidecar_mtimes_us)b::bigint[]) AS r(p, pr, s, m, ss, sm), pause
 ON CONFLICT (path) DO UPDATE
 SET priority = EXCLUDED.priority,
     (state, attempts, run_after, enqueued_at, error_class, error,
@@ -213,9 +249,15 @@ SET priority = EXCLUDED.priority,
     paused = EXCLUDED.paused,
     -- What the scan saw: if the next attempt crashes without looking at the file, the
     -- next scan must not find the same change again and reset the attempts.
-    size_bytes = EXCLUDED.size_bytes, mtime = EXCLUDED.mtime
+    size_bytes = EXCLUDED.size_bytes, mtime = EXCLUDED.mtime,
+    sidecar_size_bytes = CASE WHEN %(sidecars)s THEN EXCLUDED.sidecar_size_bytes
+                              ELSE f.sidecar_size_bytes END,
+    sidecar_mtime = CASE WHEN %(sidecars)s THEN EXCLUDED.sidecar_mtime
+                         ELSE f.sidecar_mtime END
 WHERE f.state IN ('done', 'failed')
-  AND (f.size_bytes, f.mtime) IS DISTINCT FROM (EXCLUDED.size_bytes, EXCLUDED.mtime)
+  AND ((f.size_bytes, f.mtime) IS DISTINCT FROM (EXCLUDED.size_bytes, EXCLUDED.mtime)
+       OR (%(sidecars)s AND (f.sidecar_size_bytes, f.sidecar_mtime)
+                            IS DISTINCT FROM (EXCLUDED.sidecar_size_bytes, EXCLUDED.sidecar_mtime)))
 RETURNING (xmax = 0) AS inserted;
 
 -- name: record_unstorable
@@ -256,12 +298,15 @@ GROUP BY error_class ORDER BY n DESC, error_class;
 
 -- name: show
 -- One row per path: the row mediad owns (enqueue/scan), else the first attached row.
+-- Not taken_at: `show` gives the summary's wall-clock text, the column holds the instant.
 SELECT DISTINCT ON (coalesce(path, source_path))
        coalesce(path, source_path) AS path, state, attempts, error_class, error, priority,
        resolved_path, size_bytes, mtime, finished_at, summary, container, duration_s,
        bit_rate, width, height, frame_rate, video_codec, audio_codec, audio_channels,
        sample_rate, video_tracks, audio_tracks, text_tracks, truncated, hdr_format,
-       dv_profile, transfer, primaries, video_bit_depth, max_cll, max_fall
+       dv_profile, transfer, primaries, video_bit_depth, max_cll, max_fall,
+       taken_at_offset_min, taken_at_source, gps_lat, gps_lon, gps_alt_m, orientation,
+       rotation_deg, mirrored, camera_make, camera_model, lens, frame_count
 FROM {schema}.files
 WHERE path = ANY(%(paths)b::text[])
    OR (source_id IS NOT NULL AND source_path = ANY(%(paths)b::text[]))
@@ -296,18 +341,60 @@ WITH picked AS (
 )
 SELECT count(*) AS n FROM requeued;
 
+-- name: files_max_id
+SELECT coalesce(max(id), 0) AS id FROM {schema}.files;
+
+-- name: reextract_batch
+-- mediad reextract: the finished rows a selection names (mediad/reextract.py), in one
+-- window of ids (after, upto], queued again behind new work: at `priority` (low), stamped
+-- reextract_at = enqueued_at so that extract --skip-existing extracts them (migration
+-- 0013). A window, not "the next N matches", so each statement walks and locks a bounded
+-- slice of the primary key whatever the filters match. Without classes the rows `done`;
+-- with classes the rows `failed` with one of them. Pending and running rows are never
+-- touched (checked again on the row as locked); rows another transaction holds are
+-- skipped. With dry_run, the rows that match are counted and nothing is locked.
+WITH matching AS (
+    SELECT id FROM {schema}.files
+    WHERE id > %(after)s AND id <= %(upto)s
+      AND state = CASE WHEN %(classes)s::text[] IS NULL THEN 'done' ELSE 'failed' END
+      AND (%(classes)s::text[] IS NULL OR error_class = ANY (%(classes)s::text[]))
+      AND (%(mapping_below)s::int IS NULL OR mapping_version IS NULL
+           OR mapping_version < %(mapping_below)s::int)
+      AND (%(containers)s::text[] IS NULL OR container = ANY (%(containers)s::text[]))
+      AND (%(suffixes)s::text[] IS NULL
+           OR lower(coalesce(path, source_path))
+              LIKE ANY (SELECT lower(x) FROM unnest(%(suffixes)s::text[]) AS x))
+), picked AS (
+    SELECT f.id FROM {schema}.files AS f JOIN matching AS m ON m.id = f.id
+    WHERE NOT %(dry_run)s AND f.state IN ('done', 'failed')
+    FOR UPDATE OF f SKIP LOCKED
+), requeued AS (
+    UPDATE {schema}.files AS f
+    SET priority = %(priority)s,
+        (state, attempts, run_after, enqueued_at, error_class, error,
+         lease_token, lease_owner, lease_expires_at) = (SELECT * FROM {schema}.queued_again()),
+        reextract_at = now()
+    FROM picked
+    WHERE f.id = picked.id
+    RETURNING 1
+)
+SELECT CASE WHEN %(dry_run)s THEN (SELECT count(*) FROM matching)
+            ELSE (SELECT count(*) FROM requeued) END AS n;
+
 -- name: settle_existing
 -- extract --skip-existing: pending rows that hold metadata from an earlier extraction
 -- are not extracted again; they go back to done with their metadata, summary, result
 -- columns, attempts and finished_at (when that metadata was made) as they are. Settled
 -- before the run, so no claim reads them, and no later run extracts them either. The
 -- error of an attempt that failed since (a retry was pending) no longer describes the
--- row: a done row carries none.
+-- row: a done row carries none. Rows queued by `mediad reextract` (reextract_at =
+-- enqueued_at, migration 0013) are left pending: their metadata is there to be made again.
 WITH settled AS (
     UPDATE {schema}.files
     SET state = 'done', error_class = NULL, error = NULL,
         lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
     WHERE state = 'pending' AND metadata IS NOT NULL
+      AND reextract_at IS DISTINCT FROM enqueued_at
     RETURNING 1
 )
 SELECT count(*) AS n FROM settled;
@@ -326,7 +413,7 @@ SET until = EXCLUDED.until, set_by = EXCLUDED.set_by
 RETURNING p.prefix, p.since, p.until;
 
 -- name: pause_marks_clear
--- With no prefix paused, no row should be marked. Since migration 0012 every marker holds
+-- With no prefix paused, no row should be marked. Since migration 0014 every marker holds
 -- the pauses it marks under, so a lift always sees and clears their marks; this stays as
 -- the check that nothing else left one, run whenever a daemon reads the pauses and finds
 -- no prefix paused. Walks files_paused_idx, empty while nothing is paused.
@@ -337,7 +424,7 @@ SELECT count(*) AS cleared FROM cleared;
 
 -- name: pause_mark
 -- The pending rows under a paused prefix leave the claim's index (run after pause_set);
--- nothing is marked if a resume lifted the pause meanwhile (migration 0012).
+-- nothing is marked if a resume lifted the pause meanwhile (migration 0014).
 SELECT {schema}.pause_mark(%(prefix)s::text) AS marked;
 
 -- name: pause_lift
@@ -403,16 +490,29 @@ SELECT CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END AS id
 FROM {schema}.sources_id_seq AS s;
 
 -- name: sources_all
+-- summary_types: each summary column's type as the catalog has it now (the write-back of
+-- taken_at casts to it); '' for a column gone since the attach.
 SELECT id, table_name, table_schema, table_relname, id_column, id_type, path_column,
-       metadata_column, metadata_type, summary_prefix, summary_columns, skip_existing,
-       path_prefix, backfill_after, backfilled_at
-FROM {schema}.sources ORDER BY id;
+       metadata_column, metadata_type, summary_prefix, summary_columns,
+       ARRAY(SELECT coalesce(format_type(a.atttypid, a.atttypmod), '')
+             FROM unnest(s.summary_columns) WITH ORDINALITY AS c(name, n)
+             LEFT JOIN pg_catalog.pg_attribute AS a
+               ON a.attrelid = to_regclass(s.table_name) AND a.attname = c.name
+              AND NOT a.attisdropped
+             ORDER BY c.n) AS summary_types,
+       skip_existing, path_prefix, backfill_after, backfilled_at
+FROM {schema}.sources AS s ORDER BY id;
 
 -- name: source_progress
 UPDATE {schema}.sources
 SET backfill_after = %(after)s,
     backfilled_at = CASE WHEN %(finished)s THEN now() END
 WHERE id = %(id)s;
+
+-- name: source_summary_columns
+-- The same mapping attached again: the prefixed columns found now (some added since) are
+-- the ones written back. A running daemon reads them at its next start.
+UPDATE {schema}.sources SET summary_columns = %(summary_columns)b::text[] WHERE id = %(id)s;
 
 -- name: source_delete
 -- Its files rows go with it (ON DELETE CASCADE).

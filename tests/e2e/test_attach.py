@@ -482,6 +482,34 @@ def test_attach_again_replaces_a_trigger_an_older_mediad_installed(
     assert third.returncode == 0 and "replaced" not in third.stdout
 
 
+def test_attach_again_writes_the_columns_added_since(
+    mediad_env: dict[str, str], sql: SQL, schema: str, app_schema: str
+) -> None:
+    """The opt-in to fields added to mediad later (the camera fields): add the prefixed
+    columns, attach again with the same mapping."""
+    table = make_table(sql, app_schema, [("/m/a.jpg", None)])
+    assert mediad("attach", table, *MAPPING, *MEDIA_SUMMARY, env=mediad_env).returncode == 0
+    sql(
+        f'ALTER TABLE "{app_schema}".media_files ADD media_taken_at timestamptz, '
+        "ADD media_gps_lat double precision, ADD media_mirrored text"
+    )
+
+    dry = mediad("attach", table, *MAPPING, *MEDIA_SUMMARY, "--dry-run", env=mediad_env)
+    assert dry.returncode == 0, dry.stderr
+    assert "summary columns would now be: media_duration_s, media_width, media_taken_at" in (
+        dry.stdout
+    )
+    assert sql(f'SELECT summary_columns FROM "{schema}".sources') == [
+        (["media_duration_s", "media_width"],)
+    ]
+    again = mediad("attach", table, *MAPPING, *MEDIA_SUMMARY, env=mediad_env)
+    assert again.returncode == 0, again.stderr
+    columns = "media_duration_s, media_width, media_taken_at, media_gps_lat, media_mirrored"
+    assert f"summary columns are now: {columns}" in again.stdout
+    assert sql(f'SELECT summary_columns FROM "{schema}".sources') == [(columns.split(", "),)]
+    assert set(files(sql, schema)) == {"1"}  # nothing queued again
+
+
 def test_path_prefix_joins_relative_paths_in_trigger_and_backfill(
     small_mp4: Path,
     tmp_path: Path,

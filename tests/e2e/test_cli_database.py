@@ -293,6 +293,7 @@ def test_every_command_names_the_database_it_used(
             "status": (["status"], 0),
             "show": (["show", str(library / "a.mp4")], -1),
             "retry": (["retry"], -1),
+            "reextract": (["reextract", "--all", "--dry-run"], -1),
             "check-config": (["check-config"], 1),
             "attach": (["attach", table, "--id", "id", "--path", "path", "--metadata", "meta"], -1),
             "detach": (["detach", table], -1),

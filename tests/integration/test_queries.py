@@ -63,7 +63,7 @@ def raise_rollback(conn: object) -> None:
 
 # Every statement that puts a row back to pending for a new request, and the trigger of
 # attached tables: each assigns the columns from queued_again() (migration 0007).
-REQUEUES = {"enqueue", "scan_upsert", "retry_failed", "requeue_finished"}
+REQUEUES = {"enqueue", "scan_upsert", "retry_failed", "requeue_finished", "reextract_batch"}
 
 
 def test_queue_again_is_defined_once_and_used_by_every_requeue() -> None:

@@ -32,6 +32,7 @@ EFFECTS = {
 PURE = {
     "config",
     "retry",
+    "reextract",
     "paths",
     "queries",
     "models",

@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import replace
 
-from mediad.extract.record import RECORD_KEYS, batch_text, record_of
+from mediad.extract.record import RECORD_KEYS, batch_text, record_of, taken_at_instant
 from mediad.extract.summary import COLUMNS, MAPPING_VERSION
 from mediad.models import Extracted, Fingerprint, Job
 from mediad.queries import named_queries
@@ -104,3 +104,43 @@ def test_each_record_names_what_wrote_it() -> None:
     assert row["mediainfo_version"] == "24.12"
     assert "reader_version" not in row  # MediaInfo is the only reader: NULL
     assert row["mapping_version"] == MAPPING_VERSION
+
+
+def test_camera_fields_carry_the_instant_and_the_sidecar_read() -> None:
+    job, extracted = record()
+    camera = {
+        "taken_at": "2021-06-15T12:34:56-04:30",
+        "taken_at_offset_min": -270,
+        "gps_lat": -33.5,
+        "mirrored": False,
+        "lens": None,
+    }
+    made = record_of(
+        job,
+        replace(
+            extracted,
+            summary=SUMMARY | camera,
+            reader_version="0.17.5",
+            sidecar=Fingerprint(512, 1_700_000_000_000_002, 43),
+        ),
+    )
+    row = json.loads(made.text)
+    assert list(row) == [key for key in RECORD_KEYS if key in row]
+    assert row["taken_at"] == "2021-06-15T12:34:56-04:30"
+    assert (row["taken_at_offset_min"], row["gps_lat"], row["mirrored"]) == (-270, -33.5, False)
+    assert "lens" not in row  # unknown: NULL
+    assert (row["sidecar_size_bytes"], row["sidecar_mtime_us"]) == (512, 1_700_000_000_000_002)
+    assert row["reader_version"] == "0.17.5"
+    # The summary keeps the file's own text; the head still parses for a refused row.
+    assert made.summary()["taken_at"] == "2021-06-15T12:34:56-04:30"
+    assert made.observed() == (extracted.fingerprint, "/m/ré\\xff.mkv")
+
+
+def test_a_capture_time_without_a_zone_is_stored_as_utc_and_shown_as_stated() -> None:
+    job, extracted = record()
+    made = record_of(job, replace(extracted, summary=SUMMARY | {"taken_at": "2021-06-15T12:34:56"}))
+    assert json.loads(made.text)["taken_at"] == "2021-06-15T12:34:56+00:00"
+    assert made.summary()["taken_at"] == "2021-06-15T12:34:56"
+    assert "sidecar_size_bytes" not in json.loads(made.text)  # no sidecar: NULL
+    assert taken_at_instant("2021-06-15T12:34:56Z") == "2021-06-15T12:34:56Z"
+    assert taken_at_instant("2021-06-15T12:34:56+00:00") == "2021-06-15T12:34:56+00:00"

@@ -245,7 +245,7 @@ class HeldPause:
 
 
 def test_a_pause_that_could_not_be_expired_is_tried_again_at_the_next_read_not_at_once() -> None:
-    """Its row is held (another daemon expiring it, or a marker: migration 0012): sending
+    """Its row is held (another daemon expiring it, or a marker: migration 0014): sending
     expiry after expiry until it is free would keep the database thread busy for nothing."""
     store = HeldPause()
     supervisor = Supervisor(Config(), cast(Queue, store))

@@ -59,7 +59,8 @@ def _extract_options(parser: argparse.ArgumentParser) -> None:
         "--skip-existing",
         action="store_true",
         help="pending rows that already hold metadata from an earlier extraction are not "
-        "extracted: they go back to done, metadata untouched",
+        "extracted: they go back to done, metadata untouched (not the rows `reextract` "
+        "queued: their metadata is to be made again)",
     )
     parser.add_argument(
         "--all",

@@ -34,7 +34,8 @@ def run(
     with open_database(config, owner=owner_name(config.daemon.instance)) as store:
         pending_backfills = apply_attach_config(store, config.attach)
         if args.scan:
-            scan_into(partial(intake.scan_upsert, store), args.scan, 0)
+            sidecars = config.extract.second_reader
+            scan_into(partial(intake.scan_upsert, store, sidecars=sidecars), args.scan, 0)
         if not config.extract.roots:
             log.warning("extract.roots is empty: any file this user can read may be extracted")
         else:

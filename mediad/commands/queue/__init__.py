@@ -1,7 +1,8 @@
 """The commands that fill and steer the queue: `scan` walks trees, `enqueue` names paths,
-`retry` queues failed rows again, `pause` and `resume` hold rows back from every daemon
-and let them go again. Flags here; the handlers (handlers.py) are imported only when
-one of these commands runs."""
+`retry` queues failed rows again, `reextract` queues finished rows again behind new work,
+`pause` and `resume` hold rows back from every daemon and let them go again. Flags
+here; the handlers (handlers.py, reextracting.py, pausing.py) are imported only when one
+of these commands runs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import argparse
 from mediad.commands.base import Command, handled_by
 from mediad.commands.options import STDIN_HELP, path_options, utf8
 from mediad.errors import FailureClass
+from mediad.reextract import REEXTRACT_PRIORITY
 from mediad.walker import MIN_STALL_SECONDS, STALL_SECONDS
 
 # The classes a failed row can carry: any other `retry --class` would match no row.
@@ -21,6 +23,12 @@ SCAN_HELP = (
 )
 ENQUEUE_HELP = "Queue paths for extraction (again, if already finished). " + STDIN_HELP
 RETRY_HELP = "Queue failed rows again, all or of one failure class."
+REEXTRACT_HELP = (
+    "Queue finished rows again to extract them anew (after an upgrade of mediad's mapping "
+    "or of a reader), behind new work. Filters combine: a row must match each. Without "
+    "--class the rows done; with it the rows failed with that class. A filter or --all "
+    "is required."
+)
 PAUSE_HELP = (
     "Pause extraction on every daemon, of every row or of the paths under a directory: "
     "paused rows stay pending, uncharged; files being read finish."
@@ -58,6 +66,71 @@ def _retry_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _mapping_version(value: str) -> int | str:
+    if value == "current":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a version number or 'current'"
+        ) from None
+
+
+def _reextract_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mapping-below",
+        type=_mapping_version,
+        metavar="N",
+        help="rows whose mapping_version is below N, or NULL (written before versions were "
+        "recorded); 'current' is this mediad's version: the rows `status` counts as on an "
+        "older mapping",
+    )
+    parser.add_argument(
+        "--container",
+        dest="containers",
+        action="append",
+        type=utf8,
+        metavar="X",
+        help="rows whose container is X exactly, as `show` prints it (e.g. MPEG-4, JPEG); "
+        "repeat for several",
+    )
+    parser.add_argument(
+        "--ext",
+        dest="extensions",
+        action="append",
+        type=utf8,
+        metavar="EXT",
+        help="rows whose path ends in .EXT, any case (.jpg and jpg alike); repeat for several",
+    )
+    parser.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        type=utf8,
+        metavar="CLASS",
+        choices=FAILURE_CLASSES,
+        help="failed rows of this class instead of done rows (repeat for several), one of: "
+        + ", ".join(FAILURE_CLASSES),
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="every done row, with no filter (as extract --all, but behind new work)",
+    )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=REEXTRACT_PRIORITY,
+        help=f"the priority they are queued at (default {REEXTRACT_PRIORITY}: after every "
+        "row queued at the default 0)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print how many rows match; change nothing"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object")
+
+
 def _prefix_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--prefix", type=utf8, metavar="DIR", help=help_text)
 
@@ -82,11 +155,13 @@ def _resume_options(parser: argparse.ArgumentParser) -> None:
 # Imported only when one of these commands runs.
 HANDLERS = f"{__name__}.handlers"
 PAUSING = f"{__name__}.pausing"
+REEXTRACTING = f"{__name__}.reextracting"
 
 COMMANDS = (
     Command("scan", SCAN_HELP, _scan_options, handled_by(HANDLERS, "scan")),
     Command("enqueue", ENQUEUE_HELP, _enqueue_options, handled_by(HANDLERS, "enqueue")),
     Command("retry", RETRY_HELP, _retry_options, handled_by(HANDLERS, "retry")),
+    Command("reextract", REEXTRACT_HELP, _reextract_options, handled_by(REEXTRACTING, "reextract")),
     Command("pause", PAUSE_HELP, _pause_options, handled_by(PAUSING, "pause")),
     Command("resume", RESUME_HELP, _resume_options, handled_by(PAUSING, "resume")),
 )

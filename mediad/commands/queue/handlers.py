@@ -23,9 +23,9 @@ def scan(args: argparse.Namespace, config: Config) -> int:
     if args.stall_seconds < MIN_STALL_SECONDS:
         raise_usage(f"--stall-seconds must be {MIN_STALL_SECONDS:g} or more")
     with open_database(config) as store:
-        inserted, requeued, report = scan_into(
-            partial(intake.scan_upsert, store), args.dirs, args.priority, args.stall_seconds
-        )
+        # Sidecars count only where a worker reads them (extract.second_reader).
+        upsert = partial(intake.scan_upsert, store, sidecars=config.extract.second_reader)
+        inserted, requeued, report = scan_into(upsert, args.dirs, args.priority, args.stall_seconds)
     if report.unreachable is not None:
         print(
             f"unreachable: {escaped(report.unreachable)} "

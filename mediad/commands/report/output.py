@@ -6,11 +6,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mediad.extract.summary import COLUMNS, HDR_COLUMNS
+from mediad.extract.summary import COLUMNS, HDR_COLUMNS, PHOTO_COLUMNS
 from mediad.models import DaemonSeen
 from mediad.pauses import Pause
 
-SHOW_SUMMARY_KEYS = (*COLUMNS, "image_tracks", *HDR_COLUMNS, "languages", "streams")
+SHOW_SUMMARY_KEYS = (
+    *COLUMNS,
+    "image_tracks",
+    *HDR_COLUMNS,
+    *PHOTO_COLUMNS,
+    "languages",
+    "streams",
+)
 SHOW_FIELDS = (
     "path",
     "state",
@@ -44,7 +51,10 @@ def print_status(report: dict[str, Any], live_daemons: int) -> None:
         print(f"oldest due pending row waits {oldest:.1f} s")
     older = report["older_mapping"]
     if older:
-        print(f"{older} done rows were summarised by an older mapping than this mediad's")
+        print(
+            f"{older} done rows were summarised by an older mapping than this mediad's "
+            "(mediad reextract --mapping-below current queues them again)"
+        )
     failures = report["failures_by_class"]
     if failures:
         print("failures by class:")
@@ -128,6 +138,6 @@ def print_show(record: dict[str, Any]) -> None:
     if record["error_class"]:
         print(f"  error [{record['error_class']}] {record['error']}")
     summary = record["summary"] or {}
-    for key in COLUMNS:
+    for key in (*COLUMNS, *PHOTO_COLUMNS):
         if summary.get(key) is not None:
             print(f"  {key:<15} {summary[key]}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 import structlog
@@ -112,6 +113,28 @@ def refresh_outdated_trigger(store: Database, source: Source, lock_timeout: floa
     return True
 
 
+def refresh_summary_columns(
+    store: Database, existing: Source, wanted: Source, dry_run: bool = False
+) -> Source:
+    """The same mapping attached again: the prefixed columns the table has now are the
+    ones written back, so adding columns (the camera fields, say) and attaching again
+    opts in without a detach. Returns the source as recorded."""
+    if existing.summary_columns == wanted.summary_columns:
+        return existing
+    if not dry_run:
+        tables.set_summary_columns(store, existing, wanted.summary_columns)
+        log.info(
+            "summary columns of an attached table updated",
+            table=existing.table_name,
+            summary_columns=list(wanted.summary_columns),
+        )
+    return replace(
+        existing,
+        summary_columns=wanted.summary_columns,
+        summary_types=wanted.summary_types,
+    )
+
+
 def apply_attach_config(store: Database, wanted: Sequence[AttachConfig]) -> list[Source]:
     """`[attach."..."]` at start: attach what is not attached yet, refuse a changed mapping.
     Returns the sources whose backfill has not finished."""
@@ -148,6 +171,7 @@ def apply_attach_config(store: Database, wanted: Sequence[AttachConfig]) -> list
             )
         else:
             _refresh_at_start(store, existing)
+            existing = refresh_summary_columns(store, existing, plan.source)
             if not existing.backfilled:
                 unfinished.append(existing)
     return unfinished

@@ -13,6 +13,7 @@ from mediad.commands.tables.attaching import (
     lock_ms,
     mapping_text,
     refresh_outdated_trigger,
+    refresh_summary_columns,
     resolve,
     with_lock_retries,
 )
@@ -71,6 +72,13 @@ def _attached_already(
             f"{wanted.table_name}` first"
         )
     _refresh_trigger_of_attached(store, existing, args)
+    if existing.summary_columns != wanted.summary_columns:
+        existing = refresh_summary_columns(store, existing, wanted, args.dry_run)
+        columns = ", ".join(existing.summary_columns) or "none"
+        verb = "would now be" if args.dry_run else "are now"
+        print(
+            f"{'-- ' if args.dry_run else ''}{wanted.table_name}: summary columns {verb}: {columns}"
+        )
     if existing.backfilled:
         print(f"{wanted.table_name} is already attached on {store.label} (source {existing.id})")
         return None

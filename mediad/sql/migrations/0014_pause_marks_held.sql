@@ -1,4 +1,4 @@
--- mediad schema, version 12: a mark is made only under a pause that cannot be lifted
+-- mediad schema, version 14: a mark is made only under a pause that cannot be lifted
 -- before the mark is committed, so a resume never leaves marks behind while another
 -- prefix pause stays in force.
 --
@@ -62,7 +62,7 @@ BEGIN
 END
 $$;
 
--- The claim of version 10; only its marking of the rows it walked past changes: under
+-- The claim of version 13; only its marking of the rows it walked past changes: under
 -- the pauses it holds (pause_matches_held), not the view it filtered with.
 CREATE OR REPLACE FUNCTION {schema}.claim(
     p_limit integer, p_owner text, p_lease_seconds double precision,
@@ -97,7 +97,8 @@ BEGIN
     WITH picked AS (
         SELECT f0.id FROM {schema}.files AS f0
         WHERE f0.state = 'pending' AND NOT f0.paused AND f0.run_after <= now()
-          AND (NOT p_skip_existing OR f0.metadata IS NULL)
+          AND (NOT p_skip_existing OR f0.metadata IS NULL
+               OR f0.reextract_at = f0.enqueued_at)
           AND (cardinality(skip) = 0
                OR NOT coalesce(coalesce(f0.path, f0.source_path) ^@ ANY (skip), false))
         ORDER BY (-f0.priority::bigint), f0.run_after, f0.id
