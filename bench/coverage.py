@@ -34,9 +34,10 @@ from bench.corpus import corpus_originals
 from bench.environment import git_describe
 from bench.mix import make_mix
 from bench.mix_images import ROTATION
-from bench.reader_fields import COMPARED, IMAGE_ONLY, Fields, agree
+from bench.reader_fields import COMPARED, IMAGE_ONLY, agree
 from bench.readers import is_image
 from mediad.config.schema import Config
+from mediad.extract.camera_values import Fields
 from mediad.extract.extractor import extract
 from mediad.models import Extracted
 from mediad.pool.settings import extract_options
@@ -72,7 +73,7 @@ def ours_of(summary: dict[str, Any]) -> Fields:
 def oracle_of(tags: dict[str, Any], image: bool) -> Fields:
     fields = exiftool.fields_of(tags, image)
     orientation = fields.get("orientation")
-    if image and orientation in ROTATION:  # rotate clockwise, then mirror (bench/mix_images.py)
+    if image and orientation in ROTATION:  # exiftool's words: mirror, then rotate clockwise
         fields["rotation_deg"], fields["mirrored"] = ROTATION[orientation]
     return {key: value for key, value in fields.items() if key in FIELDS}
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.reader_fields import Fields, exif_date, offset_minutes, set_taken, xmp_date
+from mediad.extract.camera_values import Fields, exif_date, offset_minutes, set_taken, xmp_date
 
 
 def missing() -> str | None:

@@ -175,7 +175,7 @@ SIDECAR = """<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>
 SIDECAR_FIELDS = {
     "taken_at": "2019-07-04T18:30:00",
     "taken_at_offset_min": -240,
-    "taken_at_source": "xmp-sidecar:exif:DateTimeOriginal",
+    "taken_at_source": "xmp-sidecar:DateTimeOriginal",
     "gps_lat": round(40 + 44.5 / 60, 7),
     "gps_lon": round(-(73 + 59.1 / 60), 7),
     "gps_alt_m": 12.0,

@@ -14,20 +14,14 @@ from typing import Any
 
 from PIL import Image, ImageChops, TiffImagePlugin
 
+from mediad.extract.camera_values import ORIENTATIONS
+
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 ORIENTATION, MAKE, MODEL = 0x0112, 0x010F, 0x0110
 DATE_TIME_ORIGINAL, OFFSET_TIME_ORIGINAL, LENS_MODEL = 0x9003, 0x9011, 0xA434
-# Orientation -> (degrees clockwise to display upright, mirrored): EXIF 2.32, 4.6.4 A.
-ROTATION = {
-    1: (0, False),
-    2: (0, True),
-    3: (180, False),
-    4: (180, True),
-    5: (90, True),
-    6: (90, False),
-    7: (270, True),
-    8: (270, False),
-}
+# Orientation -> (degrees clockwise to display upright, mirrored): mediad's own table, in
+# exiftool's words ("Mirror horizontal and rotate 270 CW" for 5).
+ROTATION = ORIENTATIONS
 
 
 @dataclass(frozen=True)

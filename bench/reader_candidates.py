@@ -15,26 +15,16 @@ from __future__ import annotations
 
 import mmap
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.reader_fields import (
-    Fields,
-    degrees,
-    exif_date,
-    offset_minutes,
-    ratio,
-    set_taken,
-    xmp_date,
-    xmp_degrees,
-)
+from mediad.extract.camera import exif_fields, merged, xmp_fields
+from mediad.extract.camera_values import Fields, iso6709, set_taken
 
 Getter = Callable[[str], str | None]
 QUICKTIME_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
-ISO6709 = re.compile(r"^([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?")
 
 
 @dataclass(frozen=True)
@@ -46,74 +36,29 @@ class Candidate:
     read: Callable[[int, int], Fields]  # (descriptor, size) -> fields
 
 
-def _iso6709(text: str | None) -> tuple[float, float, float | None] | None:
-    match = ISO6709.match((text or "").strip())
-    if not match:
-        return None
-    lat, lon, alt = match.groups()
-    return float(lat), float(lon), float(alt) if alt else None
-
-
-def _gps(fields: Fields, exif: Getter, xmp: Getter) -> None:
-    lat = exif("Exif.GPSInfo.GPSLatitude")
-    lon = exif("Exif.GPSInfo.GPSLongitude")
-    if lat and lon:
-        ref = exif("Exif.GPSInfo.GPSLatitudeRef")
-        fields["gps_lat"] = degrees([ratio(p) for p in lat.split()], ref)
-        ref = exif("Exif.GPSInfo.GPSLongitudeRef")
-        fields["gps_lon"] = degrees([ratio(p) for p in lon.split()], ref)
-        alt = exif("Exif.GPSInfo.GPSAltitude")
-        if alt:
-            below = (exif("Exif.GPSInfo.GPSAltitudeRef") or "0").strip() == "1"
-            fields["gps_alt_m"] = -ratio(alt) if below else ratio(alt)
-    elif xmp("Xmp.exif.GPSLatitude"):
-        fields["gps_lat"] = xmp_degrees(xmp("Xmp.exif.GPSLatitude"))
-        fields["gps_lon"] = xmp_degrees(xmp("Xmp.exif.GPSLongitude"))
-        alt = xmp("Xmp.exif.GPSAltitude")
-        if alt:
-            below = (xmp("Xmp.exif.GPSAltitudeRef") or "0").strip() == "1"
-            fields["gps_alt_m"] = -ratio(alt) if below else ratio(alt)
-    elif (place := _iso6709(xmp("Xmp.video.GPSCoordinates"))) is not None:
-        fields["gps_lat"], fields["gps_lon"] = place[0], place[1]
-        if place[2] is not None:
-            fields["gps_alt_m"] = place[2]
-
-
 def _quicktime_date(seconds: str | None) -> str | None:
     if not seconds or not seconds.isdigit() or int(seconds) == 0:
         return None  # the 1904 zero date: not set
     return (QUICKTIME_EPOCH + timedelta(seconds=int(seconds))).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def exiv2_fields(exif: Getter, xmp: Getter) -> Fields:
-    """Fields from exiv2's keys (both python-exiv2 and pyexiv2 name tags this way)."""
+def _exiv2_video(xmp: Getter) -> Fields:
+    """What exiv2's own video parser says (Xmp.video.*, which mediad leaves to MediaInfo):
+    a candidate reading videos alone would need it."""
     fields: Fields = {}
-    set_taken(
-        fields,
-        exif_date(exif("Exif.Photo.DateTimeOriginal")),
-        offset_minutes(exif("Exif.Photo.OffsetTimeOriginal")),
-        "exif:DateTimeOriginal",
-    )
-    for key, source in (
-        ("Xmp.exif.DateTimeOriginal", "xmp:DateTimeOriginal"),
-        ("Xmp.photoshop.DateCreated", "xmp:DateCreated"),
-        ("Xmp.xmp.CreateDate", "xmp:CreateDate"),
-    ):
-        set_taken(fields, *xmp_date(xmp(key)), source)
     set_taken(fields, _quicktime_date(xmp("Xmp.video.DateUTC")), 0, "quicktime:CreateDate")
-    _gps(fields, exif, xmp)
-    orientation = exif("Exif.Image.Orientation") or xmp("Xmp.tiff.Orientation")
-    if orientation and orientation.strip().isdigit():
-        fields["orientation"] = int(orientation)
-    for field, keys in (
-        ("camera_make", ("Exif.Image.Make", "Xmp.tiff.Make")),
-        ("camera_model", ("Exif.Image.Model", "Xmp.tiff.Model")),
-        ("lens", ("Exif.Photo.LensModel", "Xmp.exifEX.LensModel", "Xmp.aux.Lens")),
-    ):
-        value = next((v for k in keys if (v := (exif(k) if k[0] == "E" else xmp(k)))), None)
-        if value:
-            fields[field] = value.strip()
+    place = iso6709(xmp("Xmp.video.GPSCoordinates"))
+    if place is not None:
+        fields["gps_lat"], fields["gps_lon"] = place[0], place[1]
+        if place[2] is not None:
+            fields["gps_alt_m"] = place[2]
     return fields
+
+
+def exiv2_fields(exif: Getter, xmp: Getter) -> Fields:
+    """Fields from exiv2's keys (both python-exiv2 and pyexiv2 name tags this way), by
+    mediad's own mapping (mediad/extract/camera.py)."""
+    return merged([exif_fields(exif), xmp_fields(xmp), _exiv2_video(xmp)])
 
 
 # --- python-exiv2 -----------------------------------------------------------------------

@@ -8,7 +8,14 @@ from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
-from bench.reader_fields import Fields, degrees, exif_date, offset_minutes, set_taken, xmp_date
+from mediad.extract.camera_values import (
+    Fields,
+    degrees,
+    exif_date,
+    offset_minutes,
+    set_taken,
+    xmp_date,
+)
 
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 _registered: list[bool] = []
@@ -51,8 +58,8 @@ def _from_xmp(fields: Fields, packet: str) -> None:
 
 def _gps(fields: Fields, gps: Any) -> None:
     if 2 in gps and 4 in gps:
-        fields["gps_lat"] = degrees([float(v) for v in gps[2]], gps.get(1))
-        fields["gps_lon"] = degrees([float(v) for v in gps[4]], gps.get(3))
+        fields["gps_lat"] = degrees([float(v) for v in gps[2]], gps.get(1), 90)
+        fields["gps_lon"] = degrees([float(v) for v in gps[4]], gps.get(3), 180)
     if 6 in gps:
         below = gps.get(5) in (b"\x01", 1)
         fields["gps_alt_m"] = -float(gps[6]) if below else float(gps[6])

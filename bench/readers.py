@@ -31,7 +31,8 @@ from typing import Any
 from bench import exiftool
 from bench.mix import MANIFEST, SIDECAR_SUFFIX
 from bench.reader_candidates import CANDIDATES, Candidate
-from bench.reader_fields import COMPARED, IMAGE_ONLY, Fields, agree
+from bench.reader_fields import COMPARED, IMAGE_ONLY, agree
+from mediad.extract.camera_values import Fields
 
 IMAGE_SUFFIXES = {
     ".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".avif", ".heic",

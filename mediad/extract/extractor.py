@@ -2,8 +2,9 @@
 
 The gate (mediad/extract/gate.py) decides what may be read and opens it; MediaInfo reads
 the opened descriptor through a view that keeps the file's extension
-(mediad/extract/view.py); its document is checked and summarised here. Never imports the
-database layer.
+(mediad/extract/view.py); its document is checked and summarised here. The second reader
+then adds camera metadata through the same descriptor (mediad/extract/second.py). Never
+imports the database layer.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from mediad.errors import FailureClass
 from mediad.extract.gate import errno_failure, fingerprint_of, open_checked
 from mediad.extract.options import ExtractOptions
+from mediad.extract.second import read_second
 from mediad.extract.summary import is_recognised, summarise
 from mediad.extract.view import descriptor_view
 from mediad.models import Extracted, Failure, Fingerprint, Outcome
@@ -117,14 +119,25 @@ def extract(
         if on_opened is not None:
             on_opened(st)
         result = _read_opened(fd, path, st.st_size, options)
+        if not isinstance(result, Failure):
+            # Through the same descriptor, while it is open: never the path again.
+            second = read_second(fd, st.st_size, resolved, *result, options)
     finally:
         os.close(fd)
     fingerprint = fingerprint_of(st)
     seconds = time.monotonic() - started
     if isinstance(result, Failure):
         return replace(result, fingerprint=fingerprint, resolved_path=resolved, seconds=seconds)
-    document, summary = result
-    return Extracted(document, summary, fingerprint, resolved, seconds, _mediainfo_version())
+    return Extracted(
+        second.document,
+        second.summary,
+        fingerprint,
+        resolved,
+        seconds,
+        _mediainfo_version(),
+        second.reader_version,
+        second.sidecar,
+    )
 
 
 def _mediainfo_version() -> str | None:

@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from mediad.extract.camera import apply_layers, mediainfo_fields
+
 Track = dict[str, Any]
 
 # Summary keys that have their own column (queryable and indexable), in column order.
@@ -65,8 +67,10 @@ PHOTO_COLUMNS: tuple[str, ...] = (
 
 # The version of the mapping from MediaInfo's document to the summary, recorded with each
 # row (mapping_version). Bump it whenever `summarise` changes what it returns, so rows read
-# by the older logic can be found (docs/schema.md). 1 was the summary before the HDR fields.
-MAPPING_VERSION = 2
+# by the older logic can be found (docs/schema.md). 1 was the summary before the HDR fields;
+# 2 before the camera fields (PHOTO_COLUMNS: capture date, place, orientation, camera, from
+# the second reader, XMP sidecars and MediaInfo's QuickTime fields).
+MAPPING_VERSION = 3
 
 # The integer columns are PostgreSQL integer (bit_rate: bigint). A hostile header can claim
 # any number (a WAV's 32-bit sample rate, say), and one value the column cannot hold makes
@@ -176,6 +180,15 @@ def hdr_summary(video: Track | None) -> dict[str, Any]:
         "max_cll": luminance(_field(video, "MaxCLL")),
         "max_fall": luminance(_field(video, "MaxFALL")),
     }
+
+
+def photo_summary(general: Track, video: Track | None) -> dict[str, Any]:
+    """The camera keys from MediaInfo alone (a QuickTime date and place, a video's
+    rotation), each None when it says nothing; the second reader adds its own over them
+    (mediad/extract/second.py)."""
+    photo: dict[str, Any] = dict.fromkeys(PHOTO_COLUMNS)
+    apply_layers(photo, [mediainfo_fields(general, video)])
+    return photo
 
 
 def tracks_of(document: dict[str, Any]) -> list[Track]:
@@ -295,6 +308,7 @@ def summarise(document: dict[str, Any]) -> dict[str, Any]:
         "image_tracks": len(images),
         "truncated": truncated,
         **hdr_summary(video),
+        **photo_summary(general, video),
         "languages": languages,
         "streams": streams,
     }

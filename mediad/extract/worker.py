@@ -26,6 +26,7 @@ from mediad.extract.limits import (
 )
 from mediad.extract.mediainfo import library_version, prepare
 from mediad.extract.options import ExtractOptions
+from mediad.extract.reader import prepare as load_reader
 from mediad.extract.record import record_of
 from mediad.extract.wire import (
     BOOT_ERROR,
@@ -100,6 +101,19 @@ def _boot(conn: Connection, options: ExtractOptions) -> Engine:
         library = options.library_file or "pymediainfo"
         send(conn, (BOOT_ERROR, f"cannot load MediaInfo from {library}: {exc}"))
         sys.exit(BOOT_ERROR_EXIT)
+    if options.second_reader and options.engine == "mediainfo":
+        try:
+            load_reader()
+        except Exception as exc:  # as for MediaInfo: not loading is the worker's error
+            send(
+                conn,
+                (
+                    BOOT_ERROR,
+                    f"cannot load the second reader (python-exiv2): {exc}; "
+                    "extract.second_reader = false runs without it",
+                ),
+            )
+            sys.exit(BOOT_ERROR_EXIT)
     try:
         return engine.load()
     except Exception as exc:  # only an injected engine can fail to load: the same reason

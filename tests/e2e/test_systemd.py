@@ -498,6 +498,8 @@ def test_extraction_works_without_writable_executable_memory(
 
     corpus = tmp_path / "media"
     expected = make_corpus(corpus)
+    # A photo with EXIF, so the second reader (libexiv2) runs under MDWE too.
+    photo = _exif_photo(corpus / "camera.jpg")
     scanned = mediad("scan", str(corpus), env=mediad_env)
     assert scanned.returncode == 0, scanned.stderr
     result = subprocess.run(
@@ -508,7 +510,28 @@ def test_extraction_works_without_writable_executable_memory(
         timeout=240,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert counts(sql, schema) == {"pending": 0, "running": 0, "done": len(expected), "failed": 0}
+    assert counts(sql, schema) == {
+        "pending": 0,
+        "running": 0,
+        "done": len(expected) + 1,
+        "failed": 0,
+    }
+    ((make, orientation, tags),) = sql(
+        f"SELECT summary->>'camera_make', summary->'orientation', metadata->'reader'->'exif' "
+        f'FROM "{schema}".files WHERE path = %s',
+        (str(photo),),
+    )
+    assert (make, orientation) == ("Canon", 6)
+    assert tags["Exif.Image.Model"] == "Canon EOS R5"
+
+
+def _exif_photo(path: Path) -> Path:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Canon", "Canon EOS R5", 6
+    Image.new("RGB", (64, 48)).save(path, exif=exif)
+    return path
 
 
 def test_mdwe_refuses_writable_executable_memory_here() -> None:

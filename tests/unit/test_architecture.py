@@ -26,6 +26,7 @@ EFFECTS = {
     "threading",
     "prometheus_client",
     "pymediainfo",
+    "exiv2",
     "signal",
 }
 # Modules (or whole packages) whose logic is pure: policy, parsing, normalisation, state.
@@ -39,6 +40,8 @@ PURE = {
     "errors",
     "mounts",
     "extract.summary",
+    "extract.camera",
+    "extract.camera_values",
     "extract.record",
     "extract.options",
     "daemon.mounts",

@@ -22,10 +22,10 @@ from mediad.extract import gate
 from mediad.extract.extractor import extract
 from mediad.extract.options import ExtractOptions
 from mediad.extract.view import descriptor_view
-from mediad.extract.worker import WorkerSettings
-from mediad.models import Extracted, Failure, Job, Outcome, Record
+from mediad.models import Extracted, Failure, Outcome, Record
 from mediad.pool import WorkerPool
 from tests.support.media import Expected, make_bad_files
+from tests.support.workers import extract_in_worker, one_worker
 
 OPTIONS = ExtractOptions()
 
@@ -621,32 +621,8 @@ def test_hostile_header_numbers_stay_out_of_the_columns(
 
 @pytest.fixture(scope="module")
 def worker_pool() -> Iterator[WorkerPool]:
-    """One real worker process, as the daemon runs them (spawned, memory-limited)."""
-    settings = WorkerSettings(
-        OPTIONS, memory_limit_mb=1024, supervisor_pid=os.getpid(), cpu_seconds=30
-    )
-    pool = WorkerPool(settings, 1, timeout_seconds=30, max_files_per_worker=0)
-    pool.maintain()
-    try:
+    with one_worker(OPTIONS) as pool:
         yield pool
-    finally:
-        pool.kill_all()
-        pool.close()
-
-
-def _extract_in_worker(pool: WorkerPool, path: Path, job_id: int) -> Outcome | Record:
-    job = Job(job_id, str(path), 1, job_id)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        pool.maintain()
-        idle = pool.idle()
-        if idle and not pool.in_flight():
-            assert pool.dispatch(idle[0], [job])
-        ready, _ = pool.wait(0.5)
-        for completion in pool.collect(ready) + pool.enforce_timeouts():
-            assert completion.job == job
-            return completion.outcome
-    raise AssertionError("no outcome from the worker within 60 s")
 
 
 @_FUZZ
@@ -672,7 +648,7 @@ def test_mutated_media_through_a_worker_process(
     path = tmp_path / which
     path.write_bytes(_mutate(source, edits, cut))
     try:
-        _assert_classified(_extract_in_worker(worker_pool, path, job_id))
+        _assert_classified(extract_in_worker(worker_pool, path, job_id))
     finally:
         path.unlink()
 
