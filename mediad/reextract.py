@@ -18,6 +18,9 @@ REEXTRACT_PRIORITY = -100
 # holds the locks of the rows it queues only until it commits.
 REEXTRACT_WINDOW = 5000
 
+# mapping_version is an integer column: a larger bound is a usage error, not the database's.
+INT4_MAX = 2**31 - 1
+
 
 class SelectionError(ValueError):
     """A filter value that selects nothing sensible (said as a usage error)."""
@@ -37,6 +40,8 @@ class Selection:
     def __post_init__(self) -> None:
         if self.mapping_below is not None and self.mapping_below < 1:
             raise SelectionError("--mapping-below must be 1 or more")
+        if self.mapping_below is not None and self.mapping_below > INT4_MAX:
+            raise SelectionError(f"--mapping-below must be at most {INT4_MAX}")
         for ext in self.extensions or ():
             extension(ext)  # refused here, before any statement runs
         if self.everything and self.filtered:

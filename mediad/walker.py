@@ -45,10 +45,12 @@ SIDECAR_SUFFIX = ".xmp"
 
 def sidecar_names(name: str) -> tuple[str, ...]:
     """The names an XMP sidecar of the file `name` may have, in the order they are looked
-    for, in the file's own directory: `name.ext.xmp`, else `name.xmp`."""
+    for, in the file's own directory: `name.ext.xmp`, else `name.xmp`, each also in upper
+    case (`IMG_0001.XMP`, as some cards and photo managers write it: is_sidecar keeps such
+    a file from being a row, so it must be read as the sidecar it is)."""
     stem, ext = os.path.splitext(name)
-    first = name + SIDECAR_SUFFIX
-    return (first, stem + SIDECAR_SUFFIX) if ext else (first,)
+    bases = (name, stem) if ext else (name,)
+    return tuple(base + suffix for base in bases for suffix in (SIDECAR_SUFFIX, ".XMP"))
 
 
 def is_sidecar(name: str) -> bool:

@@ -53,6 +53,21 @@ def worker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, metavar="N", help="rows claimed per statement")
 
 
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)  # the priority column is integer
+
+
+def priority(value: str) -> int:
+    """A priority the column holds (a larger one would be the database's error)."""
+    low, high = PRIORITY_RANGE
+    try:
+        number = int(value)
+    except ValueError:
+        number = high + 1
+    if not low <= number <= high:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a priority from {low} to {high}")
+    return number
+
+
 def utf8(value: str) -> str:
     """A name PostgreSQL receives as text (a table, a column, a failure class)."""
     if not is_utf8(value):

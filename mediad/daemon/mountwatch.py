@@ -76,6 +76,10 @@ class MountWatch:
             sup.claims.more_work = True
         if result.give_back:
             self.give_back(result.give_back, sup.storage.give_back_delay(now))
+        if result.give_back_paused:
+            # Due at once, as when first given back: a claim takes them again as soon as
+            # the pause is lifted (perhaps already), not after a probe interval.
+            self.give_back(result.give_back_paused, 0.0, "paused")
 
     def _correct_mounts(self, now: float) -> None:
         """Workers name the device of the file they read: a symlink into another mount,
@@ -99,7 +103,7 @@ class MountWatch:
 
         def failed(_error: Exception) -> None:
             # Retried once the database answers: the rows stay held (leases renewed).
-            sup.storage.retry_give_back(jobs)
+            sup.storage.retry_give_back(jobs, paused=why == "paused")
             sup.ledger.park(jobs)
 
         sup.db.submit(

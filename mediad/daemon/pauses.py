@@ -61,7 +61,16 @@ class Pausing:
         expired = [p for p in found if p.expired]
         if expired and not self.sup.db.busy(ReadPauses):
             # Lifted by this daemon (or one that got there first), then read again.
-            self.sup.db.submit(ReadPauses(expire=True), self._read, self._not_read)
+            self.sup.db.submit(ReadPauses(expire=True), self._expired, self._not_read)
+        self._take(found)
+
+    def _expired(self, found: list[Pause]) -> None:
+        # A pause still over after the expiry is held by another daemon expiring it, or
+        # by a marker (migration 0014): tried again at the next read, not at once, which
+        # would send expiry after expiry for as long as the row is held.
+        self._take(found)
+
+    def _take(self, found: list[Pause]) -> None:
         active = [p for p in found if not p.expired]
         ends = [p.ends_in_s for p in active if p.ends_in_s is not None]
         if ends:  # read again as one ends, to lift it and claim its rows at once

@@ -149,8 +149,9 @@ class ReadPauses(Request[list[Pause]]):
             store.expire_pauses()
         found = store.pauses()
         if not any(p.prefix is not None and not p.expired for p in found):
-            # Marks a lift could not see (made from an older view of the pauses) would
-            # keep their rows out of the claim for good: none may outlive the pauses.
+            # No mark may outlive the prefix pauses. Markers hold the pauses they mark
+            # under (migration 0014), so a lift clears them all; this stays as the check
+            # that nothing else (an older mediad's race, a hand-made mark) left one.
             store.clear_pause_marks()
         return found
 

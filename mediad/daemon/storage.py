@@ -72,6 +72,8 @@ class Held:
 class TickResult:
     write: list[Completion] = field(default_factory=list)  # held timeouts, now charged
     give_back: list[Job] = field(default_factory=list)  # to pending, uncharged
+    # Paused rows (mediad/daemon/pauses.py) a give-back failed to return: again, due at once.
+    give_back_paused: list[Job] = field(default_factory=list)
     resumed: bool = False  # a mount answers again: its rows are claimable
 
 
@@ -94,6 +96,7 @@ class Storage:
         self.states: dict[str, MountState] = {}
         self._held: list[Held] = []
         self._give_back: list[Job] = []
+        self._give_back_paused: list[Job] = []  # paused rows whose give-back failed
         self.probes = Probes(start_probe)
         self._given_back: Counter[str] = Counter()  # during the current stall
 
@@ -286,13 +289,14 @@ class Storage:
             self._give_back.append(job)
             self._given_back[self.mount_of(job).point] += 1
 
-    def retry_give_back(self, jobs: Iterable[Job]) -> None:
-        """A give-back the database did not take: again at a later tick."""
-        self._give_back.extend(jobs)
+    def retry_give_back(self, jobs: Iterable[Job], paused: bool = False) -> None:
+        """A give-back the database did not take: again at a later tick. `paused`: rows
+        given back for a pause, not a mount, go back as such (due at once, said so)."""
+        (self._give_back_paused if paused else self._give_back).extend(jobs)
 
     def holding(self) -> bool:
         """Rows whose fate waits on a mount: timeouts held back, rows still to give back."""
-        return bool(self._held or self._give_back)
+        return bool(self._held or self._give_back or self._give_back_paused)
 
     def take_held(self) -> list[Job]:
         """Stopping: held results are not decided, and rows not given back yet (the
@@ -300,7 +304,8 @@ class Storage:
         uncharged)."""
         held, self._held = self._held, []
         waiting, self._give_back = self._give_back, []
-        return [h.completion.job for h in held] + waiting
+        paused, self._give_back_paused = self._give_back_paused, []
+        return [h.completion.job for h in held] + waiting + paused
 
     def tick(self, now: float, may_probe: Callable[[], bool], give_back: bool = True) -> TickResult:
         """Held results now due, rows to give back, probes. `may_probe`: whether another
@@ -331,6 +336,8 @@ class Storage:
                     result.resumed = True
         if self._give_back and give_back:
             result.give_back, self._give_back = self._give_back, []
+        if self._give_back_paused and give_back:
+            result.give_back_paused, self._give_back_paused = self._give_back_paused, []
         return result
 
     def probes_unexited(self) -> int:
@@ -348,7 +355,12 @@ class Storage:
         """Nothing for tick to do: no mount ever timed out, nothing held, given back or
         probed, and the mount table is not due to be read again (the common case)."""
         return not (
-            self.states or self._held or self._give_back or self.probes or now >= self._next_refresh
+            self.states
+            or self._held
+            or self._give_back
+            or self._give_back_paused
+            or self.probes
+            or now >= self._next_refresh
         )
 
     def next_due_in(self, now: float) -> float | None:

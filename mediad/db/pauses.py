@@ -22,7 +22,8 @@ def pause(db: Database, prefix: str | None, until: datetime | None, set_by: str)
 
 
 def mark(db: Database, prefix: str) -> int:
-    """Mark the pending rows under a paused prefix, so the claim's walk skips them."""
+    """Mark the pending rows under a paused prefix, so the claim's walk skips them; none
+    if a resume lifted the pause since it was set (a resume meanwhile waits for this)."""
     return int(db.run("pause_mark", {"prefix": prefix})[0]["marked"])
 
 

@@ -147,7 +147,9 @@ def _png(r: _Reader) -> Result:
             if frames > MAX_FRAMES:
                 raise _Bad
         elif kind == b"IEND":
-            r.read(pos + 8, length + 4)  # the chunk is whole
+            # The chunk is whole: its CRC is within the file. Only those 4 bytes are read,
+            # whatever length it claims (a lying one would have the whole file in memory).
+            r.read(pos + 8 + length, 4)
             return _result(frames, seconds) if frames == declared else NONE
         pos += 12 + length
 

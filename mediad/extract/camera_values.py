@@ -7,19 +7,30 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import date
 from typing import Any
 
 Fields = dict[str, Any]
 
-_EXIF_DATE = re.compile(r"^(\d{4}):(\d\d):(\d\d)[ T](\d\d):(\d\d):(\d\d)")
+# re.ASCII: \d alone would match any script's digits ("\u0662\u0660\u0661\u0669"), which int()
+# reads but PostgreSQL's date input does not: the row's write would be refused.
+_EXIF_DATE = re.compile(r"^(\d{4}):(\d\d):(\d\d)[ T](\d\d):(\d\d):(\d\d)", re.ASCII)
 _XMP_DATE = re.compile(
     r"^(\d{4})[-:](\d\d)[-:](\d\d)[T ](\d\d):(\d\d)(?::(\d\d))?(?:\.\d+)?"
-    r"\s*(Z|UTC|[+-]\d\d:?\d\d)?$"
+    r"\s*(Z|UTC|[+-]\d\d:?\d\d)?$",
+    re.ASCII,
 )
-_OFFSET = re.compile(r"^([+-])(\d\d):?(\d\d)$")
+_OFFSET = re.compile(r"^([+-])(\d\d):?(\d\d)$", re.ASCII)
 # ISO 6709 as QuickTime writes it: "+48.8584+002.2945+035.000/" (altitude optional).
-_ISO6709 = re.compile(r"^([+-]\d{1,3}(?:\.\d+)?)([+-]\d{1,3}(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?")
-_XMP_DEGREES = re.compile(r"^(\d{1,3}),(\d{1,2}(?:\.\d+)?)(?:,(\d{1,2}(?:\.\d+)?))?([NSEW])$")
+_ISO6709 = re.compile(
+    r"^([+-]\d{1,3}(?:\.\d+)?)([+-]\d{1,3}(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?", re.ASCII
+)
+_XMP_DEGREES = re.compile(
+    r"^(\d{1,3}),(\d{1,2}(?:\.\d+)?)(?:,(\d{1,2}(?:\.\d+)?))?([NSEW])$", re.ASCII
+)
+# Metres: past this an altitude is no value (a hostile one can even be past any float's
+# range, and Infinity is not JSON PostgreSQL takes).
+MAX_ALTITUDE_M = 100_000
 
 # EXIF orientation -> (degrees clockwise to display upright, mirrored), in exiftool's
 # words: 5 is "Mirror horizontal and rotate 270 CW", 7 "Mirror horizontal and rotate 90
@@ -37,14 +48,13 @@ ORIENTATIONS: dict[int, tuple[int, bool]] = {
 
 
 def _valid_date(y: str, mo: str, d: str, h: str, mi: str, s: str) -> bool:
-    return (
-        y != "0000"
-        and 1 <= int(mo) <= 12
-        and 1 <= int(d) <= 31
-        and int(h) <= 23
-        and int(mi) <= 59
-        and int(s) <= 60
-    )
+    """A day of the calendar (no 31 February: PostgreSQL refuses it, and with it the
+    whole row) at a time of day (60 seconds: a leap second, which PostgreSQL takes)."""
+    try:
+        date(int(y), int(mo), int(d))  # year 0000 is none either
+    except ValueError:
+        return False
+    return int(h) <= 23 and int(mi) <= 59 and int(s) <= 60
 
 
 def exif_date(text: str | None) -> str | None:
@@ -131,7 +141,7 @@ def xmp_degrees(text: str | None, limit: float) -> float | None:
 def altitude(text: str | None, ref: str | None) -> float | None:
     """Metres above sea level; a reference of 1 means below."""
     value = ratio(text) if text else None
-    if value is None or abs(value) > 100_000:
+    if value is None or abs(value) > MAX_ALTITUDE_M:
         return None
     below = (ref or "0").strip() == "1"
     return round(-value if below else value, 2)
@@ -146,12 +156,15 @@ def iso6709(text: str | None) -> tuple[float, float, float | None] | None:
     if abs(lat) > 90 or abs(lon) > 180:
         return None
     alt = float(match.group(3)) if match.group(3) else None
+    if alt is not None and not abs(alt) <= MAX_ALTITUDE_M:
+        alt = None  # the place stands without it, as an EXIF place without a height
     return round(lat, 7), round(lon, 7), alt
 
 
 def orientation(text: str | None) -> int | None:
     text = (text or "").strip()
-    return int(text) if text.isdigit() and int(text) in ORIENTATIONS else None
+    # ASCII only: str.isdigit() also says yes to "\u00b3" (a superscript), which int() refuses.
+    return int(text) if text.isascii() and text.isdigit() and int(text) in ORIENTATIONS else None
 
 
 def video_rotation(text: str | None) -> int | None:

@@ -121,7 +121,7 @@ def extract(
         result = _read_opened(fd, path, st.st_size, options)
         if not isinstance(result, Failure):
             # Through the same descriptor, while it is open: never the path again.
-            second = read_second(fd, st.st_size, resolved, *result, options)
+            second = read_second(fd, st.st_size, path, *result, options)
     finally:
         os.close(fd)
     fingerprint = fingerprint_of(st)

@@ -19,7 +19,6 @@ from mediad.extract import reader
 from mediad.extract.animation import animation_of
 from mediad.extract.camera import apply_layers, exif_fields, xmp_fields
 from mediad.extract.camera_values import Fields
-from mediad.extract.gate import fingerprint_of
 from mediad.extract.options import ExtractOptions
 from mediad.extract.sidecar import open_sidecar
 from mediad.models import Failure, Fingerprint
@@ -91,27 +90,31 @@ def with_reader(document: str, part: dict[str, Any]) -> str:
 
 
 def _read_sidecar(
-    resolved: str, options: ExtractOptions
+    path: str, options: ExtractOptions
 ) -> tuple[dict[str, Any], Fields, Fingerprint | None]:
-    """The sidecar's part of the document, its fields, and its fingerprint (None when
-    there is none or it could not be opened)."""
-    opened = open_sidecar(resolved, options)
-    if opened is None:
+    """The sidecar's part of the document, its fields, and its fingerprint as a scan sees
+    it (None when there is none)."""
+    found = open_sidecar(path, options)
+    if found is None:
         return {}, {}, None
+    opened, seen = found
     if isinstance(opened, Failure):
         failed = {"path": opened.resolved_path or "", "error": opened.message}
-        return {key: reader.clean(text) for key, text in failed.items()}, {}, None
-    fd, path, st = opened
-    part: dict[str, Any] = {"path": reader.clean(path)}
+        return {key: reader.clean(text) for key, text in failed.items()}, {}, seen
+    fd, resolved, _ = opened
+    part: dict[str, Any] = {"path": reader.clean(resolved)}
     try:
         tags = reader.read_sidecar(fd)
+        # Mapped here too: whatever a hostile value makes the mapping raise is the
+        # sidecar's error, never one out of the worker.
+        fields = xmp_fields(tags.xmp.get, "xmp-sidecar")
     except Exception as exc:  # any failure of the parser: reason kept, row unharmed
         part["error"] = reason(exc)
-        return part, {}, fingerprint_of(st)
+        return part, {}, seen
     finally:
         os.close(fd)
     part.update(tags.as_json())
-    return part, xmp_fields(tags.xmp.get, "xmp-sidecar"), fingerprint_of(st)
+    return part, fields, seen
 
 
 def _animation(fd: int, size: int, summary: dict[str, Any]) -> None:
@@ -127,14 +130,15 @@ def _animation(fd: int, size: int, summary: dict[str, Any]) -> None:
 def read_second(
     fd: int,
     size: int,
-    resolved: str,
+    path: str,
     document: str,
     summary: dict[str, Any],
     options: ExtractOptions,
 ) -> SecondRead:
     """The document and summary with the second reader's findings, for the file open at
     `fd` (the gate's descriptor, `size` bytes) whose MediaInfo `document` and `summary`
-    are given."""
+    are given. `path` is the row's: its sidecar is looked for beside it, where a scan
+    looks (beside a symbolic link, not its target)."""
     if not options.second_reader or not wanted(summary):
         return SecondRead(document, summary)
     part: dict[str, Any] = {}
@@ -145,16 +149,18 @@ def read_second(
     try:
         part["library"] = version = reader.version()  # loaded at the worker's start
         tags = reader.read_descriptor(fd)
+        # Mapped inside the try: a value the mapping cannot take is the reader's error too.
+        read_layers = [exif_fields(tags.exif.get), xmp_fields(tags.xmp.get)]
     except Exception as exc:  # whatever the reader raises, MediaInfo's row stands
         part["error"] = reason(exc)
     else:
         read_version = version
         part.update(tags.as_json())
-        layers = [exif_fields(tags.exif.get), xmp_fields(tags.xmp.get)]
+        layers = read_layers
         sized = 0 < tags.width <= MAX_PIXELS_SIDE and 0 < tags.height <= MAX_PIXELS_SIDE
         if sized and summary.get("width") is None:  # MediaInfo's size wins where it has one
             summary["width"], summary["height"] = tags.width, tags.height
-    sidecar_part, sidecar_fields, sidecar = _read_sidecar(resolved, options)
+    sidecar_part, sidecar_fields, sidecar = _read_sidecar(path, options)
     if sidecar_part:
         part["sidecar"] = sidecar_part
     apply_layers(summary, [sidecar_fields, *layers])

@@ -7,11 +7,12 @@ a device is never read. Photo managers write `name.ext.xmp` (darktable, digiKam)
 from __future__ import annotations
 
 import os
+import stat
 
 from mediad.errors import FailureClass
-from mediad.extract.gate import Opened, open_checked
+from mediad.extract.gate import Opened, fingerprint_of, open_checked
 from mediad.extract.options import ExtractOptions
-from mediad.models import Failure
+from mediad.models import Failure, Fingerprint
 from mediad.walker import sidecar_names
 
 # A sidecar is a few kilobytes of XML; a larger one is not read (XML parsers are an
@@ -19,33 +20,47 @@ from mediad.walker import sidecar_names
 MAX_SIDECAR_BYTES = 1 << 20
 
 
-def candidates(resolved: str) -> tuple[str, ...]:
-    """Where a sidecar of the file at `resolved` may be, best first: the names `scan`
-    compares (mediad/walker.py), so the sidecar read is the one a scan sees change."""
-    directory, name = os.path.split(resolved)
+def candidates(path: str) -> tuple[str, ...]:
+    """Where a sidecar of the file at `path` may be, best first: the names `scan`
+    compares (mediad/walker.py), beside the path the scan listed (for a symbolic link,
+    beside the link), so the sidecar read is the one a scan sees change."""
+    directory, name = os.path.split(path)
     return tuple(os.path.join(directory, candidate) for candidate in sidecar_names(name))
 
 
-def open_sidecar(resolved: str, options: ExtractOptions) -> Opened | Failure | None:
-    """The first sidecar that exists, opened; a Failure saying why it cannot be read; or
-    None when there is none."""
-    for name in candidates(resolved):
-        try:
-            os.lstat(name)  # most files have none: one system call to know it
-        except OSError:
+def _seen(name: str) -> os.stat_result | None:
+    """What a scan sees of a candidate: its stat, following a link, if it is a regular
+    file; None (the scan passes it by) for none there, a dangling link, a directory, a
+    FIFO..."""
+    try:
+        st = os.stat(name)  # most files have none: one system call to know it
+    except (OSError, ValueError):
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def open_sidecar(path: str, options: ExtractOptions) -> tuple[Opened | Failure, Fingerprint] | None:
+    """The sidecar of the file at `path`, as a scan picks it, opened, or a Failure saying
+    why it cannot be read; with the fingerprint a scan compares, the same whether it can
+    be read or not (else a sidecar refused here would look new to every scan, and queue
+    its file again each time). None when there is none."""
+    for name in candidates(path):
+        seen = _seen(name)
+        if seen is None:
             continue
         opened = open_checked(name, options)
         if isinstance(opened, Failure):
             if opened.failure_class is FailureClass.NOT_FOUND:
-                continue  # gone since, or a dangling link: as if there were none
-            return opened
+                continue  # gone since: as if there were none
+            return opened, fingerprint_of(seen)
         fd, _, st = opened
         if st.st_size > MAX_SIDECAR_BYTES:
             os.close(fd)
-            return Failure(
+            failure = Failure(
                 FailureClass.TOO_LARGE,
                 f"{name}: {st.st_size} bytes, over {MAX_SIDECAR_BYTES} for a sidecar",
                 resolved_path=name,
             )
-        return opened
+            return failure, fingerprint_of(st)
+        return opened, fingerprint_of(st)
     return None

@@ -207,10 +207,11 @@ RETURNING f.id, f.state;
 -- New paths are inserted; done or failed ones are queued again (migration 0007); pending
 -- or running ones are left as they are. A path under a paused prefix is queued marked
 -- paused (migration 0009), out of the claim's index, as `mediad pause` marks the rows
--- already there: a scan during a pause adds no rows for every claim to walk past.
+-- already there: a scan during a pause adds no rows for every claim to walk past. The
+-- pauses it marks under are held until it commits (migration 0014), so a resume meanwhile
+-- waits for it and clears these marks too; a pause being lifted marks nothing.
 WITH pause AS (
-    SELECT coalesce(array_agg({schema}.pause_match(a.prefix)), ARRAY[]::text[]) AS under
-    FROM {schema}.pauses_active() AS a WHERE a.prefix IS NOT NULL
+    SELECT {schema}.pause_matches_held() AS under
 )
 INSERT INTO {schema}.files AS f (path, priority, paused)
 SELECT r.p, r.pr, coalesce(r.p ^@ ANY (pause.under), false)
@@ -231,8 +232,7 @@ RETURNING (xmax = 0) AS inserted;
 -- sidecars out of the comparison and the row's sidecar columns as they are.
 -- Paths under a paused prefix are queued marked paused, as enqueue's are.
 WITH pause AS (
-    SELECT coalesce(array_agg({schema}.pause_match(a.prefix)), ARRAY[]::text[]) AS under
-    FROM {schema}.pauses_active() AS a WHERE a.prefix IS NOT NULL
+    SELECT {schema}.pause_matches_held() AS under
 )
 INSERT INTO {schema}.files AS f (path, priority, size_bytes, mtime, sidecar_size_bytes,
                                  sidecar_mtime, paused)
@@ -413,17 +413,18 @@ SET until = EXCLUDED.until, set_by = EXCLUDED.set_by
 RETURNING p.prefix, p.since, p.until;
 
 -- name: pause_marks_clear
--- With no prefix paused, no row should be marked: a mark made from a snapshot that a
--- resume or an expiry overtook (a claim, a scan batch or `pause --prefix` marking while
--- the pause was lifted) is cleared here, whenever a daemon reads the pauses. Walks
--- files_paused_idx, empty while nothing is paused.
+-- With no prefix paused, no row should be marked. Since migration 0014 every marker holds
+-- the pauses it marks under, so a lift always sees and clears their marks; this stays as
+-- the check that nothing else left one, run whenever a daemon reads the pauses and finds
+-- no prefix paused. Walks files_paused_idx, empty while nothing is paused.
 WITH cleared AS (
     UPDATE {schema}.files SET paused = false WHERE paused RETURNING 1
 )
 SELECT count(*) AS cleared FROM cleared;
 
 -- name: pause_mark
--- The pending rows under a paused prefix leave the claim's index (run after pause_set).
+-- The pending rows under a paused prefix leave the claim's index (run after pause_set);
+-- nothing is marked if a resume lifted the pause meanwhile (migration 0014).
 SELECT {schema}.pause_mark(%(prefix)s::text) AS marked;
 
 -- name: pause_lift

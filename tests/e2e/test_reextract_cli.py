@@ -52,8 +52,20 @@ def fresh(sql: SQL, schema: str) -> set[str]:
         (["--mapping-below", "0"], "--mapping-below must be 1 or more"),
         (["--mapping-below", "newest"], "is not a version number or 'current'"),
         (["--class", "nope"], "invalid choice: 'nope'"),
+        # Past what the integer columns hold: said as usage, not as a database error.
+        (["--mapping-below", "99999999999"], "--mapping-below must be at most 2147483647"),
+        (["--all", "--priority", "99999999999"], "is not a priority from -2147483648 to"),
     ],
-    ids=["no-filter", "all-and-filter", "bad-ext", "mapping-zero", "mapping-word", "bad-class"],
+    ids=[
+        "no-filter",
+        "all-and-filter",
+        "bad-ext",
+        "mapping-zero",
+        "mapping-word",
+        "bad-class",
+        "mapping-huge",
+        "priority-huge",
+    ],
 )
 def test_usage_errors_exit_2_in_one_line_and_change_nothing(
     args: list[str], message: str, mediad_env: dict[str, str], sql: SQL, schema: str

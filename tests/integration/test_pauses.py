@@ -4,6 +4,8 @@ pause covers."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -210,3 +212,96 @@ def test_a_daemon_expiring_a_pause_another_is_expiring_does_not_wait_for_it(
             sql("SET statement_timeout = 0")
         first.rollback()
     assert pauses.expire(db) == 1
+
+
+def fill_other(db: Database) -> set[str]:
+    """Rows under /other, paused and marked: the pause that stays in force."""
+    paths = [f"/other/{i}.mkv" for i in range(4)]
+    intake.enqueue(db, paths)
+    pauses.pause(db, "/other", None, "test")
+    pauses.mark(db, "/other")
+    return set(paths)
+
+
+def nas_claimable(queue: Queue) -> list[str]:
+    return sorted(j.path for j in queue.claim(100, 30) if j.path.startswith("/nas/"))
+
+
+NAS = sorted(f"/nas/{d}/{i}.mkv" for d in "ab" for i in range(5))
+
+
+def test_a_pause_resumed_before_its_marking_marks_nothing_while_another_stays(
+    db: Database, queue: Queue, sql: SQL, schema: str
+) -> None:
+    """`pause --prefix` commits the pause, then marks in a transaction of its own: a resume
+    in between must not be followed by marks nothing would clear while /other is paused."""
+    fill(db)
+    other = fill_other(db)
+    pauses.pause(db, "/nas", None, "test")
+    assert pauses.lift(db, "/nas", every=False) == 1
+    assert pauses.mark(db, "/nas") == 0  # the marking, from its view before the resume
+    assert marked(sql, schema) == other
+    assert [p.prefix for p in pauses.active(db)] == ["/other"]
+    assert nas_claimable(queue) == NAS
+
+
+def test_marks_from_a_view_a_resume_overtook_are_never_left_while_another_pause_stays(
+    db: Database, queue: Queue, sql: SQL, schema: str, test_dsn: str
+) -> None:
+    """The resume of /nas is committed between a claim's (and an enqueue's) read of the
+    pauses and their commit: what they mark under /nas from that older view must not keep
+    the rows out of the claim while /other stays paused."""
+    fill(db)
+    other = fill_other(db)
+    pauses.pause(db, "/nas", None, "test")  # not marked yet: the claims will mark
+    with psycopg.connect(test_dsn) as resume:
+        resume.execute(f"SELECT \"{schema}\".pause_lift('/nas', false)")  # not committed
+        # Both still see /nas paused, and commit after the resume does.
+        assert nas_claimable(queue) == []
+        intake.enqueue(db, ["/nas/c/0.mkv"])
+        resume.commit()
+    assert [p.prefix for p in pauses.active(db)] == ["/other"]
+    assert marked(sql, schema) == other
+    assert nas_claimable(queue) == [*NAS, "/nas/c/0.mkv"]
+
+
+def test_a_resume_waits_for_a_claim_marking_under_its_pause_and_clears_those_marks(
+    db: Database, queue: Queue, sql: SQL, schema: str, test_dsn: str
+) -> None:
+    """A claim marks rows under /nas and has not committed when the resume of /nas runs:
+    the resume cannot see those marks yet, so it waits for the claim, then clears them,
+    while /other stays paused."""
+    fill(db)
+    other = fill_other(db)
+    pauses.pause(db, "/nas", None, "test")
+    lifted: list[int] = []
+    with psycopg.connect(test_dsn) as claim:
+        [(claimed,)] = claim.execute(
+            f"SELECT count(*) FROM \"{schema}\".claim(100, 'other-daemon', 30, false)"
+        ).fetchall()
+        assert claimed == 5  # /nasty only: short of its limit, it marked the /nas rows
+        resume = threading.Thread(target=lambda: lifted.append(pauses.lift(db, "/nas", False)))
+        resume.start()
+        wait_until(lambda: bool(lifted) or lock_waits(sql, "pause_lift") > 0)
+        claim.commit()
+    resume.join(timeout=30)
+    assert lifted == [1]
+    assert marked(sql, schema) == other
+    assert nas_claimable(queue) == NAS
+
+
+def lock_waits(sql: SQL, text: str) -> int:
+    """Backends waiting on a lock in a statement containing `text`."""
+    [(n,)] = sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND pid <> pg_backend_pid() AND position(%s IN query) > 0",
+        [text],
+    )
+    return int(n)
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)

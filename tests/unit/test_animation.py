@@ -299,6 +299,35 @@ def test_a_png_chunk_that_claims_gigabytes_gives_nothing(memfd: int) -> None:
     assert on(memfd, three, "PNG") == NONE  # acTL says 3, two fcTL follow
 
 
+def test_an_iend_that_claims_a_gigabyte_is_not_read_into_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lying IEND length within a (sparse) file that large: its CRC is what says the
+    chunk is whole, not its data held in memory (1.2 GB of it would exceed the worker's
+    daemon.memory_limit_mb and fail the file out_of_memory)."""
+    apng = pillow_bytes("png", [100, 100])
+    assert apng[-8:-4] == b"IEND"
+    claimed = 200_000_000
+    path = tmp_path / "lying.png"
+    with path.open("wb") as out:
+        out.write(apng[:-12] + struct.pack(">I", claimed) + b"IEND")
+        out.truncate(len(apng) - 12 + 8 + claimed + 4)  # sparse: no disk used
+    asked: list[int] = []
+    pread = os.pread
+
+    def counted(fd: int, n: int, offset: int) -> bytes:
+        asked.append(n)
+        return pread(fd, n, offset)
+
+    monkeypatch.setattr(animation.os, "pread", counted)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert animation_of(fd, os.fstat(fd).st_size, "PNG") == (2, 0.2)
+    finally:
+        os.close(fd)
+    assert max(asked) <= animation.WINDOW
+
+
 def test_reads_the_descriptor_not_the_path(tmp_path: Path) -> None:
     path = tmp_path / "a.gif"
     path.write_bytes(pillow_bytes("gif", DELAYS_MS))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mediad.extract import reader
+from mediad.extract import camera_values, reader
 from mediad.extract.camera import apply_layers, exif_fields, mediainfo_fields, xmp_fields
 from mediad.extract.camera_values import (
     ORIENTATIONS,
@@ -32,6 +32,13 @@ from mediad.extract.summary import MAPPING_VERSION, PHOTO_COLUMNS, summarise
         ("    :  :     :  :  ", None),
         ("2021:13:15 12:34:56", None),
         ("2021:06:15 25:00:00", None),
+        # Days no calendar has: PostgreSQL's timestamptz refuses them, and the row with them.
+        ("2021:02:31 12:34:56", None),
+        ("2021:02:29 12:34:56", None),
+        ("2020:02:29 12:34:56", "2020-02-29T12:34:56"),
+        ("2021:04:31 12:34:56", None),
+        ("2016:12:31 23:59:60", "2016-12-31T23:59:60"),  # a leap second: PostgreSQL takes it
+        ("\u0662\u0660\u0662\u0661:06:15 12:34:56", None),  # digits of another script
         ("", None),
         (None, None),
     ],
@@ -48,6 +55,8 @@ def test_exif_dates(text: str | None, expected: str | None) -> None:
         ("2019-07-04T18:30", ("2019-07-04T18:30:00", None)),
         ("2022-02-02T22:22:22+0900", ("2022-02-02T22:22:22", 540)),  # Apple's form
         ("2019-07-04", (None, None)),  # a day is not a time
+        ("2019-02-30T18:30:00Z", (None, None)),
+        ("2019-07-04T18:30:00+\u0660\u0662:00", (None, None)),
         ("garbage", (None, None)),
     ],
 )
@@ -96,10 +105,30 @@ def test_orientations_say_what_exiftool_says() -> None:
         assert ORIENTATIONS[orientation] == _from_words(words), words
 
 
+def test_orientations_are_ascii_digits_1_to_8() -> None:
+    # "\u00b3" and "\u0663" are digits to str.isdigit(); the first is no number to int().
+    assert [
+        camera_values.orientation(t) for t in ("6", " 8 ", "9", "0", "\u00b3", "\u0663", "x", None)
+    ] == [
+        6,
+        8,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
+
+
 def test_iso6709_and_video_rotation() -> None:
     assert iso6709("+48.8584+002.2945+035.000/") == (48.8584, 2.2945, 35.0)
     assert iso6709("-33.8568+151.2153/") == (-33.8568, 151.2153, None)
     assert iso6709("+98.0+002.0/") is None
+    # An altitude past any float (Infinity, which PostgreSQL's jsonb refuses) or past the
+    # sky is no altitude; the place stands.
+    assert iso6709("+48.8584+002.2945+" + "9" * 400 + "/") == (48.8584, 2.2945, None)
+    assert iso6709("+48.8584+002.2945+400000/") == (48.8584, 2.2945, None)
     assert iso6709("nowhere") is None
     assert [video_rotation(t) for t in ("90.000", "-90", "180", "45.000", "x", None)] == [
         90,

@@ -160,7 +160,6 @@ def test_sidecars_that_cannot_be_read_leave_the_row_done(tmp_path: Path) -> None
         "escape.jpg": lambda p: os.symlink(outside / "secret.xmp", p),
         "big.jpg": lambda p: p.write_bytes(b" " * (MAX_SIDECAR_BYTES + 1)),
         "garbage.jpg": lambda p: p.write_bytes(b"<x:xmpmeta garbage \x00\xff"),
-        "fifo.jpg": os.mkfifo,
     }
     options = ExtractOptions(roots=(str(root),))
     for name, make in cases.items():
@@ -171,12 +170,19 @@ def test_sidecars_that_cannot_be_read_leave_the_row_done(tmp_path: Path) -> None
         sidecar = _reader(result)["sidecar"]
         assert sidecar["error"], name
         assert "xmp" not in sidecar, name
-    # Opened and not XMP: its fingerprint still counts (an edit may fix it).
-    assert _read(root / "garbage.jpg", options).sidecar is not None
+        # Not read, but there: its fingerprint is what a scan compares (an edit may fix
+        # it), so the next scan does not find it new.
+        assert result.sidecar == fingerprint_of(os.stat(root / f"{name}.xmp")), name
     assert (
         "outside the configured roots"
         in _reader(_read(root / "escape.jpg", options))["sidecar"]["error"]
     )
+    # What is not a regular file is passed by, as a scan passes it by: never opened.
+    plain_jpeg(root / "fifo.jpg")
+    os.mkfifo(root / "fifo.jpg.xmp")
+    result = _read(root / "fifo.jpg", options)
+    assert "sidecar" not in _reader(result)
+    assert result.sidecar is None
 
 
 def test_a_phone_movs_place_and_date(media: Path) -> None:
@@ -289,6 +295,33 @@ def test_hostile_exif_ends_done_with_the_readers_reason(tmp_path: Path, worker: 
     outcome = extract_in_worker(worker, tmp_path / "nul_make.jpg", 99)
     assert isinstance(outcome, Record)
     assert outcome.summary()["camera_make"] == "Can"  # exiv2 ends the text at its NUL
+
+
+def test_digits_of_other_scripts_in_xmp_end_done(tmp_path: Path, worker: WorkerPool) -> None:
+    """An orientation of "\u00b3" (a superscript three: str.isdigit() says yes, int() says no)
+    in a sidecar or in the file's own XMP: no value, and the worker does not die of it."""
+    hostile = SIDECAR.replace('tiff:Orientation="3"', 'tiff:Orientation="\u00b3"')
+    plain_jpeg(tmp_path / "sidecar.jpg")
+    (tmp_path / "sidecar.jpg.xmp").write_text(hostile, encoding="utf-8")
+    plain_jpeg(tmp_path / "inside.jpg")
+    subprocess.run(  # the same packet in the file itself, as it is (not checked by exiftool)
+        [
+            "exiftool",
+            "-q",
+            "-overwrite_original",
+            f"-xmp<={tmp_path / 'sidecar.jpg.xmp'}",
+            str(tmp_path / "inside.jpg"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    for number, name in enumerate(("sidecar.jpg", "inside.jpg"), 200):
+        outcome = extract_in_worker(worker, tmp_path / name, number)
+        _done_with_reader(outcome)
+        assert isinstance(outcome, Record)
+        assert outcome.summary()["orientation"] is None, name
+    # The sidecar's other fields stand.
+    assert _read(tmp_path / "sidecar.jpg").summary["taken_at"] == "2019-07-04T18:30:00-04:00"
 
 
 def test_a_reader_failure_sets_no_reader_version(tmp_path: Path) -> None:

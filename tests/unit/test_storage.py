@@ -262,6 +262,22 @@ def test_rows_a_stalled_mount_could_not_give_back_yet_are_released_on_stop() -> 
     assert s.take_held() == [first, second] and not s.holding()
 
 
+def test_paused_rows_a_give_back_failed_to_return_come_back_as_paused_not_stalled() -> None:
+    """Paused rows are no mount's: they wait apart, and the tick hands them back as paused
+    once the database can take them; a stop releases them like the others."""
+    s = storage()
+    paused = jobs(DATA, 2, 1)
+    assert s.tick(10.0, always).give_back_paused == [] and s.quiet(10.1)
+    s.retry_give_back(paused, paused=True)
+    assert s.holding() and not s.quiet(10.1)  # the tick has work: it must run
+    assert s.tick(10.2, always, give_back=False).give_back_paused == []
+    result = s.tick(11.0, always)
+    assert result.give_back_paused == paused and result.give_back == []
+    assert not s.holding()
+    s.retry_give_back(paused, paused=True)
+    assert s.take_held() == paused and not s.holding()
+
+
 def test_the_report_names_each_mount_its_files_stuck_processes_and_timeouts() -> None:
     s = storage()
     nas, local = jobs(NAS, 3, 1), jobs(DATA, 2, 10)

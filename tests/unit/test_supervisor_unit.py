@@ -4,24 +4,28 @@ answers (or fails) as told, through the real database threads."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
 import psycopg
 import pytest
+from structlog.testing import capture_logs
 
 from mediad.config import Config
 from mediad.daemon.ledger import Where
 from mediad.daemon.loop import Supervisor
-from mediad.daemon.requests import Measure, QueueMeasure
+from mediad.daemon.requests import Measure, QueueMeasure, ReadPauses
 from mediad.daemon.storage import Storage, StorageSettings
 from mediad.db.queue import FailureWrite, Queue, WriteResult
 from mediad.errors import DatabaseUnavailable, FailureClass
 from mediad.extract.record import record_of
 from mediad.models import Completion, Extracted, Failure, Fingerprint, Job, Record
 from mediad.mounts import Mount, MountTable
+from mediad.pauses import Pause
 
 
 class FakeStore:
@@ -175,3 +179,83 @@ def test_stuck_probes_count_toward_the_limit_on_forking_workers() -> None:
         assert pool.slots == [] and pool.next_start_in() is None
     finally:
         pool.close()
+
+
+class GivingBack:
+    """Fails the first give-back (the connection is lost), takes the next ones."""
+
+    owner = "host:1"
+
+    def __init__(self) -> None:
+        self.taken: list[tuple[list[int], float]] = []
+        self.failures = 1
+
+    def give_back(self, jobs: Sequence[Job], delay_seconds: float) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise DatabaseUnavailable("connection lost")
+        self.taken.append(([job.id for job in jobs], delay_seconds))
+        return len(jobs)
+
+
+def test_a_paused_give_back_that_fails_is_given_back_again_as_paused_and_due_at_once() -> None:
+    """Not as rows of a stalled mount: those are due a probe interval later and logged as
+    "their mount is not answering", which would be wrong on both counts."""
+    store = GivingBack()
+    supervisor = Supervisor(Config(), cast(Queue, store))
+    supervisor.db.start()
+    try:
+        job = Job(1, "/srv/media/a.mp4", 1, 10)
+        supervisor.ledger.claimed([job])
+        supervisor.pausing.active = [Pause("/srv/media", datetime.now(UTC), None)]
+        with capture_logs() as logs:
+            assert supervisor.pausing.hold_back(list(supervisor.ledger.buffer)) == []
+            answered(supervisor)
+            assert supervisor.ledger.where(1) is Where.PARKED  # held, its lease renewed
+            supervisor.db.retry_now()  # the database answers again
+            supervisor.mounts.tick(time.monotonic())
+            answered(supervisor)
+        assert store.taken == [([1], 0.0)]
+        assert 1 not in supervisor.ledger and not supervisor.storage.holding()
+        given = [e["event"] for e in logs if e["event"].startswith("rows given back")]
+        assert given == ["rows given back: paused"]
+    finally:
+        supervisor.db.stop()
+        supervisor.pool.close()
+
+
+class HeldPause:
+    """A pause over by the clock whose row another transaction holds: expiring skips it."""
+
+    owner = "host:1"
+
+    def __init__(self) -> None:
+        self.expiries = 0
+        self.over = Pause("/srv/media", datetime.now(UTC), None, expired=True)
+
+    def expire_pauses(self) -> int:
+        self.expiries += 1
+        return 0
+
+    def pauses(self) -> list[Pause]:
+        return [self.over]
+
+    def clear_pause_marks(self) -> int:
+        return 0
+
+
+def test_a_pause_that_could_not_be_expired_is_tried_again_at_the_next_read_not_at_once() -> None:
+    """Its row is held (another daemon expiring it, or a marker: migration 0014): sending
+    expiry after expiry until it is free would keep the database thread busy for nothing."""
+    store = HeldPause()
+    supervisor = Supervisor(Config(), cast(Queue, store))
+    supervisor.db.start()
+    try:
+        supervisor.pausing.maybe_read(time.monotonic())
+        answered(supervisor)  # the read: one pause over, so an expiry is sent
+        answered(supervisor)  # the expiry, which found the row held
+        assert store.expiries == 1 and not supervisor.db.busy(ReadPauses)
+        assert supervisor.pausing.active == []
+    finally:
+        supervisor.db.stop()
+        supervisor.pool.close()

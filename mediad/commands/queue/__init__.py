@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from mediad.commands.base import Command, handled_by
-from mediad.commands.options import STDIN_HELP, path_options, utf8
+from mediad.commands.options import STDIN_HELP, path_options, priority, utf8
 from mediad.errors import FailureClass
 from mediad.reextract import REEXTRACT_PRIORITY
 from mediad.walker import MIN_STALL_SECONDS, STALL_SECONDS
@@ -38,7 +38,7 @@ RESUME_HELP = "Lift the pause of a directory, or every pause."
 
 def _scan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dirs", nargs="+", metavar="DIR")
-    parser.add_argument("--priority", type=int, default=0, help="higher is claimed first")
+    parser.add_argument("--priority", type=priority, default=0, help="higher is claimed first")
     parser.add_argument(
         "--stall-seconds",
         type=float,
@@ -52,7 +52,7 @@ def _scan_options(parser: argparse.ArgumentParser) -> None:
 
 def _enqueue_options(parser: argparse.ArgumentParser) -> None:
     path_options(parser)
-    parser.add_argument("--priority", type=int, default=0, help="higher is claimed first")
+    parser.add_argument("--priority", type=priority, default=0, help="higher is claimed first")
 
 
 def _retry_options(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +120,7 @@ def _reextract_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--priority",
-        type=int,
+        type=priority,
         default=REEXTRACT_PRIORITY,
         help=f"the priority they are queued at (default {REEXTRACT_PRIORITY}: after every "
         "row queued at the default 0)",
