@@ -50,7 +50,7 @@ class DaemonSpec:
             MEDIAD_EXTRACT_ENGINE=self.engine,
             MEDIAD_EXTRACT_ROOTS=self.roots,
             # MediaInfo alone, so figures stay comparable across versions (issue 19: the
-            # second reader is measured against this, with `extra` turning it on).
+            # second reader is measured against this, with `extra` switching it on).
             MEDIAD_EXTRACT_SECOND_READER="false",
             MEDIAD_METRICS_LISTEN="",
             MEDIAD_LOG_FORMAT="json",
