@@ -94,7 +94,10 @@ def _read(job: Job, settings: WorkerSettings, reading: Any, reader: Engine) -> t
 def unexpected_error(exc: Exception) -> str:
     """The row's error for an exception no reader expected, in one bounded line."""
     text = " ".join(str(exc).split())[:300]
-    return f"mediad could not read this file's metadata ({type(exc).__name__}: {text}); a bug, please report it"
+    return (
+        f"mediad could not read this file's metadata ({type(exc).__name__}: {text}); "
+        "a bug, please report it"
+    )
 
 
 def _boot(conn: Connection, options: ExtractOptions) -> Engine:
