@@ -45,7 +45,7 @@ from mediad.extract.wire import (
     receive,
     send,
 )
-from mediad.models import Extracted, Failure, Job
+from mediad.models import Extracted, Failure, Job, Record
 
 
 @dataclass(frozen=True)
@@ -76,14 +76,28 @@ def _read(job: Job, settings: WorkerSettings, reading: Any, reader: Engine) -> t
     def opened(st: os.stat_result) -> None:
         reading[READING_DEVICE] = st.st_dev
 
+    message: Record | Failure
     try:
         outcome = reader.extract(job, settings.options, opened)
+        # A record is what the write-back reads: made here, not in the supervisor.
+        message = record_of(job, outcome) if isinstance(outcome, Extracted) else outcome
     except MemoryError:
-        outcome = Failure(FailureClass.OUT_OF_MEMORY, "ran out of memory (daemon.memory_limit_mb)")
-    # A record is what the write-back reads: made here, not in the supervisor.
-    message = record_of(job, outcome) if isinstance(outcome, Extracted) else outcome
+        message = Failure(FailureClass.OUT_OF_MEMORY, "ran out of memory (daemon.memory_limit_mb)")
+    except Exception as exc:
+        # A bug in mediad's own handling of this one file: the file fails with what went
+        # wrong, and the worker, with the results it holds for other files, lives on.
+        message = Failure(FailureClass.INTERNAL, unexpected_error(exc))
     reading[READING_ID] = 0
     return message, time.monotonic() - started
+
+
+def unexpected_error(exc: Exception) -> str:
+    """The row's error for an exception no reader expected, in one bounded line."""
+    text = " ".join(str(exc).split())[:300]
+    return (
+        f"mediad could not read this file's metadata ({type(exc).__name__}: {text}); "
+        "a bug, please report it"
+    )
 
 
 def _boot(conn: Connection, options: ExtractOptions) -> Engine:

@@ -321,6 +321,43 @@ def test_a_file_that_crashes_its_worker_ends_failed_without_stopping_the_pool(
     assert daemon.stop() == 0
 
 
+def test_a_file_whose_reading_raises_a_bug_fails_alone_and_the_worker_lives_on(
+    small_mp4: Path,
+    tmp_path: Path,
+    mediad_env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    sql: SQL,
+    schema: str,
+) -> None:
+    env = {
+        **mediad_env,
+        "MEDIAD_TEST_HOOKS": "1",
+        "MEDIAD_DAEMON_WORKERS": "1",
+        "MEDIAD_RETRY_MAX_ATTEMPTS": "2",
+        "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.05",
+    }
+    link_files(small_mp4, tmp_path / "bug", 1, marker="__mediad_raise__")
+    link_files(small_mp4, tmp_path / "lib", 50)
+    assert mediad("scan", str(tmp_path), env=env).returncode == 0
+    daemon = daemons(env=env)
+    daemon.wait_started()
+    workers = daemon.ready_worker_pids()
+    wait_until(lambda: all_terminal(sql, schema, 51), 90, "every row to finish")
+    rows = sql(
+        f"SELECT error_class, attempts, error FROM \"{schema}\".files WHERE state = 'failed'"
+    )
+    assert len(rows) == 1
+    error_class, attempts, error = rows[0]
+    assert (error_class, attempts) == ("internal", 2)
+    assert "KeyError" in error and "test hook: an error nothing expects" in error
+    assert counts(sql, schema)["done"] == 50
+    # The one worker served every file: the bug did not kill it, and no traceback
+    # reached the log.
+    assert daemon.worker_pids() == workers
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log() and '"worker died"' not in daemon.log()
+
+
 @pytest.mark.parametrize(
     "library",
     (

@@ -17,7 +17,8 @@ Markers (in the file's name, e.g. `__mediad_sleep_20ms__f00001.mp4`):
 - `__mediad_hang_opened__`: hangs once the gate has opened the file (its device is known);
 - `__mediad_spin__`: burns CPU for ever, as a parser in a loop would;
 - `__mediad_crash__`: the worker dies of SIGSEGV before reading;
-- `__mediad_crash_after__`: the worker dies once the file is read, before answering.
+- `__mediad_crash_after__`: the worker dies once the file is read, before answering;
+- `__mediad_raise__`: reading it raises an exception nothing expects, as a bug would.
 
 In the daemon, `install_daemon_hooks` makes SIGUSR2 wedge the main loop, as a deadlock
 would (tests/e2e/test_systemd.py: the watchdog must then stop).
@@ -41,6 +42,7 @@ HANG_OPENED_MARKER = "__mediad_hang_opened__"
 CRASH_MARKER = "__mediad_crash__"
 CRASH_AFTER_MARKER = "__mediad_crash_after__"
 SPIN_MARKER = "__mediad_spin__"
+RAISE_MARKER = "__mediad_raise__"
 SLEEP_MARKER = re.compile(r"__mediad_sleep_(\d+)ms__")
 
 WEDGED = b'{"event": "test hook: wedging the main loop", "level": "warning"}\n'
@@ -67,6 +69,8 @@ def _before_reading(job: Job) -> None:
             pass
     if CRASH_MARKER in path:
         _crash()
+    if RAISE_MARKER in path:
+        raise KeyError("test hook: an error nothing expects")
 
 
 def _wedge(_signum: int, _frame: object) -> None:
