@@ -8,7 +8,10 @@ commit: `git worktree add /tmp/old <commit>`), so two versions can be run in tur
 `--from-launch`, when the daemon is started on rows queued before.
 
 Prints one JSON object per run: files/s, the CPU seconds of the supervisor, the workers
-and the PostgreSQL backends, and how many write-back statements the rows took.
+and the PostgreSQL backends, and how many write-back statements the rows took. With
+`--versus SECTION_KEY=VALUE`, each round runs the daemon as given and again with that
+setting, in alternating order (bench/versus.py); each run says its `config`, and a last
+line the medians, each round's ratio and the host's load average before and after.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from bench.corpus import build_corpus
 from bench.daemon import DaemonSpec, compile_bytecode
 from bench.db import Sql, bench_database, server
 from bench.endtoend import run_mediad
+from bench import versus
 from bench.rows import ENQUEUE_BATCH, drop_schema, enqueuer, fill_noop_rows, table_stats
 
 KEYS = (
@@ -97,6 +101,17 @@ def one_run(
     return found
 
 
+def _settings(items: list[str], flag: str) -> dict[str, str]:
+    """`SECTION_KEY=VALUE` items as the daemon's environment variables."""
+    settings = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"{flag} {item}: expected SECTION_KEY=VALUE")
+        settings[f"MEDIAD_{name.upper()}"] = value
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=10_000)
@@ -125,13 +140,17 @@ def main(argv: list[str] | None = None) -> int:
         help="a setting for the daemon, as its environment variable without MEDIAD_ "
         "(e.g. --set DAEMON_PREFETCH=8); repeatable",
     )
+    parser.add_argument(
+        "--versus",
+        action="append",
+        default=[],
+        metavar="SECTION_KEY=VALUE",
+        help="also run the daemon with this setting (over --set's), alternated with the "
+        "daemon without it in each round (e.g. --versus EXTRACT_SECOND_READER=true)",
+    )
     args = parser.parse_args(argv)
-    settings = {}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {item}: expected SECTION_KEY=VALUE")
-        settings[f"MEDIAD_{name.upper()}"] = value
+    settings = _settings(args.set, "--set")
+    compared = _settings(args.versus, "--versus")
     if args.mediad is not None:
         args.mediad = args.mediad.resolve()
         if not (args.mediad / "mediad" / "__init__.py").is_file():
@@ -142,22 +161,35 @@ def main(argv: list[str] | None = None) -> int:
         paths, _ = build_corpus(work / "corpus", args.files, args.source)
         with server(args.dsn) as (admin_dsn, _kind), bench_database(admin_dsn) as dsn:
             sql = Sql(dsn)
+            load_before = versus.load_average()
+            runs: list[dict[str, Any]] = []
             try:
                 for n in range(args.repeat):
-                    found = one_run(
-                        sql,
-                        dsn,
-                        work,
-                        paths,
-                        args.engine,
-                        n,
-                        args.mediad,
-                        settings,
-                        args.from_launch,
-                    )
-                    print(json.dumps({"engine": args.engine, "round": n + 1, **found}), flush=True)
+                    configs = versus.order(n) if compared else (None,)
+                    for config in configs:
+                        extra = {**settings, **compared} if config == versus.VARIANT else settings
+                        found = one_run(
+                            sql,
+                            dsn,
+                            work,
+                            paths,
+                            args.engine,
+                            n,
+                            args.mediad,
+                            extra,
+                            args.from_launch,
+                        )
+                        head: dict[str, Any] = {"engine": args.engine, "round": n + 1}
+                        if config is not None:
+                            head["config"] = config
+                        runs.append({**head, **found})
+                        print(json.dumps(runs[-1]), flush=True)
             finally:
                 sql.close()
+            if compared:
+                result = versus.summary(runs, args.versus)
+                result["load_average"] = {"before": load_before, "after": versus.load_average()}
+                print(json.dumps({"summary": result}), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

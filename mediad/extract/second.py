@@ -117,6 +117,14 @@ def _read_sidecar(
     return part, fields, seen
 
 
+def _headers_only(fd: int, summary: dict[str, Any]) -> bool:
+    """An MPEG-4 or QuickTime file exiv2 would read with its QuickTime parser, whose tags
+    mediad leaves out (mediad/extract/reader.py: headers_only). Images never pay the
+    check."""
+    container = (summary.get("container") or "").lower()
+    return container in CAMERA_CONTAINERS and reader.headers_only(fd)
+
+
 def _animation(fd: int, size: int, summary: dict[str, Any]) -> None:
     """frame_count of an animated GIF, APNG or WebP, and its duration where MediaInfo
     states none (mediad/extract/animation.py: neither MediaInfo nor exiv2 gives them)."""
@@ -148,7 +156,11 @@ def read_second(
     _animation(fd, size, summary)
     try:
         part["library"] = version = reader.version()  # loaded at the worker's start
-        tags = reader.read_descriptor(fd)
+        if _headers_only(fd, summary):
+            # exiv2 would give nothing mediad keeps: the document is the same unread.
+            tags = reader.Tags()
+        else:
+            tags = reader.read_descriptor(fd)
         # Mapped inside the try: a value the mapping cannot take is the reader's error too.
         read_layers = [exif_fields(tags.exif.get), xmp_fields(tags.xmp.get)]
     except Exception as exc:  # whatever the reader raises, MediaInfo's row stands
