@@ -194,6 +194,9 @@ def apply_layers(summary: dict[str, Any], layers: Sequence[Fields]) -> None:
     """Write each group from the first layer (best first) that has it over `summary`,
     which keeps what it had for groups no layer gives. `taken_at` gets its offset
     appended when one is known."""
+    layers = [layer for layer in layers if layer]  # most files: one layer or none
+    if not layers:
+        return
     for markers, group in GROUPS:
         layer = _winner(layers, markers)
         if layer is None:

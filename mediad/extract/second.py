@@ -160,9 +160,13 @@ def read_second(
             # exiv2 would give nothing mediad keeps: the document is the same unread.
             tags = reader.Tags()
         else:
-            tags = reader.read_descriptor(fd)
+            tags = reader.read_descriptor(fd, size)
         # Mapped inside the try: a value the mapping cannot take is the reader's error too.
-        read_layers = [exif_fields(tags.exif.get), xmp_fields(tags.xmp.get)]
+        # (Most files carry one family or none: no mapping for an empty one.)
+        read_layers = [
+            exif_fields(tags.exif.get) if tags.exif else {},
+            xmp_fields(tags.xmp.get) if tags.xmp else {},
+        ]
     except Exception as exc:  # whatever the reader raises, MediaInfo's row stands
         part["error"] = reason(exc)
     else:

@@ -33,7 +33,11 @@ def _seen(name: str) -> os.stat_result | None:
     file; None (the scan passes it by) for none there, a dangling link, a directory, a
     FIFO..."""
     try:
-        st = os.stat(name)  # most files have none: one system call to know it
+        # Most files have none: access(2) says so without the exception a failed stat
+        # raises (about 3 µs each, four names per file); it follows links as stat does.
+        if not os.access(name, os.F_OK):
+            return None
+        st = os.stat(name)
     except (OSError, ValueError):
         return None
     return st if stat.S_ISREG(st.st_mode) else None
