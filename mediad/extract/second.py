@@ -75,6 +75,9 @@ def reason(exc: BaseException) -> str:
     args: tuple[Any, ...] = exc.args
     # exiv2.Exiv2Error's args are (code, message): the message says it.
     message = str(args[-1]) if len(args) == 2 and isinstance(args[-1], str) else str(exc)
+    # A photo parsed from memory (reader.py) gets exiv2's "The memory contains data…":
+    # the same file, the same words as when exiv2 read it by its /proc name.
+    message = message.replace("The memory contains", "The file contains", 1)
     return reader.clean(_PROC_NAME.sub("", message) or type(exc).__name__)
 
 

@@ -297,6 +297,9 @@ def test_values_are_made_storable() -> None:
     assert len(long) == reader.MAX_VALUE_CHARS + 1 and long.endswith("…")
     message = reason(OSError(13, "/proc/self/fd/7: The file contains data of an unknown type"))
     assert message == "The file contains data of an unknown type"
+    # A small file is parsed from memory: exiv2's words for it are those of a file.
+    memory = reason(RuntimeError("The memory contains data of an unknown image type"))
+    assert memory == "The file contains data of an unknown image type"
 
 
 def test_maker_notes_are_recognised_by_key() -> None:
