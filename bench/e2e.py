@@ -25,12 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import versus
 from bench.common import CORES
 from bench.corpus import build_corpus
 from bench.daemon import DaemonSpec, compile_bytecode
 from bench.db import Sql, bench_database, server
 from bench.endtoend import run_mediad
-from bench import versus
 from bench.rows import ENQUEUE_BATCH, drop_schema, enqueuer, fill_noop_rows, table_stats
 
 KEYS = (

@@ -28,7 +28,8 @@ def _cpu_us_per_file(run: dict[str, Any]) -> float | None:
     parts = ("cpu_seconds_supervisor", "cpu_seconds_workers", "cpu_seconds_db_backends")
     if not files or any(run.get(part) is None for part in parts):
         return None
-    return round(sum(run[part] for part in parts) / files * 1e6, 1)
+    seconds: float = sum(run[part] for part in parts)
+    return round(seconds / files * 1e6, 1)
 
 
 def _median(values: list[float]) -> float | None:

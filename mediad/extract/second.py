@@ -159,11 +159,8 @@ def read_second(
     _animation(fd, size, summary)
     try:
         part["library"] = version = reader.version()  # loaded at the worker's start
-        if _headers_only(fd, summary):
-            # exiv2 would give nothing mediad keeps: the document is the same unread.
-            tags = reader.Tags()
-        else:
-            tags = reader.read_descriptor(fd, size)
+        # A file exiv2 would give nothing mediad keeps from: the same document, unread.
+        tags = reader.Tags() if _headers_only(fd, summary) else reader.read_descriptor(fd, size)
         # Mapped inside the try: a value the mapping cannot take is the reader's error too.
         # (Most files carry one family or none: no mapping for an empty one.)
         read_layers = [
