@@ -5,6 +5,7 @@ the file was read: a refused or unreadable file must not count as a fast one."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from mediad.extract.extractor import extract as mediad_extract
 from mediad.extract.gate import open_checked
@@ -14,6 +15,8 @@ from mediad.extract.view import descriptor_view
 from mediad.models import Extracted, Failure, Outcome
 
 OPTIONS = ExtractOptions()
+# MediaInfo alone, as the daemons of bench.run and bench.e2e read by default.
+ALONE = replace(OPTIONS, second_reader=False)
 
 
 def _read(source: str) -> bool:
@@ -65,4 +68,10 @@ def gate(path: str) -> bool:
 def extract(path: str) -> tuple[bool, Outcome]:
     """mediad's extract(), the whole outcome sent back as a worker's would be."""
     outcome = mediad_extract(path, OPTIONS)
+    return isinstance(outcome, Extracted), outcome
+
+
+def extract_alone(path: str) -> tuple[bool, Outcome]:
+    """The same with `extract.second_reader = false`: the difference is the reader's."""
+    outcome = mediad_extract(path, ALONE)
     return isinstance(outcome, Extracted), outcome

@@ -8,7 +8,9 @@ CLI (on its own libmediainfo and on mediad's), round after round.
 - checks: the gate's checks (extractor.open_checked), then the same read by the path
 - view: a plain open, then the read by the descriptor view (extractor.descriptor_view)
 - gate: the same through mediad's gate and descriptor view (extractor.open_checked)
-- extract: mediad's whole extract(), the outcome sent back (the ideal pool of bench.run)
+- no reader: mediad's whole extract() with extract.second_reader = false, the outcome sent
+  back (the ideal pool of bench.run)
+- extract: the same with the second reader (mediad's default): camera metadata, sidecars
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("checks", stage_steps.checks),
                 ("view", stage_steps.view),
                 ("gate", stage_steps.gate),
+                ("no reader", stage_steps.extract_alone),
                 ("extract", stage_steps.extract),
             ):
                 found.setdefault(name, []).append(run_pool(step, paths, args.workers))

@@ -200,6 +200,39 @@ def test_the_end_to_end_harness_runs_this_checkouts_daemon_or_another(
     assert elsewhere.returncode != 0
 
 
+def test_the_end_to_end_harness_alternates_a_setting_against_none(test_dsn: str) -> None:
+    """bench.e2e --versus (issue 19: the second reader on against off, in one run): each
+    round runs both, every other round the variant first, and a last line judges them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
+    command = [
+        sys.executable,
+        "-m",
+        "bench.e2e",
+        "--files",
+        "30",
+        "--repeat",
+        "2",
+        "--dsn",
+        test_dsn,
+        "--versus",
+        "EXTRACT_SECOND_READER=true",
+    ]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    *runs, last = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [(run["round"], run["config"]) for run in runs] == [
+        (1, "base"),
+        (1, "versus"),
+        (2, "versus"),
+        (2, "base"),
+    ]
+    assert all((run["done"], run["failed"]) == (30, 0) for run in runs)
+    summary = last["summary"]
+    assert summary["settings"] == ["EXTRACT_SECOND_READER=true"]
+    assert len(summary["ratio_by_round"]) == 2 and summary["ratio_median"] > 0
+    assert len(summary["load_average"]["before"]) == 3
+
+
 def test_the_library_cost_comparison_reads_every_file_with_both_libraries(
     tmp_path: Path,
 ) -> None:
@@ -248,7 +281,7 @@ def test_the_stage_breakdown_prints_every_stage() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     stages = [line.split("  ")[0].strip() for line in result.stdout.splitlines()[2:]]
-    expected = ["read", "checks", "view", "gate", "extract"]
+    expected = ["read", "checks", "view", "gate", "no reader", "extract"]
     if shutil.which("mediainfo"):
         expected = ["cli", "cli, mediad's lib", *expected]
     assert stages == expected, result.stdout
