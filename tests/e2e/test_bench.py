@@ -150,25 +150,17 @@ def test_benchmark_runs_on_a_tiny_corpus_and_prints_every_row(
         assert name in data["ratios"]
 
 
+def _e2e(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bench.e2e", *args]
+
+
 def test_the_end_to_end_harness_runs_this_checkouts_daemon_or_another(
     test_dsn: str, tmp_path: Path
 ) -> None:
     """bench.e2e (two versions of mediad in turn): every row done, once, by the daemon
     of the directory given; a directory without mediad makes the run fail, not pass."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
-    command = [
-        sys.executable,
-        "-m",
-        "bench.e2e",
-        "--files",
-        "60",
-        "--engine",
-        "noop",
-        "--dsn",
-        test_dsn,
-        "--mediad",
-        str(ROOT),
-    ]
+    command = _e2e("--files", "60", "--engine", "noop", "--dsn", test_dsn, "--mediad", str(ROOT))
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     run = json.loads(result.stdout.strip().splitlines()[-1])
@@ -204,19 +196,8 @@ def test_the_end_to_end_harness_alternates_a_setting_against_none(test_dsn: str)
     """bench.e2e --versus (issue 19: the second reader on against off, in one run): each
     round runs both, every other round the variant first, and a last line judges them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
-    command = [
-        sys.executable,
-        "-m",
-        "bench.e2e",
-        "--files",
-        "30",
-        "--repeat",
-        "2",
-        "--dsn",
-        test_dsn,
-        "--versus",
-        "EXTRACT_SECOND_READER=true",
-    ]
+    command = _e2e("--files", "30", "--repeat", "2", "--dsn", test_dsn)
+    command += ["--versus", "EXTRACT_SECOND_READER=true"]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     *runs, last = [json.loads(line) for line in result.stdout.strip().splitlines()]
