@@ -1,0 +1,21 @@
+-- mediad schema, version 15: the documents are compressed with lz4 instead of pglz where
+-- the server has it.
+--
+-- A write-back stores each file's summary and MediaInfo document (2-5 KB of jsonb on
+-- small files), which PostgreSQL compresses once a row passes about 2 KB. With pglz that
+-- compression was the largest single cost of the `complete` statement: 14 % of the
+-- backend's CPU, 83 us of backend CPU per written row against 71 with lz4 (the mix of
+-- bench.mix, docs/benchmarks.md). Reading is unchanged: each value records how it was
+-- compressed, so rows written before keep pglz and are read as ever; new values use lz4.
+--
+-- A server built without lz4 (possible for a self-built PostgreSQL) refuses the setting:
+-- the columns then keep the server's default, as before this version.
+DO $$
+BEGIN
+    ALTER TABLE {schema}.files
+        ALTER COLUMN metadata SET COMPRESSION lz4,
+        ALTER COLUMN summary SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    RAISE NOTICE 'lz4 is not available on this server: documents stay compressed with pglz';
+END
+$$;
