@@ -327,9 +327,7 @@ RETURNING id;
 -- runs with --limit work through the whole library.
 WITH picked AS (
     SELECT id FROM {schema}.files
-    -- Every done or failed row has its finished_at; saying so lets the plan walk
-    -- files_finished_at_idx, which holds only those (migration 0016).
-    WHERE state IN ('done', 'failed') AND finished_at IS NOT NULL
+    WHERE state IN ('done', 'failed')
     ORDER BY finished_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
