@@ -200,6 +200,42 @@ def test_the_end_to_end_harness_runs_this_checkouts_daemon_or_another(
     assert elsewhere.returncode != 0
 
 
+def test_the_write_cost_replay_claims_and_writes_back_every_row(test_dsn: str) -> None:
+    """bench.writecost: each run claims and writes back every row with real records (it
+    fails otherwise), and says the backend's CPU per row of each statement. pglz alone:
+    a server may be built without lz4."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.writecost",
+            "--dsn",
+            test_dsn,
+            "--rows",
+            "60",
+            "--batch",
+            "25",
+            "--rounds",
+            "2",
+            "--compression",
+            "pglz",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    runs = [json.loads(line) for line in lines[:-1]]
+    assert [(r["round"], r["compression"], r["rows"]) for r in runs] == [
+        (1, "pglz", 60),
+        (2, "pglz", 60),
+    ]
+    assert all(r["complete_us_per_row"] >= 0 and r["claim_us_per_row"] >= 0 for r in runs)
+    assert lines[-1].startswith("pglz: claim + complete, median ")
+
+
 def test_the_library_cost_comparison_reads_every_file_with_both_libraries(
     tmp_path: Path,
 ) -> None:
