@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import bench_command
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,28 +206,11 @@ def test_the_write_cost_replay_claims_and_writes_back_every_row(test_dsn: str) -
     """bench.writecost: each run claims and writes back every row with real records (it
     fails otherwise), and says the backend's CPU per row of each statement. pglz alone:
     a server may be built without lz4."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.writecost",
-            "--dsn",
-            test_dsn,
-            "--rows",
-            "60",
-            "--batch",
-            "25",
-            "--rounds",
-            "2",
-            "--compression",
-            "pglz",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = bench_command(
+        "bench.writecost",
+        *("--dsn", test_dsn, "--rows", "60", "--batch", "25", "--rounds", "2"),
+        *("--compression", "pglz"),
     )
-    assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
     runs = [json.loads(line) for line in lines[:-1]]
     assert [(r["round"], r["compression"], r["rows"]) for r in runs] == [
@@ -247,26 +232,10 @@ def test_the_library_cost_comparison_reads_every_file_with_both_libraries(
 
     names = make_corpus(tmp_path)
     own = str(MediaInfo._get_library()[0]._name)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.libcost",
-            "--other",
-            own,
-            "--source",
-            str(tmp_path),
-            "--reads",
-            "2",
-            "--passes",
-            "1",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = bench_command(
+        "bench.libcost",
+        *("--other", own, "--source", str(tmp_path), "--reads", "2", "--passes", "1"),
     )
-    assert result.returncode == 0, result.stdout + result.stderr
     rows = [line.split() for line in result.stdout.splitlines()[2:-1]]
     assert sorted(row[0] for row in rows) == sorted(names), result.stdout
     assert all(row[-1] == "-" for row in rows), result.stdout
