@@ -4,11 +4,12 @@
 -- A write-back stores each file's summary and MediaInfo document (2-5 KB of jsonb on
 -- small files), which PostgreSQL compresses once a row passes about 2 KB. With pglz that
 -- compression was the largest single cost of the `complete` statement: 14 % of the
--- backend's CPU, 83 us of backend CPU per written row against 71 with lz4 (the mix of
--- bench.mix, docs/benchmarks.md). Reading is unchanged: each value records how it was
+-- backend's CPU; 84-89 us of backend CPU per written row against 73-80 with lz4
+-- (bench.writecost on the mix of bench.mix, docs/benchmarks.md). lz4 compresses a little
+-- less: the table is about 6 % larger. Reading is unchanged: each value records how it was
 -- compressed, so rows written before keep pglz and are read as ever; new values use lz4.
 --
--- A server built without lz4 (possible for a self-built PostgreSQL) refuses the setting:
+-- A server built without lz4 (the embedded one of pgserver, a self-built one) refuses it:
 -- the columns then keep the server's default, as before this version.
 DO $$
 BEGIN
