@@ -1,7 +1,7 @@
 """PostgreSQL's CPU per row for mediad's claim and write-back, without the daemon.
 
     .venv/bin/python -m bench.writecost --dsn DSN [--source DIR] [--rows 20000]
-        [--batch 500] [--rounds 3] [--compression pglz,lz4]
+        [--batch 500] [--repeat 3] [--compression pglz,lz4]
 
 Each corpus file is read once, as a worker reads it, and its write-back record kept. Then,
 in a fresh schema per run, `--rows` pending rows are claimed and written back as done,
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, help="the distinct files (e.g. a bench.mix)")
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--compression", default="pglz,lz4", help="comma-separated, alternated")
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.compression.split(",") if m.strip()]
@@ -156,13 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         corpus = read_corpus(args.source, Path(work))
         found: dict[str, list[float]] = {m: [] for m in methods}
         with server(args.dsn) as (admin_dsn, _kind), bench_database(admin_dsn) as dsn:
-            for n in range(args.rounds):
-                # Every other round backwards: neither method always runs first.
+            for n in range(args.repeat):
+                # Every other repetition backwards: neither method always runs first.
                 for method in methods if n % 2 == 0 else methods[::-1]:
                     result = one_run(dsn, corpus, method, args.rows, args.batch)
                     cost = result["claim_us_per_row"] + result["complete_us_per_row"]
                     found[method].append(cost)
-                    print(json.dumps({"round": n + 1, **result}), flush=True)
+                    print(json.dumps({"repetition": n + 1, **result}), flush=True)
                     time.sleep(0.5)
     for method, costs in found.items():
         print(f"{method}: claim + complete, median {statistics.median(costs):.1f} µs per row")

@@ -208,12 +208,12 @@ def test_the_write_cost_replay_claims_and_writes_back_every_row(test_dsn: str) -
     a server may be built without lz4."""
     result = bench_command(
         "bench.writecost",
-        *("--dsn", test_dsn, "--rows", "60", "--batch", "25", "--rounds", "2"),
+        *("--dsn", test_dsn, "--rows", "60", "--batch", "25", "--repeat", "2"),
         *("--compression", "pglz"),
     )
     lines = result.stdout.strip().splitlines()
     runs = [json.loads(line) for line in lines[:-1]]
-    assert [(r["round"], r["compression"], r["rows"]) for r in runs] == [
+    assert [(r["repetition"], r["compression"], r["rows"]) for r in runs] == [
         (1, "pglz", 60),
         (2, "pglz", 60),
     ]
