@@ -9,14 +9,18 @@
 -- less: the table is about 6 % larger. Reading is unchanged: each value records how it was
 -- compressed, so rows written before keep pglz and are read as ever; new values use lz4.
 --
--- A server built without lz4 (the embedded one of pgserver, a self-built one) refuses it:
--- the columns then keep the server's default, as before this version.
+-- A server built without lz4 (the embedded one of pgserver, a self-built one) refuses it,
+-- and one older than PostgreSQL 14 has no SET COMPRESSION at all (run through EXECUTE, so
+-- that its syntax error is raised where it can be caught): the columns then keep the
+-- server's default, as before this version.
 DO $$
 BEGIN
-    ALTER TABLE {schema}.files
-        ALTER COLUMN metadata SET COMPRESSION lz4,
-        ALTER COLUMN summary SET COMPRESSION lz4;
-EXCEPTION WHEN feature_not_supported THEN
+    EXECUTE $sql$
+        ALTER TABLE {schema}.files
+            ALTER COLUMN metadata SET COMPRESSION lz4,
+            ALTER COLUMN summary SET COMPRESSION lz4
+    $sql$;
+EXCEPTION WHEN feature_not_supported OR syntax_error THEN
     RAISE NOTICE 'lz4 is not available on this server: documents stay compressed with pglz';
 END
 $$;
