@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import bench_command
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,11 +197,12 @@ def test_the_end_to_end_harness_runs_this_checkouts_daemon_or_another(
 def test_the_end_to_end_harness_alternates_a_setting_against_none(test_dsn: str) -> None:
     """bench.e2e --versus (issue 19: the second reader on against off, in one run): each
     round runs both, every other round the variant first, and a last line judges them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAD_")}
-    command = _e2e("--files", "30", "--repeat", "2", "--dsn", test_dsn)
-    command += ["--versus", "EXTRACT_SECOND_READER=true"]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = bench_command(
+        "bench.e2e",
+        *("--files", "30", "--repeat", "2", "--dsn", test_dsn),
+        *("--versus", "EXTRACT_SECOND_READER=true"),
+        timeout=180,
+    )
     *runs, last = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert [(run["round"], run["config"]) for run in runs] == [
         (1, "base"),
@@ -214,6 +217,25 @@ def test_the_end_to_end_harness_alternates_a_setting_against_none(test_dsn: str)
     assert len(summary["load_average"]["before"]) == 3
 
 
+def test_the_write_cost_replay_claims_and_writes_back_every_row(test_dsn: str) -> None:
+    """bench.writecost: each run claims and writes back every row with real records (it
+    fails otherwise), and says the backend's CPU per row of each statement. pglz alone:
+    a server may be built without lz4."""
+    result = bench_command(
+        "bench.writecost",
+        *("--dsn", test_dsn, "--rows", "60", "--batch", "25", "--repeat", "2"),
+        *("--compression", "pglz"),
+    )
+    lines = result.stdout.strip().splitlines()
+    runs = [json.loads(line) for line in lines[:-1]]
+    assert [(r["repetition"], r["compression"], r["rows"]) for r in runs] == [
+        (1, "pglz", 60),
+        (2, "pglz", 60),
+    ]
+    assert all(r["complete_us_per_row"] >= 0 and r["claim_us_per_row"] >= 0 for r in runs)
+    assert lines[-1].startswith("pglz: claim + complete, median ")
+
+
 def test_the_library_cost_comparison_reads_every_file_with_both_libraries(
     tmp_path: Path,
 ) -> None:
@@ -225,26 +247,10 @@ def test_the_library_cost_comparison_reads_every_file_with_both_libraries(
 
     names = make_corpus(tmp_path)
     own = str(MediaInfo._get_library()[0]._name)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.libcost",
-            "--other",
-            own,
-            "--source",
-            str(tmp_path),
-            "--reads",
-            "2",
-            "--passes",
-            "1",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = bench_command(
+        "bench.libcost",
+        *("--other", own, "--source", str(tmp_path), "--reads", "2", "--passes", "1"),
     )
-    assert result.returncode == 0, result.stdout + result.stderr
     rows = [line.split() for line in result.stdout.splitlines()[2:-1]]
     assert sorted(row[0] for row in rows) == sorted(names), result.stdout
     assert all(row[-1] == "-" for row in rows), result.stdout

@@ -15,6 +15,7 @@ import pytest
 
 from bench import exiftool
 from bench.reader_fields import COMPARED, IMAGE_ONLY, agree
+from tests.support.processes import bench_command
 
 pytestmark = pytest.mark.slow
 
@@ -25,14 +26,7 @@ CHECKED = tuple(f for f in COMPARED if f not in IMAGE_ONLY)  # size and frames a
 @pytest.fixture(scope="module")
 def mix(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("mix")
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.mix", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    bench_command("bench.mix", "--out", str(out))
     return out
 
 

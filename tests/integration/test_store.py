@@ -142,6 +142,28 @@ def test_complete_writes_summary_and_document(
     assert row == ("done", "MPEG-4", 320, "/m/a.mp4", 1234, None, 1)
 
 
+def test_a_large_document_is_stored_with_lz4_where_the_server_has_it_and_reads_back(
+    db: Database, queue: Queue, sql: SQL, schema: str
+) -> None:
+    """A document large enough to be compressed: lz4 on a server built with it (migration
+    15), pglz on one without (the embedded server); the same document either way."""
+    try:
+        sql("CREATE TEMP TABLE lz4_probe (x text COMPRESSION lz4)")
+        server_has_lz4 = True
+    except psycopg.errors.FeatureNotSupported:
+        server_has_lz4 = False
+    tracks = [{"@type": "Other", "Index": str(n), "Title": "x" * 40} for n in range(200)]
+    document = json.dumps({"media": {"@ref": "/m/a.mp4", "track": tracks}})
+    intake.enqueue(db, ["/m/a.mp4"])
+    [job] = queue.claim(10, 30)
+    queue.complete(records([(job, replace(extracted(), document=document))]))
+    [(method, stored)] = sql(
+        f'SELECT pg_column_compression(metadata), metadata FROM "{schema}".files'
+    )
+    assert method == ("lz4" if server_has_lz4 else "pglz")
+    assert stored == json.loads(document)
+
+
 def test_a_stale_claim_cannot_overwrite_a_newer_one(
     db: Database, queue: Queue, sql: SQL, schema: str
 ) -> None:

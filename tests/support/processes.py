@@ -55,6 +55,21 @@ def mediad_bytes_in(
     )
 
 
+def bench_command(
+    module: str, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """A benchmark command (`python -m bench.…`) from the repository's root; it must succeed."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
 class Daemon:
     """A `mediad run` subprocess with its log in a file."""
 
