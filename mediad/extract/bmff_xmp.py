@@ -75,8 +75,8 @@ def _in_udta(walk: _Walk, start: int, end: int, depth: int = 0) -> bytes | None:
 
 def xmp_packet(fd: int, size: int) -> bytes | None:
     """The XMP packet of the file open at `fd` (`size` bytes), as the file stores it
-    (exiv2 parses it from memory: mediad/extract/reader.py), or None when it
-    has none, the packet is over MAX_PACKET_BYTES, or the boxes are damaged."""
+    (exiv2 parses it from memory: mediad/extract/reader.py), or None when it has none,
+    the packet is over MAX_PACKET_BYTES, or the boxes stop adding up before it."""
     try:
         walk = _Walk(fd)
         for kind, payload, box_end in walk.boxes_in(0, size):
@@ -86,6 +86,8 @@ def xmp_packet(fd: int, size: int) -> bytes | None:
                 packet = _in_udta(walk, payload, box_end, 1)
                 if packet is not None:
                     return packet
-    except OSError:  # a read the file refuses (an I/O error): no packet, the row stands
+    # A read the file refuses (an I/O error); an offset pread cannot take, which the
+    # size checks above already rule out: no packet, the row stands.
+    except (OSError, OverflowError, ValueError):
         return None
     return None
