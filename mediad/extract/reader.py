@@ -174,13 +174,23 @@ def read_descriptor(fd: int, size: int = 0) -> Tags:
 SIDECAR_TYPE = "application/rdf+xml"
 
 
-def read_sidecar(fd: int) -> Tags:
-    """The XMP properties of the opened sidecar `fd` (exiv2 also copies some into EXIF
-    tags of its own making: not the file's, left out). Raises as `read_descriptor`, and
-    ValueError when the file is not XMP."""
-    image = _open(f"/proc/self/fd/{fd}")
+def _xmp_only(source: str | bytes) -> Tags:
+    image = _open(source)
     if image.mimeType() != SIDECAR_TYPE:
         raise ValueError(f"not an XMP packet but {image.mimeType()}")
     tags = Tags(mime_type=SIDECAR_TYPE)
     _collect(image.xmpData(), tags.xmp, tags)
     return tags
+
+
+def read_sidecar(fd: int) -> Tags:
+    """The XMP properties of the opened sidecar `fd` (exiv2 also copies some into EXIF
+    tags of its own making: not the file's, left out). Raises as `read_descriptor`, and
+    ValueError when the file is not XMP."""
+    return _xmp_only(f"/proc/self/fd/{fd}")
+
+
+def read_packet(packet: bytes) -> Tags:
+    """The XMP properties of a packet found in a file (mediad/extract/bmff_xmp.py), parsed
+    from memory as a sidecar is. Raises as `read_sidecar`."""
+    return _xmp_only(packet)

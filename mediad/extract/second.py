@@ -17,6 +17,7 @@ from typing import Any
 
 from mediad.extract import reader
 from mediad.extract.animation import animation_of
+from mediad.extract.bmff_xmp import xmp_packet
 from mediad.extract.camera import apply_layers, exif_fields, xmp_fields
 from mediad.extract.camera_values import Fields
 from mediad.extract.options import ExtractOptions
@@ -128,6 +129,14 @@ def _headers_only(fd: int, summary: dict[str, Any]) -> bool:
     return container in CAMERA_CONTAINERS and reader.headers_only(fd)
 
 
+def _embedded_xmp(fd: int, size: int) -> reader.Tags:
+    """A file exiv2 would give nothing mediad keeps from: only its embedded XMP packet
+    (a `uuid` box, QuickTime's `moov/udta/XMP_`), found by a walk of its boxes, is parsed;
+    without one the document is the same, unread."""
+    packet = xmp_packet(fd, size)
+    return reader.Tags() if packet is None else reader.read_packet(packet)
+
+
 def _animation(fd: int, size: int, summary: dict[str, Any]) -> None:
     """frame_count of an animated GIF, APNG or WebP, and its duration where MediaInfo
     states none (mediad/extract/animation.py: neither MediaInfo nor exiv2 gives them)."""
@@ -159,8 +168,11 @@ def read_second(
     _animation(fd, size, summary)
     try:
         part["library"] = version = reader.version()  # loaded at the worker's start
-        # A file exiv2 would give nothing mediad keeps from: the same document, unread.
-        tags = reader.Tags() if _headers_only(fd, summary) else reader.read_descriptor(fd, size)
+        tags = (
+            _embedded_xmp(fd, size)
+            if _headers_only(fd, summary)
+            else reader.read_descriptor(fd, size)
+        )
         # Mapped inside the try: a value the mapping cannot take is the reader's error too.
         # (Most files carry one family or none: no mapping for an empty one.)
         read_layers = [

@@ -69,8 +69,9 @@ PHOTO_COLUMNS: tuple[str, ...] = (
 # row (mapping_version). Bump it whenever `summarise` changes what it returns, so rows read
 # by the older logic can be found (docs/schema.md). 1 was the summary before the HDR fields;
 # 2 before the camera fields (PHOTO_COLUMNS: capture date, place, orientation, camera, from
-# the second reader, XMP sidecars and MediaInfo's QuickTime fields).
-MAPPING_VERSION = 3
+# the second reader, XMP sidecars and MediaInfo's QuickTime fields); 3 before the XMP
+# packet inside MPEG-4 and QuickTime files (mediad/extract/bmff_xmp.py) was read.
+MAPPING_VERSION = 4
 
 # The integer columns are PostgreSQL integer (bit_rate: bigint). A hostile header can claim
 # any number (a WAV's 32-bit sample rate, say), and one value the column cannot hold makes

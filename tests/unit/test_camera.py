@@ -258,7 +258,7 @@ def test_the_summary_has_every_camera_key_and_the_new_mapping() -> None:
         10.5,
     )
     assert summary["taken_at"] is None and summary["orientation"] is None
-    assert MAPPING_VERSION == 3
+    assert MAPPING_VERSION == 4
 
 
 def test_sidecar_then_exif_then_xmp_then_mediainfo_each_group_whole() -> None:
