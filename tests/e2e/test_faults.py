@@ -290,6 +290,36 @@ def assert_nothing_lost_but_pending(sql: SQL, schema: str, hanging: list[Path]) 
     assert rows == [(str(p), 0) for p in sorted(hanging)]
 
 
+def start_with_one_bad_file(
+    small_mp4: Path,
+    root: Path,
+    env: dict[str, str],
+    daemons: Callable[..., Daemon],
+    marker: str,
+    good: int,
+) -> Daemon:
+    """A daemon (test hooks on) on `good` readable files and one whose name carries a
+    fault marker (tests/support/engine.py)."""
+    link_files(small_mp4, root / "bad", 1, marker=marker)
+    link_files(small_mp4, root / "lib", good)
+    assert mediad("scan", str(root), env=env).returncode == 0
+    daemon = daemons(env=env)
+    daemon.wait_started()
+    return daemon
+
+
+def the_one_failure(sql: SQL, schema: str, total: int) -> tuple[str, int, str]:
+    """Once every row finished: the one failed row's class, attempts and error; the rest done."""
+    wait_until(lambda: all_terminal(sql, schema, total), 90, "every row to finish")
+    rows = sql(
+        f"SELECT error_class, attempts, error FROM \"{schema}\".files WHERE state = 'failed'"
+    )
+    assert len(rows) == 1
+    assert counts(sql, schema)["done"] == total - 1
+    error_class, attempts, error = rows[0]
+    return error_class, attempts, error
+
+
 def test_a_file_that_crashes_its_worker_ends_failed_without_stopping_the_pool(
     small_mp4: Path,
     tmp_path: Path,
@@ -304,20 +334,10 @@ def test_a_file_that_crashes_its_worker_ends_failed_without_stopping_the_pool(
         "MEDIAD_RETRY_MAX_ATTEMPTS": "3",
         "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.05",
     }
-    link_files(small_mp4, tmp_path / "poison", 1, marker="__mediad_crash__")
-    link_files(small_mp4, tmp_path / "lib", 200)
-    assert mediad("scan", str(tmp_path), env=env).returncode == 0
-    daemon = daemons(env=env)
-    daemon.wait_started()
-    wait_until(lambda: all_terminal(sql, schema, 201), 90, "every row to finish")
-    rows = sql(
-        f"SELECT error_class, attempts, error FROM \"{schema}\".files WHERE state = 'failed'"
-    )
-    assert len(rows) == 1
-    error_class, attempts, error = rows[0]
+    daemon = start_with_one_bad_file(small_mp4, tmp_path, env, daemons, "__mediad_crash__", 200)
+    error_class, attempts, error = the_one_failure(sql, schema, 201)
     assert (error_class, attempts) == ("worker_crash", 3)
     assert "SIGSEGV" in error
-    assert counts(sql, schema)["done"] == 200
     assert daemon.stop() == 0
 
 
@@ -336,21 +356,11 @@ def test_a_file_whose_reading_raises_a_bug_fails_alone_and_the_worker_lives_on(
         "MEDIAD_RETRY_MAX_ATTEMPTS": "2",
         "MEDIAD_RETRY_BACKOFF_BASE_SECONDS": "0.05",
     }
-    link_files(small_mp4, tmp_path / "bug", 1, marker="__mediad_raise__")
-    link_files(small_mp4, tmp_path / "lib", 50)
-    assert mediad("scan", str(tmp_path), env=env).returncode == 0
-    daemon = daemons(env=env)
-    daemon.wait_started()
+    daemon = start_with_one_bad_file(small_mp4, tmp_path, env, daemons, "__mediad_raise__", 50)
     workers = daemon.ready_worker_pids()
-    wait_until(lambda: all_terminal(sql, schema, 51), 90, "every row to finish")
-    rows = sql(
-        f"SELECT error_class, attempts, error FROM \"{schema}\".files WHERE state = 'failed'"
-    )
-    assert len(rows) == 1
-    error_class, attempts, error = rows[0]
+    error_class, attempts, error = the_one_failure(sql, schema, 51)
     assert (error_class, attempts) == ("internal", 2)
     assert "KeyError" in error and "test hook: an error nothing expects" in error
-    assert counts(sql, schema)["done"] == 50
     # The one worker served every file: the bug did not kill it, and no traceback
     # reached the log.
     assert daemon.worker_pids() == workers
